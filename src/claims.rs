@@ -1,0 +1,294 @@
+//! The claim set of a session token, and the pure time rules over it.
+//!
+//! Nothing here reads a clock, touches HTTP or knows about signatures: every function
+//! takes `now` (UNIX seconds) and a [`Policy`], so each boundary is testable exactly.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::error::{ConfigError, EncodeError, Refusal};
+
+/// The time rules of a session: idle and absolute timeouts, when to reissue, and the
+/// clock-skew leeway. All in whole seconds. Built by [`SessionConfig`](crate::SessionConfig)
+/// or [`Policy::new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    idle: u64,
+    absolute: u64,
+    reissue_after: u64,
+    leeway: u64,
+}
+
+impl Policy {
+    /// A policy from durations in seconds.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when a timeout is zero, `idle > absolute`,
+    /// `reissue_after >= idle`, or `leeway >= idle`.
+    pub fn new(
+        idle: u64,
+        absolute: u64,
+        reissue_after: u64,
+        leeway: u64,
+    ) -> Result<Self, ConfigError> {
+        if idle == 0 {
+            return Err(ConfigError::Zero("idle timeout"));
+        }
+        if absolute == 0 {
+            return Err(ConfigError::Zero("absolute timeout"));
+        }
+        if idle > absolute {
+            return Err(ConfigError::IdleOverAbsolute { idle, absolute });
+        }
+        if reissue_after >= idle {
+            return Err(ConfigError::ReissueAfterIdle {
+                reissue: reissue_after,
+                idle,
+            });
+        }
+        if leeway >= idle {
+            return Err(ConfigError::LeewayTooLarge { leeway, idle });
+        }
+        Ok(Self {
+            idle,
+            absolute,
+            reissue_after,
+            leeway,
+        })
+    }
+
+    /// Inactivity allowed before the session ends (seconds).
+    pub fn idle_timeout(&self) -> u64 {
+        self.idle
+    }
+    /// Lifetime of a session from login, however active (seconds).
+    pub fn absolute_timeout(&self) -> u64 {
+        self.absolute
+    }
+    /// A token older than this (since its `lat`) is reissued on a successful response.
+    pub fn reissue_after(&self) -> u64 {
+        self.reissue_after
+    }
+    /// Clock-skew allowance applied to every time comparison (seconds).
+    pub fn leeway(&self) -> u64 {
+        self.leeway
+    }
+}
+
+/// The per-session CSRF secret (double-submit token). Compared in constant time;
+/// prints as `REDACTED`.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct CsrfToken(String);
+
+impl CsrfToken {
+    /// A fresh random token (256 bits).
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::Random`] if the operating system's RNG fails.
+    pub fn generate() -> Result<Self, EncodeError> {
+        random_id::<32>().map(Self)
+    }
+
+    /// The value to hand to the front end (it sends it back in `X-CSRF-Token`).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison with a presented value.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        self.0.as_bytes().ct_eq(presented).into()
+    }
+}
+
+impl fmt::Debug for CsrfToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CsrfToken(REDACTED)")
+    }
+}
+
+/// Random URL-safe id of `N` bytes from the operating system's CSPRNG.
+pub(crate) fn random_id<const N: usize>() -> Result<String, EncodeError> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| EncodeError::Random(e.to_string()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The claims of one session token.
+///
+/// `T` is the app's own small payload (serialized under `dat`); use `()` for none.
+/// Build one with [`Claims::new`]; derive the next with [`Claims::slid`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Claims<T = ()> {
+    /// Issuer (checked against the configured issuer).
+    pub iss: String,
+    /// Audience (checked against the configured audience).
+    pub aud: String,
+    /// The user id.
+    pub sub: String,
+    /// Session id: 128 random bits, the same for every token of one login.
+    pub sid: String,
+    /// Token id: 128 random bits, new on every issue.
+    pub jti: String,
+    /// When the user logged in (UNIX seconds); the absolute timeout counts from here.
+    pub auth_time: i64,
+    /// When this token was issued (UNIX seconds).
+    pub iat: i64,
+    /// Last activity (UNIX seconds): the sliding field.
+    pub lat: i64,
+    /// `min(lat + idle, auth_time + absolute)`, so standard JWT verifiers enforce expiry too.
+    pub exp: i64,
+    /// The double-submit CSRF secret, the same for every token of one login.
+    pub csrf: CsrfToken,
+    /// The app's payload.
+    #[serde(rename = "dat")]
+    pub data: T,
+}
+
+impl<T> Claims<T> {
+    /// Claims for a new login of `sub` at `now`: fresh `sid`, `jti` and `csrf`;
+    /// `auth_time = iat = lat = now`.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::Random`] if the operating system's RNG fails.
+    pub fn new(
+        sub: impl Into<String>,
+        data: T,
+        now: i64,
+        policy: &Policy,
+        iss: impl Into<String>,
+        aud: impl Into<String>,
+    ) -> Result<Self, EncodeError> {
+        let mut claims = Self {
+            iss: iss.into(),
+            aud: aud.into(),
+            sub: sub.into(),
+            sid: random_id::<16>()?,
+            jti: random_id::<16>()?,
+            auth_time: now,
+            iat: now,
+            lat: now,
+            exp: 0,
+            csrf: CsrfToken::generate()?,
+            data,
+        };
+        claims.exp = claims.deadline(policy);
+        Ok(claims)
+    }
+
+    /// `auth_time + absolute`: the session ends here however active it is.
+    pub fn absolute_deadline(&self, policy: &Policy) -> i64 {
+        self.auth_time.saturating_add(secs(policy.absolute))
+    }
+
+    /// `lat + idle`: the session ends here unless there is activity first.
+    pub fn idle_deadline(&self, policy: &Policy) -> i64 {
+        self.lat.saturating_add(secs(policy.idle))
+    }
+
+    /// When this token stops being valid: the earliest of its `exp`, the idle deadline
+    /// and the absolute deadline (a token issued under a stricter policy keeps its `exp`).
+    pub fn expires_at(&self, policy: &Policy) -> i64 {
+        self.exp.min(self.deadline(policy))
+    }
+
+    /// Seconds from `now` until [`expires_at`](Self::expires_at) (0 once past).
+    pub fn seconds_left(&self, now: i64, policy: &Policy) -> u64 {
+        u64::try_from(self.expires_at(policy).saturating_sub(now)).unwrap_or(0)
+    }
+
+    fn deadline(&self, policy: &Policy) -> i64 {
+        self.idle_deadline(policy)
+            .min(self.absolute_deadline(policy))
+    }
+
+    /// Is the token valid at `now`? Leeway is applied the same way on both sides:
+    /// a token is expired once `now >= deadline + leeway` and not yet valid while
+    /// `iat > now + leeway`. With zero leeway, `now == exp` is expired and
+    /// `now == exp - 1` is valid.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::ExpiredAbsolute`] once the absolute deadline has passed (this wins
+    /// over idle), [`Refusal::ExpiredIdle`] once the idle deadline or `exp` has passed,
+    /// [`Refusal::NotYetValid`] for a token from the future.
+    pub fn check(&self, now: i64, policy: &Policy) -> Result<(), Refusal> {
+        let leeway = secs(policy.leeway);
+        let late = |deadline: i64| now >= deadline.saturating_add(leeway);
+        if self.iat > now.saturating_add(leeway) || self.lat > now.saturating_add(leeway) {
+            return Err(Refusal::NotYetValid);
+        }
+        if late(self.absolute_deadline(policy)) {
+            return Err(Refusal::ExpiredAbsolute);
+        }
+        if late(self.exp.min(self.idle_deadline(policy))) {
+            return Err(Refusal::ExpiredIdle);
+        }
+        Ok(())
+    }
+
+    /// Is a reissue due at `now`? True once `now - lat >= reissue_after`.
+    pub fn reissue_due(&self, now: i64, policy: &Policy) -> bool {
+        now.saturating_sub(self.lat) >= secs(policy.reissue_after)
+    }
+
+    /// The claims of the token that replaces this one at `now`: same `sid`, `sub`,
+    /// `auth_time`, `csrf` and data; new `jti`; `iat = lat = now`;
+    /// `exp = min(now + idle, auth_time + absolute)`. Never moves `auth_time` and never
+    /// passes the absolute cap.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::Random`] if the operating system's RNG fails.
+    pub fn slid(&self, now: i64, policy: &Policy) -> Result<Self, EncodeError>
+    where
+        T: Clone,
+    {
+        let mut next = self.clone();
+        next.jti = random_id::<16>()?;
+        next.iat = now;
+        next.lat = now.max(self.lat);
+        next.exp = next.deadline(policy);
+        Ok(next)
+    }
+}
+
+fn secs(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy::new(1800, 8 * 3600, 60, 0).unwrap()
+    }
+
+    #[test]
+    fn new_claims_have_random_ids_of_at_least_128_bits() {
+        let a = Claims::new("alice", (), 100, &policy(), "i", "a").unwrap();
+        let b = Claims::new("alice", (), 100, &policy(), "i", "a").unwrap();
+        assert_ne!(a.sid, b.sid);
+        assert_ne!(a.jti, b.jti);
+        assert_ne!(a.csrf, b.csrf);
+        assert_eq!(a.sid.len(), 22); // 16 bytes, base64url
+        assert_eq!(a.csrf.expose().len(), 43); // 32 bytes
+        assert_eq!(a.exp, 100 + 1800);
+    }
+
+    #[test]
+    fn csrf_debug_is_redacted() {
+        let c = CsrfToken::generate().unwrap();
+        assert_eq!(format!("{c:?}"), "CsrfToken(REDACTED)");
+        assert!(c.matches(c.expose().as_bytes()));
+        assert!(!c.matches(b"nope"));
+    }
+}

@@ -1,0 +1,269 @@
+//! Encoding and verifying session tokens: the only caller of `jsonwebtoken`'s signing and
+//! verification.
+//!
+//! Decoding order (each step refuses with its own [`Refusal`]):
+//!
+//! 1. length cap, before any parsing → `session_too_large`;
+//! 2. three base64url parts, a JSON-object header without duplicate names and without
+//!    `crit` or `b64` → `session_malformed`;
+//! 3. `kid` present and known → `session_unknown_key` (`jku`, `jwk`, `x5u`, `x5c` are never
+//!    used to find a key);
+//! 4. `alg` equal to the algorithm pinned to that key (so `none` and algorithm confusion
+//!    fail) → `session_wrong_algorithm`;
+//! 5. the signature → `session_bad_signature`;
+//! 6. only then `typ`, the claims JSON, `iss` and `aud`.
+//!
+//! Time is not checked here: that is [`Claims::check`](crate::Claims::check), against an
+//! injected clock.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde::Serialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+
+use crate::claims::Claims;
+use crate::error::{EncodeError, KeyError, Refusal};
+use crate::keys::{Key, Keyring};
+
+/// Default cap on a token's length, in bytes (a cookie must fit in 4 KiB anyway).
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 4096;
+/// Default `typ` header of session tokens: a session-specific type, so that other JWTs
+/// signed with the same key are never taken for sessions.
+pub const DEFAULT_TOKEN_TYPE: &str = "session+jwt";
+
+/// A token that passed every check of the codec: its key, algorithm, signature, type,
+/// issuer and audience. Its times are not checked yet.
+#[derive(Debug, Clone)]
+pub struct Verified<T> {
+    /// The claims.
+    pub claims: Claims<T>,
+    /// The `kid` of the key that verified it.
+    pub kid: String,
+}
+
+/// Signs and verifies tokens with a [`Keyring`] that can be rotated while in use.
+pub struct Codec {
+    keys: ArcSwap<Keyring>,
+    issuer: String,
+    audience: String,
+    typ: String,
+    max_len: usize,
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec")
+            .field("keys", &*self.keys.load())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("typ", &self.typ)
+            .field("max_len", &self.max_len)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+    #[serde(default, deserialize_with = "present")]
+    b64: bool,
+}
+
+/// `true` whenever the member is there, whatever its value (even `null`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
+
+impl Codec {
+    /// A codec for tokens of `issuer` for `audience`, with `typ` header `typ` and a length
+    /// cap of `max_len` bytes. Signs and verifies a probe with the signer first, so a
+    /// broken key or crypto backend fails here, at start, not on a request.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::RoundTrip`] if the probe fails.
+    pub fn new(
+        keyring: Keyring,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        typ: impl Into<String>,
+        max_len: usize,
+    ) -> Result<Self, KeyError> {
+        round_trip(keyring.signer())?;
+        Ok(Self {
+            keys: ArcSwap::from_pointee(keyring),
+            issuer: issuer.into(),
+            audience: audience.into(),
+            typ: typ.into(),
+            max_len,
+        })
+    }
+
+    /// The keyring in use now.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.keys.load_full()
+    }
+
+    /// Change the keyring in place (add, promote, retire), atomically for every request.
+    /// The new signer must pass the same sign/verify round trip as at start.
+    ///
+    /// # Errors
+    ///
+    /// The error of `change`, or [`KeyError::RoundTrip`]; the keyring is then unchanged.
+    pub fn rotate(
+        &self,
+        change: impl FnOnce(&mut Keyring) -> Result<(), KeyError>,
+    ) -> Result<(), KeyError> {
+        let mut next = Keyring::clone(&self.keys.load());
+        change(&mut next)?;
+        round_trip(next.signer())?;
+        tracing::info!(signer = next.signer().kid(), kids = ?next.kids(), "keyring rotated");
+        self.keys.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The configured audience.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The length cap in bytes.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Sign `claims` with the current signer, naming it in `kid`.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::TooLarge`] if the token would pass the length cap (too much app
+    /// data), [`EncodeError::Serialize`] / [`EncodeError::Sign`] otherwise.
+    pub fn encode<T: Serialize>(&self, claims: &Claims<T>) -> Result<String, EncodeError> {
+        let keys = self.keys.load();
+        let signer = keys.signer();
+        let encoding = signer.encoding.as_ref().ok_or_else(|| {
+            EncodeError::Sign(format!("signer `{}` has no private key", signer.kid()))
+        })?;
+        let mut header = jsonwebtoken::Header::new(signer.algorithm().to_jwt());
+        header.kid = Some(signer.kid().to_owned());
+        header.typ = Some(self.typ.clone());
+        let token =
+            jsonwebtoken::encode(&header, claims, encoding).map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::Json(e) => EncodeError::Serialize(e.to_string()),
+                _ => EncodeError::Sign(e.to_string()),
+            })?;
+        if token.len() > self.max_len {
+            return Err(EncodeError::TooLarge {
+                len: token.len(),
+                max: self.max_len,
+            });
+        }
+        Ok(token)
+    }
+
+    /// Verify `token` (see the [module docs](self) for the order of checks).
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the first check that fails. Never panics, whatever the bytes.
+    pub fn decode<T: DeserializeOwned>(&self, token: &[u8]) -> Result<Verified<T>, Refusal> {
+        if token.len() > self.max_len {
+            return Err(Refusal::TooLarge);
+        }
+        let mut parts = token.split(|b| *b == b'.');
+        let (Some(head), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Refusal::Malformed);
+        };
+        let head = URL_SAFE_NO_PAD
+            .decode(head)
+            .map_err(|_| Refusal::Malformed)?;
+        let header: RawHeader<'_> =
+            serde_json::from_slice(&head).map_err(|_| Refusal::Malformed)?;
+        if header.crit || header.b64 {
+            return Err(Refusal::Malformed);
+        }
+        let keys = self.keys.load();
+        let kid = header.kid.as_deref().ok_or(Refusal::UnknownKey)?;
+        let key = keys.get(kid).ok_or(Refusal::UnknownKey)?;
+        if header.alg != key.algorithm().as_str() {
+            return Err(Refusal::WrongAlgorithm);
+        }
+        verify_signature(key, &token[..head_and_payload_len(token)], signature)?;
+        match header.typ.as_deref() {
+            Some(typ) if typ.eq_ignore_ascii_case(&self.typ) => {}
+            _ => return Err(Refusal::WrongType),
+        }
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| Refusal::Malformed)?;
+        let claims: Claims<T> = serde_json::from_slice(&payload).map_err(|_| Refusal::Malformed)?;
+        if claims.iss != self.issuer {
+            return Err(Refusal::WrongIssuer);
+        }
+        if claims.aud != self.audience {
+            return Err(Refusal::WrongAudience);
+        }
+        if claims.sid.is_empty() || claims.sub.is_empty() {
+            return Err(Refusal::Malformed);
+        }
+        Ok(Verified {
+            claims,
+            kid: key.kid().to_owned(),
+        })
+    }
+}
+
+/// Length of `header.payload` (everything before the last `.`).
+fn head_and_payload_len(token: &[u8]) -> usize {
+    token.iter().rposition(|b| *b == b'.').unwrap_or(0)
+}
+
+fn verify_signature(key: &Key, message: &[u8], signature: &[u8]) -> Result<(), Refusal> {
+    let signature = std::str::from_utf8(signature).map_err(|_| Refusal::BadSignature)?;
+    match jsonwebtoken::crypto::verify(signature, message, &key.decoding, key.algorithm().to_jwt())
+    {
+        Ok(true) => Ok(()),
+        // A non-canonical or undecodable signature, a wrong length, a failed check: all
+        // are bad signatures (fail closed).
+        Ok(false) | Err(_) => Err(Refusal::BadSignature),
+    }
+}
+
+fn round_trip(signer: &Key) -> Result<(), KeyError> {
+    let fail = |detail: String| KeyError::RoundTrip {
+        kid: signer.kid().to_owned(),
+        detail,
+    };
+    let encoding = signer
+        .encoding
+        .as_ref()
+        .ok_or_else(|| fail("no private key".into()))?;
+    let alg = signer.algorithm().to_jwt();
+    let probe = b"jwt-session start-up probe";
+    let signature =
+        jsonwebtoken::crypto::sign(probe, encoding, alg).map_err(|e| fail(e.to_string()))?;
+    match jsonwebtoken::crypto::verify(&signature, probe, &signer.decoding, alg) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(fail("the signature did not verify".into())),
+        Err(e) => Err(fail(e.to_string())),
+    }
+}

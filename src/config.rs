@@ -1,0 +1,346 @@
+//! Settings, with secure defaults, checked once by [`SessionConfigBuilder::build`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cookie::SameSite;
+
+use crate::claims::Policy;
+use crate::clock::{Clock, SystemClock};
+use crate::codec::{Codec, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_TYPE};
+use crate::cookie::CookieSettings;
+use crate::error::ConfigError;
+use crate::keys::Keyring;
+
+/// Default idle timeout: 30 minutes (OWASP: 15–30 min for most applications).
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(30 * 60);
+/// Default absolute timeout: 8 hours (a working day).
+pub const DEFAULT_ABSOLUTE: Duration = Duration::from_secs(8 * 3600);
+/// Default reissue-after: 60 seconds (at most one signature per user per minute).
+pub const DEFAULT_REISSUE_AFTER: Duration = Duration::from_secs(60);
+/// Default leeway for clock skew between instances: 5 seconds.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
+/// Default issuer and audience.
+pub const DEFAULT_ISSUER: &str = "jwt-session";
+
+/// A checked, immutable configuration. Share it (it is cheap to clone: an `Arc` inside).
+#[derive(Clone)]
+pub struct SessionConfig(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) codec: Codec,
+    pub(crate) policy: Policy,
+    pub(crate) cookie: CookieSettings,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) trusted_origins: Vec<String>,
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("codec", &self.0.codec)
+            .field("policy", &self.0.policy)
+            .field("cookie", &self.0.cookie)
+            .field("clock", &self.0.clock)
+            .field("trusted_origins", &self.0.trusted_origins)
+            .finish()
+    }
+}
+
+impl SessionConfig {
+    /// Start from the defaults, signing with `keyring`.
+    pub fn builder(keyring: Keyring) -> SessionConfigBuilder {
+        SessionConfigBuilder {
+            keyring,
+            idle: DEFAULT_IDLE,
+            absolute: DEFAULT_ABSOLUTE,
+            reissue_after: DEFAULT_REISSUE_AFTER,
+            leeway: DEFAULT_LEEWAY,
+            issuer: DEFAULT_ISSUER.into(),
+            audience: DEFAULT_ISSUER.into(),
+            token_type: DEFAULT_TOKEN_TYPE.into(),
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            cookie: CookieSettings::default(),
+            clock: Arc::new(SystemClock),
+            trusted_origins: Vec::new(),
+        }
+    }
+
+    /// The token codec (sign, verify, rotate keys).
+    pub fn codec(&self) -> &Codec {
+        &self.0.codec
+    }
+
+    /// The time rules.
+    pub fn policy(&self) -> &Policy {
+        &self.0.policy
+    }
+
+    /// The cookie settings.
+    pub fn cookie(&self) -> &CookieSettings {
+        &self.0.cookie
+    }
+
+    /// The clock every time decision uses.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.0.clock
+    }
+
+    /// The shared clock handle.
+    pub fn clock_handle(&self) -> Arc<dyn Clock> {
+        self.0.clock.clone()
+    }
+}
+
+/// Builder for [`SessionConfig`]. Every setting documents its default.
+#[must_use]
+pub struct SessionConfigBuilder {
+    keyring: Keyring,
+    idle: Duration,
+    absolute: Duration,
+    reissue_after: Duration,
+    leeway: Duration,
+    issuer: String,
+    audience: String,
+    token_type: String,
+    max_token_len: usize,
+    cookie: CookieSettings,
+    clock: Arc<dyn Clock>,
+    trusted_origins: Vec<String>,
+}
+
+impl fmt::Debug for SessionConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfigBuilder")
+            .field("keyring", &self.keyring)
+            .field("idle", &self.idle)
+            .field("absolute", &self.absolute)
+            .finish_non_exhaustive()
+    }
+}
+
+fn whole_secs(d: Duration, what: &'static str) -> Result<u64, ConfigError> {
+    if d.subsec_nanos() != 0 {
+        return Err(ConfigError::SubSecond(what));
+    }
+    Ok(d.as_secs())
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl SessionConfigBuilder {
+    /// Inactivity after which a session ends. Default 30 min ([`DEFAULT_IDLE`]).
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle = d;
+        self
+    }
+
+    /// Lifetime of a session from login, however active. Default 8 h ([`DEFAULT_ABSOLUTE`]).
+    pub fn absolute_timeout(mut self, d: Duration) -> Self {
+        self.absolute = d;
+        self
+    }
+
+    /// Reissue a token on a successful response once it is this old. Default 60 s
+    /// ([`DEFAULT_REISSUE_AFTER`]). `0` reissues on every request (one signature each).
+    pub fn reissue_after(mut self, d: Duration) -> Self {
+        self.reissue_after = d;
+        self
+    }
+
+    /// Clock-skew allowance on every time check. Default 5 s ([`DEFAULT_LEEWAY`]).
+    pub fn leeway(mut self, d: Duration) -> Self {
+        self.leeway = d;
+        self
+    }
+
+    /// `iss` of issued tokens, required on verified ones. Default `jwt-session`.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = issuer.into();
+        self
+    }
+
+    /// `aud` of issued tokens, required on verified ones. Default `jwt-session`.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = audience.into();
+        self
+    }
+
+    /// The `typ` header. Default `session+jwt` ([`DEFAULT_TOKEN_TYPE`]).
+    pub fn token_type(mut self, typ: impl Into<String>) -> Self {
+        self.token_type = typ.into();
+        self
+    }
+
+    /// Tokens longer than this are refused unparsed, and never issued. Default 4096
+    /// ([`DEFAULT_MAX_TOKEN_LEN`]).
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
+        self
+    }
+
+    /// The cookie's name. Default `__Host-session`. A `__Host-` name requires `Secure`,
+    /// `Path=/` and no domain; a `__Secure-` name requires `Secure`.
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie.name = name.into();
+        self
+    }
+
+    /// The cookie's `Secure` attribute. Default `true`.
+    ///
+    /// # Security
+    ///
+    /// Without `Secure` the cookie travels over plain HTTP, where anyone on the path can
+    /// read and replay it. Turn it off only for local development.
+    pub fn cookie_secure(mut self, secure: bool) -> Self {
+        self.cookie.secure = secure;
+        self
+    }
+
+    /// The cookie's `SameSite` attribute. Default `Lax`. `None` requires `Secure`.
+    pub fn cookie_same_site(mut self, same_site: SameSite) -> Self {
+        self.cookie.same_site = same_site;
+        self
+    }
+
+    /// The cookie's `Path`. Default `/`.
+    pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
+        self.cookie.path = path.into();
+        self
+    }
+
+    /// The cookie's `Domain`. Default none (host-only, the safest).
+    pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
+        self.cookie.domain = Some(domain.into());
+        self
+    }
+
+    /// Development mode for plain-HTTP `localhost`: cookie named `session`, without
+    /// `Secure` (browsers drop `Secure` cookies and `__Host-` names over plain HTTP).
+    ///
+    /// # Security
+    ///
+    /// Never in production: the cookie would be sent over unencrypted connections.
+    pub fn development_cookies(mut self) -> Self {
+        self.cookie.name = "session".into();
+        self.cookie.secure = false;
+        self
+    }
+
+    /// An extra origin (e.g. `https://app.example.com`) allowed to send unsafe requests
+    /// when it differs from the request's `Host`. Default: same origin only.
+    pub fn trusted_origin(mut self, origin: impl Into<String>) -> Self {
+        self.trusted_origins
+            .push(origin.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The clock. Default [`SystemClock`]; tests pass a
+    /// [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Check every setting, then sign and verify a probe token with the signer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the first impossible setting: zero or fractional durations,
+    /// idle over absolute, reissue-after or leeway not under idle, empty issuer, audience
+    /// or type, a tiny token cap, cookie attributes that contradict the name's prefix or
+    /// the cookie grammar, or a key that fails the round trip.
+    pub fn build(self) -> Result<SessionConfig, ConfigError> {
+        let policy = Policy::new(
+            whole_secs(self.idle, "idle timeout")?,
+            whole_secs(self.absolute, "absolute timeout")?,
+            whole_secs(self.reissue_after, "reissue-after")?,
+            whole_secs(self.leeway, "leeway")?,
+        )?;
+        for (field, value) in [
+            ("issuer", &self.issuer),
+            ("audience", &self.audience),
+            ("token type", &self.token_type),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    field,
+                    problem: "must not be empty".into(),
+                });
+            }
+        }
+        if self.max_token_len < 256 {
+            return Err(ConfigError::Invalid {
+                field: "max token length",
+                problem: format!(
+                    "{} bytes cannot hold a session token (minimum 256)",
+                    self.max_token_len
+                ),
+            });
+        }
+        let c = &self.cookie;
+        if !is_token(&c.name) {
+            return Err(ConfigError::Cookie(format!(
+                "{:?} is not a valid cookie name",
+                c.name
+            )));
+        }
+        if !c.path.starts_with('/') || c.path.bytes().any(|b| b.is_ascii_control() || b == b';') {
+            return Err(ConfigError::Cookie(format!(
+                "path {:?} must start with / and hold no ; or control characters",
+                c.path
+            )));
+        }
+        if let Some(domain) = &c.domain {
+            if domain.is_empty()
+                || domain
+                    .bytes()
+                    .any(|b| b.is_ascii_control() || b == b';' || b == b' ')
+            {
+                return Err(ConfigError::Cookie(format!(
+                    "domain {domain:?} is not valid"
+                )));
+            }
+        }
+        if c.name.starts_with("__Host-") && (!c.secure || c.path != "/" || c.domain.is_some()) {
+            return Err(ConfigError::Cookie(
+                "a __Host- cookie needs Secure, Path=/ and no Domain (use development_cookies() for plain-http localhost)".into(),
+            ));
+        }
+        if c.name.starts_with("__Secure-") && !c.secure {
+            return Err(ConfigError::Cookie(
+                "a __Secure- cookie needs Secure".into(),
+            ));
+        }
+        if c.same_site == SameSite::None && !c.secure {
+            return Err(ConfigError::Cookie("SameSite=None needs Secure".into()));
+        }
+        for origin in &self.trusted_origins {
+            if !(origin.starts_with("https://") || origin.starts_with("http://")) {
+                return Err(ConfigError::Invalid {
+                    field: "trusted origin",
+                    problem: format!("{origin:?} must be scheme://host[:port]"),
+                });
+            }
+        }
+        let codec = Codec::new(
+            self.keyring,
+            self.issuer,
+            self.audience,
+            self.token_type,
+            self.max_token_len,
+        )?;
+        Ok(SessionConfig(Arc::new(Inner {
+            codec,
+            policy,
+            cookie: self.cookie,
+            clock: self.clock,
+            trusted_origins: self.trusted_origins,
+        })))
+    }
+}

@@ -1,0 +1,100 @@
+//! Finding the session cookie in a request, and building `Set-Cookie` for issue,
+//! reissue and removal. Deciding *when* is the layer's job.
+
+use cookie::{Cookie, SameSite};
+use http::header::{COOKIE, HeaderMap, HeaderValue};
+
+use crate::error::EncodeError;
+
+/// Browsers keep cookies up to 4096 bytes (name, value and attributes): RFC 6265 §6.1.
+pub const MAX_COOKIE_LEN: usize = 4096;
+
+/// The session cookie's name and attributes.
+///
+/// Defaults (see [`CookieSettings::default`]) follow the OWASP session management cheat
+/// sheet: a `__Host-` name (the browser then insists on `Secure`, `Path=/` and no
+/// `Domain`, so no subdomain can plant or read it), `HttpOnly` (no script can read the
+/// token), `SameSite=Lax` (not sent on cross-site subrequests or POSTs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSettings {
+    pub(crate) name: String,
+    pub(crate) secure: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+}
+
+impl Default for CookieSettings {
+    /// `__Host-session`, `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`.
+    fn default() -> Self {
+        Self {
+            name: "__Host-session".into(),
+            secure: true,
+            same_site: SameSite::Lax,
+            path: "/".into(),
+            domain: None,
+        }
+    }
+}
+
+impl CookieSettings {
+    /// The cookie's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Find the session cookie's value among every `Cookie` header of a request
+    /// (HTTP/2 may split cookies over several headers). The first non-empty value wins.
+    /// Borrows from the headers; copies nothing.
+    pub fn find<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|line| line.split(';'))
+            .filter_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                (name.trim() == self.name).then(|| value.trim().trim_matches('"'))
+            })
+            .find(|value| !value.is_empty())
+    }
+
+    fn build<'c>(&self, value: &'c str, max_age: i64) -> Cookie<'c> {
+        let mut cookie = Cookie::build((self.name.clone(), value))
+            .path(self.path.clone())
+            .secure(self.secure)
+            .http_only(true)
+            .same_site(self.same_site)
+            .max_age(cookie::time::Duration::seconds(max_age));
+        if let Some(domain) = &self.domain {
+            cookie = cookie.domain(domain.clone());
+        }
+        cookie.build()
+    }
+
+    /// `Set-Cookie` carrying `token`, kept by the browser for `max_age` seconds (the
+    /// layer passes the seconds until the token's `exp`).
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::CookieTooLarge`] if the header would pass [`MAX_COOKIE_LEN`].
+    pub fn issue(&self, token: &str, max_age: u64) -> Result<HeaderValue, EncodeError> {
+        let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
+        let line = self.build(token, max_age).to_string();
+        if line.len() > MAX_COOKIE_LEN {
+            return Err(EncodeError::CookieTooLarge { len: line.len() });
+        }
+        HeaderValue::from_str(&line).map_err(|e| EncodeError::Serialize(e.to_string()))
+    }
+
+    /// `Set-Cookie` that removes the session cookie: empty value, `Max-Age=0`, a past
+    /// `Expires`, and every other attribute (`Path`, `Domain`, `Secure`, `SameSite`,
+    /// `HttpOnly`) the same as when it was set, so the browser really drops it.
+    pub fn removal(&self) -> HeaderValue {
+        let mut cookie = self.build("", 0);
+        cookie.set_expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
+        // Name and attributes were validated when the config was built.
+        HeaderValue::from_str(&cookie.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("session=; Max-Age=0; Path=/"))
+    }
+}
