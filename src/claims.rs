@@ -183,6 +183,26 @@ impl<T> Claims<T> {
         Ok(claims)
     }
 
+    /// Claims for a login at `now` with a CSRF token chosen earlier and an `auth_time`
+    /// that may be a second later than `now` (see `RevocationStore::subject_revoked_at`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn for_login(
+        sub: String,
+        data: T,
+        csrf: CsrfToken,
+        auth_time: i64,
+        now: i64,
+        policy: &Policy,
+        iss: &str,
+        aud: &str,
+    ) -> Result<Self, EncodeError> {
+        let mut claims = Self::new(sub, data, now, policy, iss, aud)?;
+        claims.csrf = csrf;
+        claims.auth_time = auth_time;
+        claims.exp = claims.deadline(policy);
+        Ok(claims)
+    }
+
     /// `auth_time + absolute`: the session ends here however active it is.
     pub fn absolute_deadline(&self, policy: &Policy) -> i64 {
         self.auth_time.saturating_add(secs(policy.absolute))

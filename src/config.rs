@@ -296,16 +296,15 @@ impl SessionConfigBuilder {
                 c.path
             )));
         }
-        if let Some(domain) = &c.domain {
-            if domain.is_empty()
-                || domain
-                    .bytes()
+        let bad_domain = |d: &&String| {
+            d.is_empty()
+                || d.bytes()
                     .any(|b| b.is_ascii_control() || b == b';' || b == b' ')
-            {
-                return Err(ConfigError::Cookie(format!(
-                    "domain {domain:?} is not valid"
-                )));
-            }
+        };
+        if let Some(domain) = c.domain.as_ref().filter(bad_domain) {
+            return Err(ConfigError::Cookie(format!(
+                "domain {domain:?} is not valid"
+            )));
         }
         if c.name.starts_with("__Host-") && (!c.secure || c.path != "/" || c.domain.is_some()) {
             return Err(ConfigError::Cookie(

@@ -1,5 +1,55 @@
 //! Stateless, sliding, revocable sessions for axum/tokio services.
-#![cfg_attr(docsrs, feature(doc_cfg))]
+//!
+//! The whole session lives in a signed JWT cookie. [`SessionLayer`] verifies it on every
+//! request, slides the inactivity deadline by reissuing the token, enforces CSRF on
+//! unsafe methods, and refuses revoked sessions through a bounded [`MemoryDenylist`].
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use axum::{Json, Router, routing::{get, post}};
+//! use jwt_session::{Keyring, Login, MemoryDenylist, Session, SessionConfig, SessionLayer, session_routes};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = SessionConfig::builder(Keyring::load_dir("keys")?)
+//!     .idle_timeout(Duration::from_secs(15 * 60))
+//!     .build()?;
+//! let denylist = MemoryDenylist::builder().journal("data/revocations.jsonl").build(config.clock())?;
+//! denylist.spawn_sweeper(config.clock_handle(), Duration::from_secs(60));
+//!
+//! let app = Router::new()
+//!     .route("/login", post(login))
+//!     .route("/api/me", get(|s: Session| async move { s.subject().to_owned() }))
+//!     .merge(session_routes::<(), ()>())
+//!     .layer(SessionLayer::<()>::new(config, denylist));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//!
+//! async fn login() -> Result<(Login, Json<serde_json::Value>), http::StatusCode> {
+//!     // … check the credentials first, then:
+//!     let login = Login::new("alice", ()).map_err(|_| http::StatusCode::INTERNAL_SERVER_ERROR)?;
+//!     let csrf = login.csrf().to_owned();
+//!     Ok((login, Json(serde_json::json!({ "user": "alice", "csrf": csrf }))))
+//! }
+//! ```
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! | --- | --- | --- |
+//! | `aws-lc` | yes | jsonwebtoken's aws-lc-rs backend |
+//! | `rust-crypto` | no | jsonwebtoken's RustCrypto backend (use with `--no-default-features`) |
+//! | `test-util` | no | [`ManualClock`] and the [`testing`] kit |
+//!
+//! Exactly one crypto backend must be enabled; anything else is a compile error.
+//!
+//! # Security model
+//!
+//! See the README's "Security model" section: claims are signed, not encrypted (anyone
+//! holding the cookie can read them); a stolen token is valid until it expires or its
+//! session is revoked; revocation is per process unless a shared backend is used.
 
 #[cfg(all(feature = "aws-lc", feature = "rust-crypto"))]
 compile_error!(
@@ -16,8 +66,16 @@ mod clock;
 pub mod codec;
 mod config;
 mod cookie;
+pub mod csrf;
+pub mod denylist;
 mod error;
+mod extract;
 pub mod keys;
+pub mod layer;
+pub mod routes;
+mod session;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use crate::claims::{Claims, CsrfToken, Policy};
 #[cfg(any(test, feature = "test-util"))]
@@ -29,6 +87,11 @@ pub use crate::config::{
     SessionConfig, SessionConfigBuilder,
 };
 pub use crate::cookie::{CookieSettings, MAX_COOKIE_LEN};
+pub use crate::denylist::{MemoryDenylist, RevocationStore};
 pub use crate::error::{ConfigError, EncodeError, KeyError, Refusal, RevocationError};
+pub use crate::extract::{SessionContext, SessionRejection};
 pub use crate::keys::{Algorithm, Key, Keyring};
+pub use crate::layer::{EXPIRES_IN_HEADER, SessionLayer, SessionService};
+pub use crate::routes::{SessionStatus, session_routes};
+pub use crate::session::{Login, Logout, LogoutAll, Refresh, Session, SessionData};
 pub use ::cookie::SameSite;

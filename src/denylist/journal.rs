@@ -1,0 +1,135 @@
+//! The append-only revocation journal: one JSON object per line, `fsync`ed per
+//! revocation, compacted (expired entries dropped) when opened.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t")]
+pub(crate) enum Record {
+    /// A revoked session.
+    #[serde(rename = "s")]
+    Session { sid: String, exp: i64, at: i64 },
+    /// Every session of `sub` with `auth_time <= before`.
+    #[serde(rename = "u")]
+    Subject {
+        sub: String,
+        before: i64,
+        exp: i64,
+        at: i64,
+    },
+    /// The overflow watermark was raised to `at`.
+    #[serde(rename = "w")]
+    Watermark { at: i64 },
+}
+
+impl Record {
+    fn live(&self, now: i64) -> bool {
+        match self {
+            Record::Session { exp, .. } | Record::Subject { exp, .. } => *exp > now,
+            Record::Watermark { .. } => true,
+        }
+    }
+}
+
+/// What reading a journal found: the records, and how many lines could not be read.
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    pub(crate) records: Vec<Record>,
+    pub(crate) unreadable: usize,
+}
+
+/// Parse journal bytes. Unreadable lines (a torn last write, corruption) are counted and
+/// skipped; every readable line is kept. Never panics.
+pub(crate) fn parse(bytes: &[u8]) -> Loaded {
+    let mut loaded = Loaded::default();
+    for line in bytes.split(|b| *b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Record>(line) {
+            Ok(record) => loaded.records.push(record),
+            Err(_) => loaded.unreadable += 1,
+        }
+    }
+    loaded
+}
+
+pub(crate) struct Journal {
+    path: PathBuf,
+    file: File,
+    lines: usize,
+}
+
+impl Journal {
+    /// Read `path` (if it exists), keep what is live at `now`, rewrite it compacted
+    /// (atomically: temp file, fsync, rename) and open it for appending.
+    pub(crate) fn open(path: &Path, now: i64) -> io::Result<(Self, Loaded)> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut loaded = parse(&bytes);
+        loaded.records.retain(|r| r.live(now));
+        let file = rewrite(path, &loaded.records)?;
+        let lines = loaded.records.len();
+        Ok((
+            Self {
+                path: path.to_owned(),
+                file,
+                lines,
+            },
+            loaded,
+        ))
+    }
+
+    /// Append one record and fsync it before returning.
+    pub(crate) fn append(&mut self, record: &Record) -> io::Result<()> {
+        let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.file.write_all(&line)?;
+        self.file.sync_data()?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Lines written since the last compaction.
+    pub(crate) fn lines(&self) -> usize {
+        self.lines
+    }
+
+    /// Replace the file's contents with `records`, atomically.
+    pub(crate) fn compact(&mut self, records: &[Record]) -> io::Result<()> {
+        self.file = rewrite(&self.path, records)?;
+        self.lines = records.len();
+        Ok(())
+    }
+}
+
+fn rewrite(path: &Path, records: &[Record]) -> io::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("compacting");
+    {
+        let mut out = File::create(&tmp)?;
+        let mut buf = Vec::with_capacity(records.len() * 64);
+        for record in records {
+            serde_json::to_writer(&mut buf, record).map_err(io::Error::other)?;
+            buf.push(b'\n');
+        }
+        out.write_all(&buf)?;
+        out.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // Make the rename itself durable.
+        File::open(dir)?.sync_all()?;
+    }
+    OpenOptions::new().append(true).open(path)
+}

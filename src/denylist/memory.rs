@@ -1,0 +1,425 @@
+//! The in-memory denylist: `dashmap` lookups, a fixed capacity with a watermark instead
+//! of forgetting (I4), a sweeper (I2) and an optional journal (I1 across restarts).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+use super::journal::{Journal, Record};
+use super::{RevocationStore, TokenFacts, session_ttl, subject_ttl};
+use crate::claims::Policy;
+use crate::clock::Clock;
+use crate::error::RevocationError;
+
+/// Default capacity: one million revocations.
+pub const DEFAULT_CAPACITY: usize = 1_000_000;
+
+#[derive(Debug, Clone, Copy)]
+struct SessionEntry {
+    exp: i64,
+    at: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SubjectEntry {
+    before: i64,
+    exp: i64,
+    at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slot {
+    Session(Box<str>),
+    Subject(Box<str>),
+}
+
+/// Bounded in-memory revocation store (the default backend).
+///
+/// * Lookups are lock-free reads of two `DashMap`s and an atomic.
+/// * At capacity, the **oldest** revocation is evicted and the *idle watermark* is raised
+///   to its revocation time: every token whose last activity is at or before the
+///   watermark is refused from then on. That only ends sessions that have been idle
+///   longer than the evicted entry's age, and never silently re-admits a revoked one
+///   (I4). Each eviction is logged at `warn`.
+/// * [`sweep`](RevocationStore::sweep) drops entries past their I2 TTL.
+/// * With a journal, each revocation is appended and fsynced before the call returns;
+///   the journal is compacted when opened, so a restart forgets no logout.
+pub struct MemoryDenylist {
+    sessions: DashMap<Box<str>, SessionEntry>,
+    subjects: DashMap<Box<str>, SubjectEntry>,
+    order: Mutex<VecDeque<(i64, Slot)>>,
+    capacity: usize,
+    watermark: AtomicI64,
+    evictions: AtomicU64,
+    journal: Option<Mutex<Journal>>,
+}
+
+impl std::fmt::Debug for MemoryDenylist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryDenylist")
+            .field("sessions", &self.sessions.len())
+            .field("subjects", &self.subjects.len())
+            .field("capacity", &self.capacity)
+            .field("watermark", &self.watermark())
+            .field("journaled", &self.journal.is_some())
+            .finish()
+    }
+}
+
+/// Builder for [`MemoryDenylist`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct MemoryDenylistBuilder {
+    capacity: usize,
+    journal: Option<PathBuf>,
+}
+
+impl MemoryDenylistBuilder {
+    /// Most revocations held at once (sessions and subjects together). Default
+    /// [`DEFAULT_CAPACITY`] (1,000,000).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Journal file: every revocation is appended and fsynced; the file is read and
+    /// compacted by [`build`](Self::build). Default: none (revocations die with the
+    /// process).
+    pub fn journal(mut self, path: impl Into<PathBuf>) -> Self {
+        self.journal = Some(path.into());
+        self
+    }
+
+    /// Open the journal (if any) and load its live entries as of `clock`'s now.
+    ///
+    /// # Errors
+    ///
+    /// [`RevocationError::Journal`] if the journal cannot be read or rewritten;
+    /// [`RevocationError::Backend`] for a zero capacity.
+    pub fn build(self, clock: &dyn Clock) -> Result<Arc<MemoryDenylist>, RevocationError> {
+        if self.capacity == 0 {
+            return Err(RevocationError::Backend(
+                "capacity must be at least 1".into(),
+            ));
+        }
+        let mut list = MemoryDenylist {
+            sessions: DashMap::new(),
+            subjects: DashMap::new(),
+            order: Mutex::new(VecDeque::new()),
+            capacity: self.capacity,
+            watermark: AtomicI64::new(i64::MIN),
+            evictions: AtomicU64::new(0),
+            journal: None,
+        };
+        if let Some(path) = &self.journal {
+            let (journal, loaded) = Journal::open(path, clock.now())?;
+            if loaded.unreadable > 0 {
+                tracing::warn!(
+                    journal = %path.display(),
+                    unreadable = loaded.unreadable,
+                    "skipped unreadable revocation journal lines (torn write or corruption)"
+                );
+            }
+            let restored = loaded.records.len();
+            for record in loaded.records {
+                list.restore(record);
+            }
+            list.evict_restored();
+            tracing::info!(journal = %path.display(), restored, "revocation journal loaded");
+            list.journal = Some(Mutex::new(journal));
+            // Re-write what survived eviction, so the file is compact and consistent.
+            list.compact_journal()?;
+        }
+        Ok(Arc::new(list))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves consistent data (every update is a
+    // single insert/remove), so recover the guard rather than refuse forever.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MemoryDenylist {
+    /// Start building one.
+    pub fn builder() -> MemoryDenylistBuilder {
+        MemoryDenylistBuilder {
+            capacity: DEFAULT_CAPACITY,
+            journal: None,
+        }
+    }
+
+    /// An unjournaled store with `capacity`.
+    ///
+    /// # Errors
+    ///
+    /// [`RevocationError::Backend`] for a zero capacity.
+    pub fn with_capacity(capacity: usize) -> Result<Arc<Self>, RevocationError> {
+        Self::builder()
+            .capacity(capacity)
+            .build(&crate::clock::SystemClock)
+    }
+
+    /// Tokens with `lat` at or before this are refused (raised by overflow).
+    /// `None` until the first overflow.
+    pub fn watermark(&self) -> Option<i64> {
+        Some(self.watermark.load(Ordering::SeqCst)).filter(|w| *w != i64::MIN)
+    }
+
+    /// How many revocations were evicted by overflow since start.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// The fixed capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Run [`sweep`](RevocationStore::sweep) every `every` (real time) with `clock`'s
+    /// now, until the store is dropped.
+    pub fn spawn_sweeper(
+        self: &Arc<Self>,
+        clock: Arc<dyn Clock>,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(list) = weak.upgrade() else { break };
+                list.sweep(clock.now());
+            }
+        })
+    }
+
+    fn restore(&mut self, record: Record) {
+        let order = self.order.get_mut().unwrap_or_else(PoisonError::into_inner);
+        match record {
+            Record::Session { sid, exp, at } => {
+                let sid: Box<str> = sid.into();
+                self.sessions.insert(sid.clone(), SessionEntry { exp, at });
+                order.push_back((at, Slot::Session(sid)));
+            }
+            Record::Subject {
+                sub,
+                before,
+                exp,
+                at,
+            } => {
+                let sub: Box<str> = sub.into();
+                self.subjects
+                    .insert(sub.clone(), SubjectEntry { before, exp, at });
+                order.push_back((at, Slot::Subject(sub)));
+            }
+            Record::Watermark { at } => {
+                self.watermark.fetch_max(at, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// After restoring a journal: order by revocation time, then enforce the capacity.
+    fn evict_restored(&mut self) {
+        let order = self.order.get_mut().unwrap_or_else(PoisonError::into_inner);
+        order.make_contiguous().sort_by_key(|(at, _)| *at);
+        let mut order = std::mem::take(order);
+        let mut raised = Vec::new();
+        self.evict(&mut order, &mut raised);
+        *self.order.get_mut().unwrap_or_else(PoisonError::into_inner) = order;
+    }
+
+    fn held(&self) -> usize {
+        self.sessions.len() + self.subjects.len()
+    }
+
+    /// Evict oldest entries while over capacity; returns the new watermark if raised.
+    fn evict(&self, order: &mut VecDeque<(i64, Slot)>, raised: &mut Vec<i64>) {
+        while self.held() > self.capacity {
+            let Some((at, slot)) = order.pop_front() else {
+                break;
+            };
+            let removed = match &slot {
+                Slot::Session(sid) => self.sessions.remove_if(sid, |_, e| e.at == at).is_some(),
+                Slot::Subject(sub) => self.subjects.remove_if(sub, |_, e| e.at == at).is_some(),
+            };
+            if removed {
+                self.watermark.fetch_max(at, Ordering::SeqCst);
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+                raised.push(at);
+                tracing::warn!(
+                    capacity = self.capacity,
+                    watermark = at,
+                    "revocation denylist full: evicted the oldest revocation and raised the idle \
+                     watermark; sessions idle since then must log in again"
+                );
+            }
+        }
+    }
+
+    fn journal_append(&self, records: &[Record]) -> Result<(), RevocationError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let mut journal = lock(journal);
+        for record in records {
+            journal.append(record)?;
+        }
+        Ok(())
+    }
+
+    fn compact_journal(&self) -> Result<(), RevocationError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let mut records: Vec<Record> = Vec::with_capacity(self.held() + 1);
+        if let Some(at) = self.watermark() {
+            records.push(Record::Watermark { at });
+        }
+        for e in self.sessions.iter() {
+            records.push(Record::Session {
+                sid: e.key().to_string(),
+                exp: e.exp,
+                at: e.at,
+            });
+        }
+        for e in self.subjects.iter() {
+            let v = e.value();
+            records.push(Record::Subject {
+                sub: e.key().to_string(),
+                before: v.before,
+                exp: v.exp,
+                at: v.at,
+            });
+        }
+        lock(journal).compact(&records)?;
+        Ok(())
+    }
+}
+
+impl RevocationStore for MemoryDenylist {
+    fn revoke_session(
+        &self,
+        sid: &str,
+        auth_time: i64,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> Result<(), RevocationError> {
+        let mut order = lock(&self.order);
+        let key: Box<str> = sid.into();
+        // Visible first (with a safe upper-bound TTL), dated after.
+        let upper = session_ttl(auth_time, i64::MAX, policy);
+        self.sessions.insert(
+            key.clone(),
+            SessionEntry {
+                exp: upper,
+                at: i64::MAX,
+            },
+        );
+        let at = clock.now();
+        let exp = session_ttl(auth_time, at, policy);
+        self.sessions.insert(key.clone(), SessionEntry { exp, at });
+        order.push_back((at, Slot::Session(key)));
+        let mut raised = Vec::new();
+        self.evict(&mut order, &mut raised);
+        let mut records = vec![Record::Session {
+            sid: sid.to_owned(),
+            exp,
+            at,
+        }];
+        records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
+        self.journal_append(&records)
+    }
+
+    fn revoke_subject(
+        &self,
+        sub: &str,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> Result<i64, RevocationError> {
+        let mut order = lock(&self.order);
+        let key: Box<str> = sub.into();
+        // Visible first, covering everything up to "forever"; then dated.
+        self.subjects.insert(
+            key.clone(),
+            SubjectEntry {
+                before: i64::MAX,
+                exp: i64::MAX,
+                at: i64::MAX,
+            },
+        );
+        let at = clock.now();
+        let exp = subject_ttl(at, policy);
+        self.subjects.insert(
+            key.clone(),
+            SubjectEntry {
+                before: at,
+                exp,
+                at,
+            },
+        );
+        order.push_back((at, Slot::Subject(key)));
+        let mut raised = Vec::new();
+        self.evict(&mut order, &mut raised);
+        let mut records = vec![Record::Subject {
+            sub: sub.to_owned(),
+            before: at,
+            exp,
+            at,
+        }];
+        records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
+        self.journal_append(&records)?;
+        Ok(at)
+    }
+
+    fn is_revoked(&self, token: TokenFacts<'_>) -> Result<bool, RevocationError> {
+        if token.lat <= self.watermark.load(Ordering::SeqCst) {
+            return Ok(true);
+        }
+        if self.sessions.contains_key(token.sid) {
+            return Ok(true);
+        }
+        Ok(self
+            .subjects
+            .get(token.sub)
+            .is_some_and(|e| token.auth_time <= e.before))
+    }
+
+    fn subject_revoked_at(&self, sub: &str) -> Option<i64> {
+        self.subjects.get(sub).map(|e| e.before)
+    }
+
+    fn sweep(&self, now: i64) -> usize {
+        let mut order = lock(&self.order);
+        let before = self.held();
+        self.sessions.retain(|_, e| e.exp > now);
+        self.subjects.retain(|_, e| e.exp > now);
+        order.retain(|(at, slot)| match slot {
+            Slot::Session(sid) => self.sessions.get(sid).is_some_and(|e| e.at == *at),
+            Slot::Subject(sub) => self.subjects.get(sub).is_some_and(|e| e.at == *at),
+        });
+        let removed = before.saturating_sub(self.held());
+        drop(order);
+        if removed > 0 {
+            tracing::debug!(removed, held = self.held(), "revocation sweep");
+        }
+        let stale = self
+            .journal
+            .as_ref()
+            .is_some_and(|j| lock(j).lines() > 2 * self.held() + 1024);
+        if stale && let Err(e) = self.compact_journal() {
+            tracing::error!(error = %e, "revocation journal compaction failed");
+        }
+        removed
+    }
+
+    fn len(&self) -> usize {
+        self.held()
+    }
+}

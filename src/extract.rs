@@ -1,0 +1,159 @@
+//! Extractors: [`Session`], `Option<Session>` and [`SessionContext`]. They only read what
+//! the layer put in the request's extensions; they verify nothing.
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+
+use crate::config::SessionConfig;
+use crate::denylist::RevocationStore;
+use crate::error::Refusal;
+use crate::layer::{Slot, SlotState, refusal_response};
+use crate::session::{Session, SessionData};
+
+/// Why a [`Session`] could not be extracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// No valid session: 401 (or 503 if revocation could not be checked) with the
+    /// reason's JSON body.
+    Refused(Refusal),
+    /// The route is not behind a [`SessionLayer`](crate::SessionLayer) with this data
+    /// type: a server bug, answered with 500.
+    MissingLayer,
+}
+
+impl SessionRejection {
+    /// The HTTP status of this rejection.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            SessionRejection::Refused(r) => r.status(),
+            SessionRejection::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body text of this rejection.
+    pub fn body_text(&self) -> String {
+        match self {
+            SessionRejection::Refused(r) => r.json_body(),
+            SessionRejection::MissingLayer => serde_json::json!({ "error": {
+                "code": "session_layer_missing",
+                "message": MISSING_LAYER,
+            }})
+            .to_string(),
+        }
+    }
+}
+
+const MISSING_LAYER: &str = "Session extractor used on a route without jwt_session::SessionLayer \
+     (or with a SessionLayer of another data type): add `.layer(session_layer)` to the router";
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> Response {
+        match self {
+            SessionRejection::Refused(reason) => refusal_response(reason, None),
+            SessionRejection::MissingLayer => {
+                tracing::error!("{MISSING_LAYER}");
+                let mut res = Response::new(self.body_text().into());
+                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                res
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for SessionRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionRejection::Refused(r) => write!(f, "{}", r.code()),
+            SessionRejection::MissingLayer => f.write_str(MISSING_LAYER),
+        }
+    }
+}
+
+impl std::error::Error for SessionRejection {}
+
+fn slot<T: SessionData>(parts: &Parts) -> Result<&Slot<T>, SessionRejection> {
+    parts
+        .extensions
+        .get::<Slot<T>>()
+        .ok_or(SessionRejection::MissingLayer)
+}
+
+impl<S: Send + Sync, T: SessionData> FromRequestParts<S> for Session<T> {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match &slot::<T>(parts)?.state {
+            SlotState::Active(session) => Ok(session.clone()),
+            SlotState::Refused(reason) => Err(SessionRejection::Refused(*reason)),
+            SlotState::Absent => Err(SessionRejection::Refused(Refusal::Missing)),
+        }
+    }
+}
+
+impl<S: Send + Sync, T: SessionData> OptionalFromRequestParts<S> for Session<T> {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match &slot::<T>(parts)?.state {
+            SlotState::Active(session) => Ok(Some(session.clone())),
+            SlotState::Refused(_) | SlotState::Absent => Ok(None),
+        }
+    }
+}
+
+/// The layer's configuration and revocation store, for handlers that need them (status
+/// pages, JWKS, admin revocation). Extracting it never fails behind the layer.
+pub struct SessionContext<T = ()> {
+    slot: Slot<T>,
+}
+
+impl<T> std::fmt::Debug for SessionContext<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionContext").finish_non_exhaustive()
+    }
+}
+
+impl<T> SessionContext<T> {
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.slot.shared.config
+    }
+
+    /// The revocation store.
+    pub fn store(&self) -> &dyn RevocationStore {
+        &*self.slot.shared.store
+    }
+
+    /// Now, by the configured clock.
+    pub fn now(&self) -> i64 {
+        self.slot.shared.config.0.clock.now()
+    }
+
+    /// Why the request's session was refused, if it carried one that was.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self.slot.state {
+            SlotState::Refused(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl<S: Send + Sync, T: SessionData> FromRequestParts<S> for SessionContext<T> {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            slot: slot::<T>(parts)?.clone(),
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! Ready-made session routes, mounted in one line with [`session_routes`].
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `GET /session` | the [`SessionStatus`] of the current session |
+//! | `POST /session/refresh` | reissues now; the status as of the new token |
+//! | `POST /session/logout` | revokes this session, clears the cookie; `{"logged_out":true}` |
+//! | `POST /session/logout-all` | revokes every session of this user; `{"logged_out":true,"all":true}` |
+//! | `GET /.well-known/jwks.json` | the public keys (JWK Set) |
+//!
+//! POSTs are unsafe methods, so they need `X-CSRF-Token` like every other.
+
+use axum::Json;
+use axum::Router;
+use axum::routing::{get, post};
+use serde::Serialize;
+
+use crate::extract::SessionContext;
+use crate::session::{Logout, LogoutAll, Refresh, Session, SessionData};
+
+/// Status of a session, as served by `GET /session`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionStatus {
+    /// Session id.
+    pub sid: String,
+    /// User id.
+    pub sub: String,
+    /// Login time (UNIX seconds).
+    pub auth_time: i64,
+    /// Last activity (UNIX seconds).
+    pub lat: i64,
+    /// When the session ends without further activity (UNIX seconds).
+    pub idle_deadline: i64,
+    /// When the session ends however active (UNIX seconds).
+    pub absolute_deadline: i64,
+    /// Seconds until `idle_deadline`.
+    pub expires_in: u64,
+    /// The CSRF token for `X-CSRF-Token`.
+    pub csrf: String,
+}
+
+impl SessionStatus {
+    /// The status of `session` as the layer saw it.
+    pub fn of<T>(session: &Session<T>) -> Self {
+        Self {
+            sid: session.id().to_owned(),
+            sub: session.subject().to_owned(),
+            auth_time: session.auth_time(),
+            lat: session.last_activity(),
+            idle_deadline: session.idle_deadline(),
+            absolute_deadline: session.absolute_deadline(),
+            expires_in: session.seconds_left(),
+            csrf: session.csrf().to_owned(),
+        }
+    }
+
+    /// The status after a reissue at `now` (what `POST /session/refresh` answers).
+    fn slid<T>(session: &Session<T>, now: i64, idle: u64) -> Self {
+        let mut status = Self::of(session);
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        status.lat = now.max(status.lat);
+        status.idle_deadline = status
+            .lat
+            .saturating_add(idle)
+            .min(status.absolute_deadline);
+        status.expires_in = u64::try_from(status.idle_deadline.saturating_sub(now)).unwrap_or(0);
+        status
+    }
+}
+
+/// The session routes (see the [module docs](self)), for a router behind a
+/// [`SessionLayer<T>`](crate::SessionLayer).
+///
+/// ```
+/// use axum::Router;
+/// let app: Router = Router::new().merge(jwt_session::session_routes::<(), ()>());
+/// ```
+pub fn session_routes<T: SessionData, S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/session", get(status::<T>))
+        .route("/session/refresh", post(refresh::<T>))
+        .route("/session/logout", post(logout::<T>))
+        .route("/session/logout-all", post(logout_all::<T>))
+        .route("/.well-known/jwks.json", get(jwks::<T>))
+}
+
+async fn status<T: SessionData>(session: Session<T>) -> Json<SessionStatus> {
+    Json(SessionStatus::of(&session))
+}
+
+async fn refresh<T: SessionData>(
+    session: Session<T>,
+    ctx: SessionContext<T>,
+) -> (Refresh, Json<SessionStatus>) {
+    let idle = ctx.config().policy().idle_timeout();
+    (
+        Refresh,
+        Json(SessionStatus::slid(&session, ctx.now(), idle)),
+    )
+}
+
+async fn logout<T: SessionData>(_session: Session<T>) -> (Logout, Json<serde_json::Value>) {
+    (Logout, Json(serde_json::json!({ "logged_out": true })))
+}
+
+async fn logout_all<T: SessionData>(_session: Session<T>) -> (LogoutAll, Json<serde_json::Value>) {
+    (
+        LogoutAll,
+        Json(serde_json::json!({ "logged_out": true, "all": true })),
+    )
+}
+
+async fn jwks<T: SessionData>(ctx: SessionContext<T>) -> Json<serde_json::Value> {
+    Json(ctx.config().codec().keyring().jwks())
+}
