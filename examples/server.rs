@@ -1,0 +1,286 @@
+//! The example server: `cargo run --example server`.
+//!
+//! Starts with no set-up on `127.0.0.1:3000`, signs with the keys in `keys/` (development
+//! keys: it warns) and journals revocations under `data/`. Demo users: `alice` /
+//! `wonderland`, `bob` / `builder`.
+//!
+//! | env | default | meaning |
+//! | --- | --- | --- |
+//! | `JWT_SESSION_ADDR` | `127.0.0.1:3000` | listen address (`127.0.0.1:0` picks a free port) |
+//! | `JWT_SESSION_IDLE` | `15m` | idle timeout (humantime: `3s`, `15m`, `1h`) |
+//! | `JWT_SESSION_ABSOLUTE` | `8h` | absolute timeout |
+//! | `JWT_SESSION_REISSUE_AFTER` | `60s` | reissue a token once it is this old |
+//! | `JWT_SESSION_LEEWAY` | `5s` | clock-skew leeway |
+//! | `JWT_SESSION_KEYS` | `keys` | key directory |
+//! | `JWT_SESSION_DATA` | `data` | data folder (the revocation journal) |
+//! | `JWT_SESSION_SECURE_COOKIES` | unset | `1`: `__Host-` + `Secure` cookies (behind HTTPS) |
+//! | `JWT_SESSION_REDIS_URL` | unset | shared revocation on Redis (not in this build: refused) |
+//!
+//! The first line on stdout is `listening on http://ADDR`, with the real port.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jwt_session::{
+    Keyring, Login, MemoryDenylist, Session, SessionConfig, SessionLayer, session_routes,
+};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq as _;
+
+const USERS: [(&str, &str); 2] = [("alice", "wonderland"), ("bob", "builder")];
+const SPA: &str = include_str!("spa/index.html");
+const SPA_CLIENT: &str = include_str!("spa/session-client.js");
+
+#[derive(Clone, Default)]
+struct App {
+    notes: Arc<Mutex<HashMap<String, Vec<String>>>>,
+}
+
+struct Settings {
+    addr: SocketAddr,
+    idle: Duration,
+    absolute: Duration,
+    reissue_after: Duration,
+    leeway: Duration,
+    keys: PathBuf,
+    data: PathBuf,
+    secure_cookies: bool,
+}
+
+fn env_duration(name: &str, default: &str) -> Result<Duration, String> {
+    let text = std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{name}={text:?} is not a duration like 3s, 15m or 8h: {e}"))
+}
+
+fn settings() -> Result<Settings, String> {
+    let addr_text = std::env::var("JWT_SESSION_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
+    let addr = addr_text
+        .parse()
+        .map_err(|e| format!("JWT_SESSION_ADDR={addr_text:?} is not host:port: {e}"))?;
+    if let Ok(url) = std::env::var("JWT_SESSION_REDIS_URL")
+        && !url.is_empty()
+    {
+        return Err(format!(
+            "JWT_SESSION_REDIS_URL is set ({} chars) but this build has no Redis backend; \
+             unset it to use the memory denylist",
+            url.len()
+        ));
+    }
+    Ok(Settings {
+        addr,
+        idle: env_duration("JWT_SESSION_IDLE", "15m")?,
+        absolute: env_duration("JWT_SESSION_ABSOLUTE", "8h")?,
+        reissue_after: env_duration("JWT_SESSION_REISSUE_AFTER", "60s")?,
+        leeway: env_duration("JWT_SESSION_LEEWAY", "5s")?,
+        keys: std::env::var_os("JWT_SESSION_KEYS").map_or_else(|| "keys".into(), PathBuf::from),
+        data: std::env::var_os("JWT_SESSION_DATA").map_or_else(|| "data".into(), PathBuf::from),
+        secure_cookies: std::env::var("JWT_SESSION_SECURE_COOKIES").is_ok_and(|v| v == "1"),
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,jwt_session=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("server: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let s = settings()?;
+    let keyring = Keyring::load_dir(&s.keys).map_err(|e| e.to_string())?;
+    if keyring.signer().kid().starts_with("dev-") {
+        tracing::warn!(
+            kid = keyring.signer().kid(),
+            "SIGNING WITH THE DEVELOPMENT KEY from keys/: anyone can forge sessions. \
+             Make a real key with `cargo run --example keygen -- DIR` and set JWT_SESSION_KEYS."
+        );
+    }
+    let mut builder = SessionConfig::builder(keyring)
+        .idle_timeout(s.idle)
+        .absolute_timeout(s.absolute)
+        .reissue_after(s.reissue_after)
+        .leeway(s.leeway);
+    if !s.secure_cookies {
+        tracing::info!(
+            "development cookies (plain http): set JWT_SESSION_SECURE_COOKIES=1 behind HTTPS"
+        );
+        builder = builder.development_cookies();
+    }
+    let config = builder.build().map_err(|e| e.to_string())?;
+    let journal = s.data.join("revocations.jsonl");
+    let denylist = MemoryDenylist::builder()
+        .journal(&journal)
+        .build(config.clock())
+        .map_err(|e| format!("revocation journal {}: {e}", journal.display()))?;
+    denylist.spawn_sweeper(config.clock_handle(), Duration::from_secs(30));
+
+    let app = router(config, denylist);
+    let listener = tokio::net::TcpListener::bind(s.addr)
+        .await
+        .map_err(|e| format!("binding {}: {e}", s.addr))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!("listening on http://{local}");
+    }
+    tracing::info!(addr = %local, idle = ?s.idle, absolute = ?s.absolute, "jwt-session example server");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            tokio::signal::ctrl_c().await.ok();
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn router(config: SessionConfig, denylist: Arc<MemoryDenylist>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(SPA) }))
+        .route(
+            "/session-client.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    SPA_CLIENT,
+                )
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/login", post(login))
+        .route("/api/me", get(me))
+        .route("/api/notes", get(list_notes).post(add_note))
+        .merge(session_routes::<(), App>())
+        .with_state(App::default())
+        .layer(SessionLayer::<()>::new(config, denylist))
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+async fn login(
+    body: Result<Json<Credentials>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(creds)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "send JSON {\"username\":…,\"password\":…}",
+        );
+    };
+    // Compare every user so the time taken does not reveal which names exist.
+    let known = USERS.iter().fold(false, |found, (user, password)| {
+        let user_ok = user.as_bytes().ct_eq(creds.username.as_bytes());
+        let pass_ok = password.as_bytes().ct_eq(creds.password.as_bytes());
+        found | bool::from(user_ok & pass_ok)
+    });
+    if !known {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "wrong username or password",
+        );
+    }
+    match Login::new(creds.username.clone(), ()) {
+        Ok(login) => {
+            let body = json!({ "user": creds.username, "csrf": login.csrf() });
+            (login, Json(body)).into_response()
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "session_issue_failed",
+            &e.to_string(),
+        ),
+    }
+}
+
+async fn me(session: Session) -> Json<serde_json::Value> {
+    Json(json!({
+        "user": session.subject(),
+        "sid": session.id(),
+        "auth_time": session.auth_time(),
+        "expires_in": session.seconds_left(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct NewNote {
+    text: String,
+}
+
+async fn list_notes(State(app): State<App>, session: Session) -> Json<serde_json::Value> {
+    let notes = app
+        .notes
+        .lock()
+        .map(|n| n.get(session.subject()).cloned())
+        .unwrap_or_default();
+    Json(json!({ "notes": notes.unwrap_or_default() }))
+}
+
+async fn add_note(
+    State(app): State<App>,
+    session: Session,
+    body: Result<Json<NewNote>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(note)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "send JSON {\"text\":…}",
+        );
+    };
+    let text = note.text.trim();
+    if text.is_empty() || text.len() > 1000 {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_note",
+            "a note has 1 to 1000 characters",
+        );
+    }
+    let Ok(mut notes) = app.notes.lock() else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "notes unavailable",
+        );
+    };
+    let list = notes.entry(session.subject().to_owned()).or_default();
+    list.push(text.to_owned());
+    (
+        StatusCode::CREATED,
+        Json(json!({ "text": text, "count": list.len() })),
+    )
+        .into_response()
+}
