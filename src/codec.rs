@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use base64::Engine as _;
@@ -49,6 +50,7 @@ pub struct Verified<T> {
 /// Signs and verifies tokens with a [`Keyring`] that can be rotated while in use.
 pub struct Codec {
     keys: ArcSwap<Keyring>,
+    generation: AtomicU64,
     issuer: String,
     audience: String,
     typ: String,
@@ -104,6 +106,7 @@ impl Codec {
         round_trip(keyring.signer())?;
         Ok(Self {
             keys: ArcSwap::from_pointee(keyring),
+            generation: AtomicU64::new(0),
             issuer: issuer.into(),
             audience: audience.into(),
             typ: typ.into(),
@@ -131,7 +134,14 @@ impl Codec {
         round_trip(next.signer())?;
         tracing::info!(signer = next.signer().kid(), kids = ?next.kids(), "keyring rotated");
         self.keys.store(Arc::new(next));
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Changes with every rotation: caches of verified tokens tag entries with the
+    /// generation read *before* decoding and drop entries of older generations.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// The configured issuer.
@@ -196,6 +206,9 @@ impl Codec {
         let head = URL_SAFE_NO_PAD
             .decode(head)
             .map_err(|_| Refusal::Malformed)?;
+        if !is_json_object(&head) {
+            return Err(Refusal::Malformed);
+        }
         let header: RawHeader<'_> =
             serde_json::from_slice(&head).map_err(|_| Refusal::Malformed)?;
         if header.crit || header.b64 {
@@ -215,6 +228,9 @@ impl Codec {
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| Refusal::Malformed)?;
+        if !is_json_object(&payload) {
+            return Err(Refusal::Malformed);
+        }
         let claims: Claims<T> = serde_json::from_slice(&payload).map_err(|_| Refusal::Malformed)?;
         if claims.iss != self.issuer {
             return Err(Refusal::WrongIssuer);
@@ -230,6 +246,14 @@ impl Codec {
             kid: key.kid().to_owned(),
         })
     }
+}
+
+/// Whether `json` opens a JSON object (serde_json then insists it is one whole object).
+/// serde also fills a struct from a JSON array, field by field in order; a JOSE header and
+/// a claim set must be objects (RFC 7515 §4, RFC 7519 §7.2), so anything else is refused
+/// before it reaches serde.
+fn is_json_object(json: &[u8]) -> bool {
+    json.trim_ascii_start().first() == Some(&b'{')
 }
 
 /// Length of `header.payload` (everything before the last `.`).

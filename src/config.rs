@@ -34,7 +34,17 @@ pub(crate) struct Inner {
     pub(crate) cookie: CookieSettings,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) trusted_origins: Vec<String>,
+    pub(crate) token_cache: usize,
+    pub(crate) passive_routes: Vec<PassivePredicate>,
+    pub(crate) accept_bearer: bool,
 }
+
+/// Decides from a request's method and path that it is passive (see
+/// [`SessionConfigBuilder::passive_route`]).
+pub type PassivePredicate = Arc<dyn Fn(&http::Method, &str) -> bool + Send + Sync>;
+
+/// Default capacity of the verified-token cache (entries; each about 0.5 KiB).
+pub const DEFAULT_TOKEN_CACHE: usize = 10_000;
 
 impl fmt::Debug for SessionConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -44,6 +54,9 @@ impl fmt::Debug for SessionConfig {
             .field("cookie", &self.0.cookie)
             .field("clock", &self.0.clock)
             .field("trusted_origins", &self.0.trusted_origins)
+            .field("token_cache", &self.0.token_cache)
+            .field("passive_routes", &self.0.passive_routes.len())
+            .field("accept_bearer", &self.0.accept_bearer)
             .finish()
     }
 }
@@ -64,6 +77,9 @@ impl SessionConfig {
             cookie: CookieSettings::default(),
             clock: Arc::new(SystemClock),
             trusted_origins: Vec::new(),
+            token_cache: DEFAULT_TOKEN_CACHE,
+            passive_routes: Vec::new(),
+            accept_bearer: false,
         }
     }
 
@@ -108,6 +124,9 @@ pub struct SessionConfigBuilder {
     cookie: CookieSettings,
     clock: Arc<dyn Clock>,
     trusted_origins: Vec<String>,
+    token_cache: usize,
+    passive_routes: Vec<PassivePredicate>,
+    accept_bearer: bool,
 }
 
 impl fmt::Debug for SessionConfigBuilder {
@@ -240,6 +259,47 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Capacity of the verified-token cache: a token seen before skips signature and
+    /// JSON work (its times, revocation and CSRF are still checked on every request).
+    /// Keyed by the token's exact bytes; refused tokens are never cached; entries end at
+    /// the token's `exp` and with any key rotation. Default 10,000 ([`DEFAULT_TOKEN_CACHE`]);
+    /// `0` turns it off.
+    pub fn token_cache(mut self, capacity: usize) -> Self {
+        self.token_cache = capacity;
+        self
+    }
+
+    /// Mark requests passive by route: validated, but they neither slide the idle timer
+    /// nor get a reissued token (polling and health checks must not keep a session
+    /// alive). A request is also passive when it carries the
+    /// [`PASSIVE_HEADER`](crate::layer::PASSIVE_HEADER) header. Default: none.
+    ///
+    /// ```
+    /// # use jwt_session::{SessionConfig, keys::{generate, Algorithm}, Keyring};
+    /// # let ring = Keyring::new(generate(Algorithm::EdDSA, "k-").unwrap().key).unwrap();
+    /// let config = SessionConfig::builder(ring)
+    ///     .passive_route(|_method, path| path.starts_with("/api/poll"))
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn passive_route(
+        mut self,
+        predicate: impl Fn(&http::Method, &str) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.passive_routes.push(Arc::new(predicate));
+        self
+    }
+
+    /// Also accept the token as `Authorization: Bearer <token>` (APIs, non-browser
+    /// clients). Bearer tokens are not ambient credentials, so CSRF checks are skipped
+    /// for them; a reissued token comes back in the
+    /// [`TOKEN_HEADER`](crate::layer::TOKEN_HEADER) response header instead of a cookie.
+    /// When both are sent, the bearer token is used. Default `false`.
+    pub fn accept_bearer(mut self, accept: bool) -> Self {
+        self.accept_bearer = accept;
+        self
+    }
+
     /// The clock. Default [`SystemClock`]; tests pass a
     /// [`ManualClock`](crate::ManualClock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -340,6 +400,9 @@ impl SessionConfigBuilder {
             cookie: self.cookie,
             clock: self.clock,
             trusted_origins: self.trusted_origins,
+            token_cache: self.token_cache,
+            passive_routes: self.passive_routes,
+            accept_bearer: self.accept_bearer,
         })))
     }
 }

@@ -84,14 +84,14 @@ pub use crate::clock::{Clock, SystemClock};
 pub use crate::codec::{Codec, Verified};
 pub use crate::config::{
     DEFAULT_ABSOLUTE, DEFAULT_IDLE, DEFAULT_ISSUER, DEFAULT_LEEWAY, DEFAULT_REISSUE_AFTER,
-    SessionConfig, SessionConfigBuilder,
+    DEFAULT_TOKEN_CACHE, PassivePredicate, SessionConfig, SessionConfigBuilder,
 };
 pub use crate::cookie::{CookieSettings, MAX_COOKIE_LEN};
 pub use crate::denylist::{MemoryDenylist, RevocationStore};
 pub use crate::error::{ConfigError, EncodeError, KeyError, Refusal, RevocationError};
 pub use crate::extract::{SessionContext, SessionRejection};
 pub use crate::keys::{Algorithm, Key, Keyring};
-pub use crate::layer::{EXPIRES_IN_HEADER, SessionLayer, SessionService};
+pub use crate::layer::{EXPIRES_IN_HEADER, PASSIVE_HEADER, SessionLayer, SessionService, TOKEN_HEADER};
 pub use crate::routes::{SessionStatus, session_routes};
 pub use crate::session::{Login, Logout, LogoutAll, Refresh, Session, SessionData};
 pub use ::cookie::SameSite;

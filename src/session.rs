@@ -22,29 +22,23 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> SessionDat
 /// Extract it in a handler (`Session<T>` answers 401 when there is none; use
 /// `Option<Session<T>>` for routes that work either way). Cheap to clone.
 pub struct Session<T = ()> {
-    pub(crate) inner: Arc<Verified<T>>,
-}
-
-pub(crate) struct Verified<T> {
-    pub(crate) claims: Claims<T>,
+    pub(crate) claims: Arc<Claims<T>>,
     pub(crate) policy: Policy,
     pub(crate) now: i64,
 }
 
 impl<T> Clone for Session<T> {
     fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-        }
+        Self { claims: self.claims.clone(), policy: self.policy, now: self.now }
     }
 }
 
 impl<T: fmt::Debug> fmt::Debug for Session<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("sub", &self.inner.claims.sub)
-            .field("sid", &self.inner.claims.sid)
-            .field("data", &self.inner.claims.data)
+            .field("sub", &self.claims.sub)
+            .field("sid", &self.claims.sid)
+            .field("data", &self.claims.data)
             .finish_non_exhaustive()
     }
 }
@@ -52,50 +46,49 @@ impl<T: fmt::Debug> fmt::Debug for Session<T> {
 impl<T> Session<T> {
     /// The user id (`sub`).
     pub fn subject(&self) -> &str {
-        &self.inner.claims.sub
+        &self.claims.sub
     }
     /// The session id (`sid`).
     pub fn id(&self) -> &str {
-        &self.inner.claims.sid
+        &self.claims.sid
     }
     /// The app's data.
     pub fn data(&self) -> &T {
-        &self.inner.claims.data
+        &self.claims.data
     }
     /// The CSRF token to give the front end (it sends it back in `X-CSRF-Token`).
     pub fn csrf(&self) -> &str {
-        self.inner.claims.csrf.expose()
+        self.claims.csrf.expose()
     }
     /// All claims of the token this request carried.
     pub fn claims(&self) -> &Claims<T> {
-        &self.inner.claims
+        &self.claims
     }
     /// Login time (UNIX seconds).
     pub fn auth_time(&self) -> i64 {
-        self.inner.claims.auth_time
+        self.claims.auth_time
     }
     /// Last activity recorded in the token (UNIX seconds).
     pub fn last_activity(&self) -> i64 {
-        self.inner.claims.lat
+        self.claims.lat
     }
     /// The time the layer checked this request at (UNIX seconds).
     pub fn checked_at(&self) -> i64 {
-        self.inner.now
+        self.now
     }
     /// When the session ends unless there is activity (UNIX seconds), as of the token
     /// this request carried.
     pub fn idle_deadline(&self) -> i64 {
-        self.inner.claims.expires_at(&self.inner.policy)
+        self.claims.expires_at(&self.policy)
     }
     /// When the session ends however active (UNIX seconds).
     pub fn absolute_deadline(&self) -> i64 {
-        self.inner.claims.absolute_deadline(&self.inner.policy)
+        self.claims.absolute_deadline(&self.policy)
     }
     /// Seconds left at [`checked_at`](Self::checked_at).
     pub fn seconds_left(&self) -> u64 {
-        self.inner
-            .claims
-            .seconds_left(self.inner.now, &self.inner.policy)
+        self.claims
+            .seconds_left(self.now, &self.policy)
     }
 }
 

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use http::{HeaderValue, Response, StatusCode, header};
 use pin_project_lite::pin_project;
 
-use super::{EXPIRES_IN_HEADER, Shared, issue_failed};
+use super::{EXPIRES_IN_HEADER, Shared, Source, TOKEN_HEADER, issue_failed};
 use crate::claims::Claims;
 use crate::denylist::TokenFacts;
 use crate::session::{Ask, Login, PendingLogin, Session, SessionData};
@@ -17,6 +17,8 @@ pub(crate) struct Ctx<T> {
     pub(crate) shared: Arc<Shared<T>>,
     pub(crate) session: Option<Session<T>>,
     pub(crate) refused_cookie: bool,
+    pub(crate) source: Option<Source>,
+    pub(crate) passive: bool,
 }
 
 pin_project! {
@@ -88,9 +90,9 @@ fn finish<T: SessionData, B: From<String>>(ctx: Ctx<T>, mut res: Response<B>) ->
         (Some(Ask::Logout), Some(session)) => logout(shared, session, false, res),
         (Some(Ask::LogoutAll), Some(session)) => logout(shared, session, true, res),
         (Some(Ask::Logout | Ask::LogoutAll), None) => with_removal(shared, res),
-        (Some(Ask::Refresh), Some(session)) => reissue(shared, session, true, res),
-        (None, Some(session)) if res.status().as_u16() < 400 => {
-            reissue(shared, session, false, res)
+        (Some(Ask::Refresh), Some(session)) => reissue(shared, session, true, ctx.source, res),
+        (None, Some(session)) if res.status().as_u16() < 400 && !ctx.passive => {
+            reissue(shared, session, false, ctx.source, res)
         }
         (_, Some(session)) => {
             let now = shared.config.0.clock.now();
@@ -214,6 +216,7 @@ fn reissue<T: SessionData, B>(
     shared: &Shared<T>,
     session: &Session<T>,
     force: bool,
+    source: Option<Source>,
     mut res: Response<B>,
 ) -> Response<B> {
     let config = &shared.config.0;
@@ -246,15 +249,27 @@ fn reissue<T: SessionData, B>(
     }
     let issued = claims.slid(now, &config.policy).and_then(|next| {
         let token = config.codec.encode(&next)?;
-        let cookie = config
-            .cookie
-            .issue(&token, next.seconds_left(now, &config.policy))?;
-        Ok((next, cookie))
+        let header = if source == Some(Source::Bearer) {
+            let value = HeaderValue::try_from(token)
+                .map_err(|e| crate::error::EncodeError::Serialize(e.to_string()))?;
+            (header::HeaderName::from_static(TOKEN_HEADER), value)
+        } else {
+            let max_age = next.seconds_left(now, &config.policy);
+            (header::SET_COOKIE, config.cookie.issue(&token, max_age)?)
+        };
+        Ok((next, header))
     });
     match issued {
-        Ok((next, cookie)) => {
+        Ok((next, (name, value))) => {
             tracing::debug!(sid = %next.sid, "session reissued");
-            res.headers_mut().append(header::SET_COOKIE, cookie);
+            let bearer = name == TOKEN_HEADER;
+            res.headers_mut().append(name, value);
+            if bearer {
+                res.headers_mut().append(
+                    header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                    HeaderValue::from_static(TOKEN_HEADER),
+                );
+            }
             stamp(&mut res, &next, shared, now);
         }
         Err(e) => {

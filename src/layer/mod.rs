@@ -64,6 +64,29 @@ use crate::session::{Session, SessionData};
 /// after any reissue. Exposed to CORS readers.
 pub const EXPIRES_IN_HEADER: &str = "session-expires-in";
 
+/// Request header marking a request passive (any value but `0` or `false`): validated,
+/// but it neither slides the idle timer nor gets a reissued token. Use it for polling.
+pub const PASSIVE_HEADER: &str = "x-session-passive";
+
+/// Response header carrying a reissued token when the request's token came as
+/// `Authorization: Bearer` (see
+/// [`SessionConfigBuilder::accept_bearer`](crate::SessionConfigBuilder::accept_bearer)).
+/// Never sent for cookie-borne sessions, so scripts never see a cookie's token.
+pub const TOKEN_HEADER: &str = "session-token";
+
+/// Where the request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Cookie,
+    Bearer,
+}
+
+#[derive(Clone)]
+pub(crate) struct CachedToken<T> {
+    pub(crate) claims: Arc<crate::claims::Claims<T>>,
+    pub(crate) generation: u64,
+}
+
 /// Wraps a service with sessions. Holds only configuration (cheap to clone).
 pub struct SessionLayer<T = ()> {
     pub(crate) shared: Arc<Shared<T>>,
@@ -90,7 +113,15 @@ pub(crate) struct Shared<T> {
     pub(crate) config: SessionConfig,
     pub(crate) store: Arc<dyn RevocationStore>,
     pub(crate) require: bool,
+    pub(crate) cache: Option<quick_cache::sync::Cache<Box<str>, CachedToken<T>>>,
     _data: PhantomData<fn() -> T>,
+}
+
+fn cache_for<T: SessionData>(
+    config: &SessionConfig,
+) -> Option<quick_cache::sync::Cache<Box<str>, CachedToken<T>>> {
+    let capacity = config.0.token_cache;
+    (capacity > 0).then(|| quick_cache::sync::Cache::new(capacity))
 }
 
 impl<T: SessionData> SessionLayer<T> {
@@ -98,6 +129,7 @@ impl<T: SessionData> SessionLayer<T> {
     pub fn new(config: SessionConfig, store: Arc<dyn RevocationStore>) -> Self {
         Self {
             shared: Arc::new(Shared {
+                cache: cache_for::<T>(&config),
                 config,
                 store,
                 require: false,
@@ -116,6 +148,7 @@ impl<T: SessionData> SessionLayer<T> {
                 config: shared.config.clone(),
                 store: shared.store.clone(),
                 require: true,
+                cache: cache_for::<T>(&shared.config),
                 _data: PhantomData,
             }),
         }

@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response, header};
 use tower_service::Service;
 
 use super::future::{Ctx, ResponseFuture};
-use super::{Shared, Slot, SlotState, refusal_response};
+use super::{CachedToken, PASSIVE_HEADER, Shared, Slot, SlotState, Source, refusal_response};
 use crate::csrf;
 use crate::denylist::TokenFacts;
 use crate::error::Refusal;
-use crate::session::{Session, SessionData, Verified};
+use crate::session::{Session, SessionData};
 
 /// The service made by [`SessionLayer`](super::SessionLayer).
 pub struct SessionService<S, T> {
@@ -21,18 +21,13 @@ pub struct SessionService<S, T> {
 
 impl<S: Clone, T> Clone for SessionService<S, T> {
     fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            shared: self.shared.clone(),
-        }
+        Self { inner: self.inner.clone(), shared: self.shared.clone() }
     }
 }
 
 impl<S: std::fmt::Debug, T> std::fmt::Debug for SessionService<S, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionService")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
+        f.debug_struct("SessionService").field("inner", &self.inner).finish_non_exhaustive()
     }
 }
 
@@ -54,21 +49,25 @@ where
         let shared = &self.shared;
         let config = &shared.config.0;
         let unsafe_method = csrf::is_unsafe(req.method());
+        let found = find_token(req.headers(), config.accept_bearer, &config.cookie);
+        let source = found.map(|(_, source)| source);
+        // Bearer tokens are not ambient credentials: no cross-site or CSRF checks for them.
         if unsafe_method
+            && source != Some(Source::Bearer)
             && let Err(reason) = csrf::check_origin(req.headers(), &config.trusted_origins)
         {
             refused(reason, req.uri().path(), None);
             return ResponseFuture::rejected(refusal_response(reason, None));
         }
-        let state = match config.cookie.find(req.headers()) {
+        let state = match found {
             None => SlotState::Absent,
-            Some(token) => match verify::<T>(shared, token.as_bytes()) {
+            Some((token, _)) => match verify::<T>(shared, token) {
                 Ok(session) => SlotState::Active(session),
                 Err(reason) => SlotState::Refused(reason),
             },
         };
         match &state {
-            SlotState::Active(session) if unsafe_method => {
+            SlotState::Active(session) if unsafe_method && source == Some(Source::Cookie) => {
                 if let Err(reason) = csrf::check_token(req.headers(), &session.claims().csrf) {
                     refused(reason, req.uri().path(), Some(session.id()));
                     return ResponseFuture::rejected(refusal_response(reason, None));
@@ -77,7 +76,8 @@ where
             SlotState::Refused(reason) => refused(*reason, req.uri().path(), None),
             _ => {}
         }
-        let refused_cookie = matches!(state, SlotState::Refused(r) if r.ends_session());
+        let refused_cookie =
+            source == Some(Source::Cookie) && matches!(state, SlotState::Refused(r) if r.ends_session());
         if shared.require {
             match &state {
                 SlotState::Active(_) => {}
@@ -94,39 +94,65 @@ where
             SlotState::Active(s) => Some(s.clone()),
             _ => None,
         };
-        req.extensions_mut().insert(Slot {
-            shared: shared.clone(),
-            state,
-        });
-        let ctx = Ctx {
-            shared: shared.clone(),
-            session,
-            refused_cookie,
-        };
+        let passive = session.is_some() && is_passive(&req, &config.passive_routes);
+        req.extensions_mut().insert(Slot { shared: shared.clone(), state });
+        let ctx = Ctx { shared: shared.clone(), session, refused_cookie, source, passive };
         ResponseFuture::inner(self.inner.call(req), ctx)
     }
+}
+
+/// The bearer token (if accepted and sent), else the session cookie.
+fn find_token<'a>(
+    headers: &'a HeaderMap,
+    accept_bearer: bool,
+    cookie: &crate::cookie::CookieSettings,
+) -> Option<(&'a str, Source)> {
+    if accept_bearer
+        && let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some((scheme, token)) = value.split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
+        return Some((token.trim(), Source::Bearer));
+    }
+    cookie.find(headers).map(|token| (token, Source::Cookie))
+}
+
+fn is_passive<B>(req: &Request<B>, routes: &[crate::config::PassivePredicate]) -> bool {
+    let by_header = req.headers().get(PASSIVE_HEADER).is_some_and(|v| {
+        !(v.as_bytes() == b"0" || v.as_bytes().eq_ignore_ascii_case(b"false"))
+    });
+    by_header || routes.iter().any(|p| p(req.method(), req.uri().path()))
 }
 
 fn refused(reason: Refusal, path: &str, sid: Option<&str>) {
     tracing::info!(reason = reason.code(), route = path, sid, "session refused");
 }
 
-/// Decode, check times, check revocation. Every error is a refusal (fail closed).
-pub(crate) fn verify<T: SessionData>(
-    shared: &Shared<T>,
-    token: &[u8],
-) -> Result<Session<T>, Refusal> {
+/// Decode (or find in the verified-token cache), check times, check revocation. Every
+/// error is a refusal (fail closed); only accepted tokens are cached.
+pub(crate) fn verify<T: SessionData>(shared: &Shared<T>, token: &str) -> Result<Session<T>, Refusal> {
     let config = &shared.config.0;
-    let verified = config.codec.decode::<T>(token)?;
-    let now = config.clock.now();
-    let claims = verified.claims;
-    claims.check(now, &config.policy)?;
-    let facts = TokenFacts {
-        sid: &claims.sid,
-        sub: &claims.sub,
-        auth_time: claims.auth_time,
-        lat: claims.lat,
+    let generation = config.codec.generation();
+    let cached = shared
+        .cache
+        .as_ref()
+        .and_then(|cache| cache.get(token))
+        .filter(|hit| hit.generation == generation)
+        .map(|hit| hit.claims);
+    let fresh = cached.is_none();
+    let claims = match cached {
+        Some(claims) => claims,
+        None => Arc::new(config.codec.decode::<T>(token.as_bytes())?.claims),
     };
+    let now = config.clock.now();
+    if let Err(reason) = claims.check(now, &config.policy) {
+        if !fresh && let Some(cache) = &shared.cache {
+            cache.remove(token);
+        }
+        return Err(reason);
+    }
+    let facts =
+        TokenFacts { sid: &claims.sid, sub: &claims.sub, auth_time: claims.auth_time, lat: claims.lat };
     match shared.store.is_revoked(facts) {
         Ok(false) => {}
         Ok(true) => return Err(Refusal::Revoked),
@@ -135,11 +161,8 @@ pub(crate) fn verify<T: SessionData>(
             return Err(Refusal::RevocationUnavailable);
         }
     }
-    Ok(Session {
-        inner: Arc::new(Verified {
-            claims,
-            policy: config.policy,
-            now,
-        }),
-    })
+    if fresh && let Some(cache) = &shared.cache {
+        cache.insert(token.into(), CachedToken { claims: claims.clone(), generation });
+    }
+    Ok(Session { claims, policy: config.policy, now })
 }
