@@ -91,7 +91,9 @@ pub use crate::denylist::{MemoryDenylist, RevocationStore};
 pub use crate::error::{ConfigError, EncodeError, KeyError, Refusal, RevocationError};
 pub use crate::extract::{SessionContext, SessionRejection};
 pub use crate::keys::{Algorithm, Key, Keyring};
-pub use crate::layer::{EXPIRES_IN_HEADER, PASSIVE_HEADER, SessionLayer, SessionService, TOKEN_HEADER};
+pub use crate::layer::{
+    EXPIRES_IN_HEADER, PASSIVE_HEADER, SessionLayer, SessionService, TOKEN_HEADER,
+};
 pub use crate::routes::{SessionStatus, session_routes};
 pub use crate::session::{Login, Logout, LogoutAll, Refresh, Session, SessionData};
 pub use ::cookie::SameSite;

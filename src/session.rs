@@ -29,7 +29,11 @@ pub struct Session<T = ()> {
 
 impl<T> Clone for Session<T> {
     fn clone(&self) -> Self {
-        Self { claims: self.claims.clone(), policy: self.policy, now: self.now }
+        Self {
+            claims: self.claims.clone(),
+            policy: self.policy,
+            now: self.now,
+        }
     }
 }
 
@@ -87,8 +91,7 @@ impl<T> Session<T> {
     }
     /// Seconds left at [`checked_at`](Self::checked_at).
     pub fn seconds_left(&self) -> u64 {
-        self.claims
-            .seconds_left(self.now, &self.policy)
+        self.claims.seconds_left(self.now, &self.policy)
     }
 }
 

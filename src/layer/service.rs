@@ -21,13 +21,18 @@ pub struct SessionService<S, T> {
 
 impl<S: Clone, T> Clone for SessionService<S, T> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone(), shared: self.shared.clone() }
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
     }
 }
 
 impl<S: std::fmt::Debug, T> std::fmt::Debug for SessionService<S, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionService").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("SessionService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,8 +81,8 @@ where
             SlotState::Refused(reason) => refused(*reason, req.uri().path(), None),
             _ => {}
         }
-        let refused_cookie =
-            source == Some(Source::Cookie) && matches!(state, SlotState::Refused(r) if r.ends_session());
+        let refused_cookie = source == Some(Source::Cookie)
+            && matches!(state, SlotState::Refused(r) if r.ends_session());
         if shared.require {
             match &state {
                 SlotState::Active(_) => {}
@@ -95,8 +100,17 @@ where
             _ => None,
         };
         let passive = session.is_some() && is_passive(&req, &config.passive_routes);
-        req.extensions_mut().insert(Slot { shared: shared.clone(), state });
-        let ctx = Ctx { shared: shared.clone(), session, refused_cookie, source, passive };
+        req.extensions_mut().insert(Slot {
+            shared: shared.clone(),
+            state,
+        });
+        let ctx = Ctx {
+            shared: shared.clone(),
+            session,
+            refused_cookie,
+            source,
+            passive,
+        };
         ResponseFuture::inner(self.inner.call(req), ctx)
     }
 }
@@ -108,7 +122,9 @@ fn find_token<'a>(
     cookie: &crate::cookie::CookieSettings,
 ) -> Option<(&'a str, Source)> {
     if accept_bearer
-        && let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(value) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
         && let Some((scheme, token)) = value.split_once(' ')
         && scheme.eq_ignore_ascii_case("bearer")
     {
@@ -118,9 +134,10 @@ fn find_token<'a>(
 }
 
 fn is_passive<B>(req: &Request<B>, routes: &[crate::config::PassivePredicate]) -> bool {
-    let by_header = req.headers().get(PASSIVE_HEADER).is_some_and(|v| {
-        !(v.as_bytes() == b"0" || v.as_bytes().eq_ignore_ascii_case(b"false"))
-    });
+    let by_header = req
+        .headers()
+        .get(PASSIVE_HEADER)
+        .is_some_and(|v| !(v.as_bytes() == b"0" || v.as_bytes().eq_ignore_ascii_case(b"false")));
     by_header || routes.iter().any(|p| p(req.method(), req.uri().path()))
 }
 
@@ -130,7 +147,10 @@ fn refused(reason: Refusal, path: &str, sid: Option<&str>) {
 
 /// Decode (or find in the verified-token cache), check times, check revocation. Every
 /// error is a refusal (fail closed); only accepted tokens are cached.
-pub(crate) fn verify<T: SessionData>(shared: &Shared<T>, token: &str) -> Result<Session<T>, Refusal> {
+pub(crate) fn verify<T: SessionData>(
+    shared: &Shared<T>,
+    token: &str,
+) -> Result<Session<T>, Refusal> {
     let config = &shared.config.0;
     let generation = config.codec.generation();
     let cached = shared
@@ -151,8 +171,12 @@ pub(crate) fn verify<T: SessionData>(shared: &Shared<T>, token: &str) -> Result<
         }
         return Err(reason);
     }
-    let facts =
-        TokenFacts { sid: &claims.sid, sub: &claims.sub, auth_time: claims.auth_time, lat: claims.lat };
+    let facts = TokenFacts {
+        sid: &claims.sid,
+        sub: &claims.sub,
+        auth_time: claims.auth_time,
+        lat: claims.lat,
+    };
     match shared.store.is_revoked(facts) {
         Ok(false) => {}
         Ok(true) => return Err(Refusal::Revoked),
@@ -162,7 +186,17 @@ pub(crate) fn verify<T: SessionData>(shared: &Shared<T>, token: &str) -> Result<
         }
     }
     if fresh && let Some(cache) = &shared.cache {
-        cache.insert(token.into(), CachedToken { claims: claims.clone(), generation });
+        cache.insert(
+            token.into(),
+            CachedToken {
+                claims: claims.clone(),
+                generation,
+            },
+        );
     }
-    Ok(Session { claims, policy: config.policy, now })
+    Ok(Session {
+        claims,
+        policy: config.policy,
+        now,
+    })
 }
