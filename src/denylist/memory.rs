@@ -303,14 +303,16 @@ impl MemoryDenylist {
     }
 }
 
-impl RevocationStore for MemoryDenylist {
-    fn revoke_session(
+impl MemoryDenylist {
+    /// Revoke a session; returns the record (always applied in memory) and whether it
+    /// was made durable. Shared backends publish the record.
+    pub(crate) fn revoke_session_record(
         &self,
         sid: &str,
         auth_time: i64,
         policy: &Policy,
         clock: &dyn Clock,
-    ) -> Result<(), RevocationError> {
+    ) -> (Record, Result<(), RevocationError>) {
         let mut order = lock(&self.order);
         let key: Box<str> = sid.into();
         // Visible first (with a safe upper-bound TTL), dated after.
@@ -328,21 +330,24 @@ impl RevocationStore for MemoryDenylist {
         order.push_back((at, Slot::Session(key)));
         let mut raised = Vec::new();
         self.evict(&mut order, &mut raised);
-        let mut records = vec![Record::Session {
+        let record = Record::Session {
             sid: sid.to_owned(),
             exp,
             at,
-        }];
+        };
+        let mut records = vec![record.clone()];
         records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
-        self.journal_append(&records)
+        (record, self.journal_append(&records))
     }
 
-    fn revoke_subject(
+    /// Revoke every session of a subject up to now; as
+    /// [`revoke_session_record`](Self::revoke_session_record).
+    pub(crate) fn revoke_subject_record(
         &self,
         sub: &str,
         policy: &Policy,
         clock: &dyn Clock,
-    ) -> Result<i64, RevocationError> {
+    ) -> (Record, Result<(), RevocationError>) {
         let mut order = lock(&self.order);
         let key: Box<str> = sub.into();
         // Visible first, covering everything up to "forever"; then dated.
@@ -367,15 +372,95 @@ impl RevocationStore for MemoryDenylist {
         order.push_back((at, Slot::Subject(key)));
         let mut raised = Vec::new();
         self.evict(&mut order, &mut raised);
-        let mut records = vec![Record::Subject {
+        let record = Record::Subject {
             sub: sub.to_owned(),
             before: at,
             exp,
             at,
-        }];
+        };
+        let mut records = vec![record.clone()];
         records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
-        self.journal_append(&records)?;
-        Ok(at)
+        (record, self.journal_append(&records))
+    }
+
+    /// Apply a revocation made elsewhere (another instance), keeping whichever of the
+    /// existing and the new entry refuses more. Watermark records are local and ignored.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn apply(&self, record: &Record) -> Result<(), RevocationError> {
+        let mut order = lock(&self.order);
+        let applied = match record {
+            Record::Session { sid, exp, at } => {
+                let key: Box<str> = sid.as_str().into();
+                let merged = match self.sessions.get(&key).map(|e| *e) {
+                    Some(old) if old.exp >= *exp => None,
+                    _ => Some(SessionEntry { exp: *exp, at: *at }),
+                };
+                merged.map(|entry| {
+                    self.sessions.insert(key.clone(), entry);
+                    order.push_back((entry.at, Slot::Session(key)));
+                })
+            }
+            Record::Subject {
+                sub,
+                before,
+                exp,
+                at,
+            } => {
+                let key: Box<str> = sub.as_str().into();
+                let merged = match self.subjects.get(&key).map(|e| *e) {
+                    Some(old) if old.before >= *before && old.exp >= *exp => None,
+                    Some(old) => Some(SubjectEntry {
+                        before: old.before.max(*before),
+                        exp: old.exp.max(*exp),
+                        at: *at,
+                    }),
+                    None => Some(SubjectEntry {
+                        before: *before,
+                        exp: *exp,
+                        at: *at,
+                    }),
+                };
+                merged.map(|entry| {
+                    self.subjects.insert(key.clone(), entry);
+                    order.push_back((entry.at, Slot::Subject(key)));
+                })
+            }
+            Record::Watermark { .. } => None,
+        };
+        if applied.is_none() {
+            return Ok(());
+        }
+        let mut raised = Vec::new();
+        self.evict(&mut order, &mut raised);
+        let mut records = vec![record.clone()];
+        records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
+        self.journal_append(&records)
+    }
+}
+
+impl RevocationStore for MemoryDenylist {
+    fn revoke_session(
+        &self,
+        sid: &str,
+        auth_time: i64,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> Result<(), RevocationError> {
+        self.revoke_session_record(sid, auth_time, policy, clock).1
+    }
+
+    fn revoke_subject(
+        &self,
+        sub: &str,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> Result<i64, RevocationError> {
+        let (record, result) = self.revoke_subject_record(sub, policy, clock);
+        result?;
+        Ok(match record {
+            Record::Subject { before, .. } => before,
+            _ => clock.now(),
+        })
     }
 
     fn is_revoked(&self, token: TokenFacts<'_>) -> Result<bool, RevocationError> {
