@@ -159,6 +159,16 @@ impl<T: SessionData> SessionLayer<T> {
         &self.shared.config
     }
 
+    /// Check a token outside HTTP (a WebSocket handshake, a job queue): the same
+    /// verification, cache, time and revocation checks as a request, without CSRF.
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] of the first failing check.
+    pub fn verify_token(&self, token: &str) -> Result<Session<T>, Refusal> {
+        service::verify(&self.shared, token)
+    }
+
     /// The revocation store.
     pub fn store(&self) -> &Arc<dyn RevocationStore> {
         &self.shared.store

@@ -1,0 +1,181 @@
+//! The hot path of a protected request, piece by piece, with baselines measured in the
+//! same run (issue "Performance"):
+//!
+//! * `verify/raw-ed25519` — aws-lc-rs Ed25519 signature check alone (the floor);
+//! * `verify/cold/<alg>` — [`Codec::decode`]: length cap, header, key, signature, claims;
+//! * `verify/cached/<alg>` — [`SessionLayer::verify_token`] on a token seen before
+//!   (cache hit + time check + revocation check);
+//! * `claims/check`, `cookie/find`, `denylist/lookup/<n>` at 0, 100k and 1M entries,
+//!   `reissue/sign/<alg>` ([`Codec::encode`] of slid claims).
+//!
+//! `cargo bench --bench hotpath`
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use http::HeaderMap;
+use jwt_session::denylist::TokenFacts;
+use jwt_session::{
+    Claims, Clock, CookieSettings, Key, Keyring, ManualClock, MemoryDenylist, RevocationStore,
+    SessionConfig, SessionLayer, keys,
+};
+
+const ES256_PEM: &[u8] = include_bytes!("../tests/fixtures/es256-test.pem");
+
+fn config(ring: Keyring, clock: &ManualClock) -> SessionConfig {
+    SessionConfig::builder(ring)
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+fn rings() -> Vec<(&'static str, Keyring)> {
+    vec![
+        (
+            "EdDSA",
+            Keyring::new(
+                keys::generate(jwt_session::Algorithm::EdDSA, "b-")
+                    .unwrap()
+                    .key,
+            )
+            .unwrap(),
+        ),
+        (
+            "ES256",
+            Keyring::new(Key::from_pem("es", ES256_PEM).unwrap()).unwrap(),
+        ),
+        (
+            "HS256",
+            Keyring::new(Key::hs256("hs", &[7u8; 32]).unwrap()).unwrap(),
+        ),
+    ]
+}
+
+fn raw_ed25519(c: &mut Criterion) {
+    use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    // A message the size of a session token's signing input.
+    let msg = vec![b'a'; 330];
+    let sig = pair.sign(&msg);
+    let public = UnparsedPublicKey::new(&ED25519, pair.public_key().as_ref().to_vec());
+    c.bench_function("verify/raw-ed25519", |b| {
+        b.iter(|| {
+            public
+                .verify(black_box(&msg), black_box(sig.as_ref()))
+                .unwrap()
+        })
+    });
+}
+
+fn verify(c: &mut Criterion) {
+    let clock = ManualClock::default();
+    for (alg, ring) in rings() {
+        let config = config(ring, &clock);
+        let claims = Claims::new(
+            "alice",
+            (),
+            clock.now(),
+            config.policy(),
+            "jwt-session",
+            "jwt-session",
+        )
+        .unwrap();
+        let token = config.codec().encode(&claims).unwrap();
+        c.bench_function(&format!("verify/cold/{alg}"), |b| {
+            b.iter(|| {
+                config
+                    .codec()
+                    .decode::<()>(black_box(token.as_bytes()))
+                    .unwrap()
+            })
+        });
+        let store = MemoryDenylist::with_capacity(1000).unwrap();
+        let layer = SessionLayer::<()>::new(config.clone(), store);
+        layer.verify_token(&token).unwrap();
+        c.bench_function(&format!("verify/cached/{alg}"), |b| {
+            b.iter(|| layer.verify_token(black_box(&token)).unwrap())
+        });
+        let next = claims.slid(clock.now() + 60, config.policy()).unwrap();
+        c.bench_function(&format!("reissue/sign/{alg}"), |b| {
+            b.iter(|| config.codec().encode(black_box(&next)).unwrap())
+        });
+    }
+}
+
+fn claims_and_cookie(c: &mut Criterion) {
+    let clock = ManualClock::default();
+    let config = config(rings().remove(0).1, &clock);
+    let claims = Claims::new(
+        "alice",
+        (),
+        clock.now(),
+        config.policy(),
+        "jwt-session",
+        "jwt-session",
+    )
+    .unwrap();
+    c.bench_function("claims/check", |b| {
+        b.iter(|| {
+            black_box(&claims)
+                .check(black_box(clock.now() + 10), config.policy())
+                .unwrap()
+        })
+    });
+    let token = config.codec().encode(&claims).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "cookie",
+        format!("_ga=GA1.2.3.4; theme=dark; __Host-session={token}; lang=en")
+            .parse()
+            .unwrap(),
+    );
+    let cookie = CookieSettings::default();
+    c.bench_function("cookie/find", |b| {
+        b.iter(|| cookie.find(black_box(&headers)).unwrap())
+    });
+}
+
+fn denylist(c: &mut Criterion) {
+    let clock = ManualClock::default();
+    let config = config(rings().remove(0).1, &clock);
+    let mut group = c.benchmark_group("denylist/lookup");
+    for n in [0usize, 100_000, 1_000_000] {
+        let store = MemoryDenylist::with_capacity(n.max(1)).unwrap();
+        for i in 0..n {
+            store
+                .revoke_session(
+                    &format!("revoked-session-{i:016}"),
+                    clock.now(),
+                    config.policy(),
+                    &clock,
+                )
+                .unwrap();
+        }
+        let facts = TokenFacts {
+            sid: "not-revoked-session-id",
+            sub: "alice",
+            auth_time: clock.now(),
+            lat: clock.now(),
+        };
+        group.bench_with_input(
+            BenchmarkId::from_parameter(n),
+            &store,
+            |b, store: &Arc<MemoryDenylist>| {
+                b.iter(|| assert!(!store.is_revoked(black_box(facts)).unwrap()))
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = raw_ed25519, verify, claims_and_cookie, denylist
+}
+criterion_main!(benches);

@@ -1,0 +1,1210 @@
+//! Black-box test of the example server: a real child process on a real socket, driven
+//! over HTTP with `reqwest`, through the whole contract of DESIGN.md ("The example server").
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{OnceLock, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderMap, SET_COOKIE};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// The example server's session cookie name with plain-http (development) cookies.
+const COOKIE_NAME: &str = "session";
+const EXPIRES_IN: &str = "session-expires-in";
+const CSRF: &str = "x-csrf-token";
+
+// ---------------------------------------------------------------------------------------
+// The child process
+// ---------------------------------------------------------------------------------------
+
+/// Build (usually a no-op: `cargo test` builds examples) and locate the example binary:
+/// `target/<profile>/deps/<this test>` → `target/<profile>/examples/server`.
+fn server_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("path of the test binary");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps")
+            .to_path_buf();
+        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+        let profile = profile_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("debug");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--example", "server", "--quiet"])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        match profile {
+            "debug" => {}
+            "release" => {
+                cargo.arg("--release");
+            }
+            other => {
+                cargo.args(["--profile", other]);
+            }
+        }
+        let status = cargo.status().expect("run cargo build --example server");
+        assert!(status.success(), "cargo build --example server: {status}");
+        let bin = profile_dir
+            .join("examples")
+            .join(format!("server{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            bin.is_file(),
+            "example binary not found at {}",
+            bin.display()
+        );
+        bin
+    })
+}
+
+/// A server command with a clean, hermetic environment: free port, the repo's dev keys,
+/// `data` as the data folder, and `env` on top.
+fn server_command(data: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(server_binary());
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("JWT_SESSION_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("JWT_SESSION_ADDR", "127.0.0.1:0")
+        .env(
+            "JWT_SESSION_KEYS",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/keys"),
+        )
+        .env("JWT_SESSION_DATA", data)
+        .env("RUST_LOG", "info,jwt_session=trace")
+        .env("NO_COLOR", "1")
+        .env("RUST_BACKTRACE", "1");
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    cmd
+}
+
+/// A running example server; killed (SIGKILL) and reaped on drop.
+struct Server {
+    child: Child,
+    base: String,
+    log: PathBuf,
+    _logs: TempDir,
+}
+
+impl Server {
+    fn start(data: &Path, env: &[(&str, &str)]) -> Self {
+        let logs = tempfile::tempdir().expect("temp dir for the server log");
+        let log = logs.path().join("stderr.log");
+        let stderr = std::fs::File::create(&log).expect("server log file");
+        let mut child = server_command(data, env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn the example server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let read = reader.read_line(&mut line).map(|_| line);
+            let _ = tx.send(read);
+            // Keep draining so the server never blocks on (or fails writing to) stdout.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let mut server = Self {
+            child,
+            base: String::new(),
+            log,
+            _logs: logs,
+        };
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(line)) => line,
+            other => panic!(
+                "no first stdout line from the server ({other:?}); stderr:\n{}",
+                server.stderr()
+            ),
+        };
+        let Some(addr) = line.trim().strip_prefix("listening on http://") else {
+            panic!(
+                "first stdout line is {line:?}, not `listening on http://ADDR`; stderr:\n{}",
+                server.stderr()
+            );
+        };
+        assert!(
+            addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+            "the first line must carry the real port: {line:?}"
+        );
+        server.base = format!("http://{addr}");
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// What the server wrote to stderr so far.
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `kill -9`: `Child::kill` sends SIGKILL on Unix. No graceful shutdown, no flush.
+    fn kill_9(&mut self) -> ExitStatus {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP helpers
+// ---------------------------------------------------------------------------------------
+
+/// A client that handles cookies by hand (the test sets `Cookie` itself).
+fn client() -> Client {
+    Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("reqwest client")
+}
+
+/// A browser-like client with a cookie jar.
+fn browser() -> Client {
+    Client::builder()
+        .no_proxy()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("reqwest client with cookies")
+}
+
+fn now() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+/// Sleep until the wall clock reaches `unix` seconds plus `extra`.
+async fn sleep_until_unix(unix: i64, extra: Duration) {
+    let target = UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap()) + extra;
+    if let Ok(wait) = target.duration_since(SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One parsed `Set-Cookie` line.
+#[derive(Debug, Clone)]
+struct SetCookie {
+    raw: String,
+    name: String,
+    value: String,
+    attrs: Vec<(String, String)>,
+}
+
+impl SetCookie {
+    fn parse(raw: &str) -> Self {
+        let mut parts = raw.split(';');
+        let (name, value) = parts
+            .next()
+            .and_then(|p| p.split_once('='))
+            .unwrap_or_else(|| panic!("Set-Cookie without name=value: {raw:?}"));
+        let attrs = parts
+            .map(|a| {
+                let (k, v) = a.split_once('=').unwrap_or((a, ""));
+                (k.trim().to_ascii_lowercase(), v.trim().to_owned())
+            })
+            .collect();
+        Self {
+            raw: raw.to_owned(),
+            name: name.trim().to_owned(),
+            value: value.trim().trim_matches('"').to_owned(),
+            attrs,
+        }
+    }
+
+    fn attr(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.attrs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn max_age(&self) -> i64 {
+        self.attr("max-age")
+            .unwrap_or_else(|| panic!("no Max-Age in {:?}", self.raw))
+            .parse()
+            .unwrap_or_else(|e| panic!("bad Max-Age in {:?}: {e}", self.raw))
+    }
+
+    /// The attributes every session cookie (issue and removal alike) must carry.
+    fn assert_session_attributes(&self) {
+        assert_eq!(self.name, COOKIE_NAME, "{:?}", self.raw);
+        assert!(self.attr("httponly").is_some(), "HttpOnly: {:?}", self.raw);
+        assert!(
+            self.attr("samesite")
+                .is_some_and(|v| v.eq_ignore_ascii_case("lax")),
+            "SameSite=Lax: {:?}",
+            self.raw
+        );
+        assert_eq!(self.attr("path"), Some("/"), "Path=/: {:?}", self.raw);
+        assert!(self.attr("domain").is_none(), "no Domain: {:?}", self.raw);
+    }
+
+    /// A cookie that makes the browser drop the session.
+    fn assert_removal(&self) {
+        self.assert_session_attributes();
+        assert!(
+            self.value.is_empty(),
+            "removal has no value: {:?}",
+            self.raw
+        );
+        assert_eq!(self.max_age(), 0, "removal has Max-Age=0: {:?}", self.raw);
+        assert!(
+            self.attr("expires").is_some(),
+            "removal has a past Expires: {:?}",
+            self.raw
+        );
+    }
+}
+
+/// The session `Set-Cookie` lines of a response.
+fn session_cookies(headers: &HeaderMap) -> Vec<SetCookie> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| SetCookie::parse(v.to_str().expect("ASCII Set-Cookie")))
+        .filter(|c| c.name == COOKIE_NAME)
+        .collect()
+}
+
+/// The single session `Set-Cookie` of a response.
+fn one_session_cookie(headers: &HeaderMap) -> SetCookie {
+    let mut cookies = session_cookies(headers);
+    assert_eq!(
+        cookies.len(),
+        1,
+        "exactly one session Set-Cookie: {cookies:?}"
+    );
+    cookies.remove(0)
+}
+
+fn assert_no_session_cookie(headers: &HeaderMap, what: &str) {
+    let cookies = session_cookies(headers);
+    assert!(cookies.is_empty(), "{what}: unexpected {cookies:?}");
+}
+
+fn expires_in(headers: &HeaderMap) -> i64 {
+    headers
+        .get(EXPIRES_IN)
+        .unwrap_or_else(|| panic!("no {EXPIRES_IN} header in {headers:?}"))
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn assert_no_store(headers: &HeaderMap) {
+    assert_eq!(
+        headers.get(CACHE_CONTROL).and_then(|v| v.to_str().ok()),
+        Some("no-store"),
+        "Cache-Control: no-store on session responses: {headers:?}"
+    );
+}
+
+/// Status, headers and the JSON body (which must be JSON).
+async fn body_json(res: Response) -> (StatusCode, HeaderMap, Value) {
+    let status = res.status();
+    let url = res.url().clone();
+    let headers = res.headers().clone();
+    let text = res.text().await.expect("response body");
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{url} {status}: body is not JSON ({e}): {text:?}"));
+    (status, headers, value)
+}
+
+/// A JSON error `{"error":{"code","message"}}` with this status and code; the headers.
+async fn expect_error(res: Response, status: u16, code: &str) -> HeaderMap {
+    let url = res.url().clone();
+    let (got, headers, body) = body_json(res).await;
+    assert_eq!(got.as_u16(), status, "{url}: {body}");
+    assert!(
+        headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json")),
+        "{url}: JSON content type: {headers:?}"
+    );
+    assert_eq!(body["error"]["code"], code, "{url}: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{url}: a human message: {body}"
+    );
+    headers
+}
+
+/// A refusal that ends the session: the code, and the cookie cleared on that response.
+async fn expect_session_refused(res: Response, code: &str) {
+    let url = res.url().clone();
+    let headers = expect_error(res, 401, code).await;
+    let cookies = session_cookies(&headers);
+    assert_eq!(
+        cookies.len(),
+        1,
+        "{url}: a refused cookie is cleared: {headers:?}"
+    );
+    cookies[0].assert_removal();
+}
+
+/// A logged-in session as the test holds it.
+#[derive(Debug, Clone)]
+struct Sess {
+    token: String,
+    csrf: String,
+}
+
+impl Sess {
+    fn cookie(&self) -> String {
+        format!("{COOKIE_NAME}={}", self.token)
+    }
+
+    fn claims(&self) -> Value {
+        jwt_part(&self.token, 1)
+    }
+
+    fn header(&self) -> Value {
+        jwt_part(&self.token, 0)
+    }
+}
+
+/// Decode part `i` (0 header, 1 claims) of a JWT without verifying it.
+fn jwt_part(token: &str, i: usize) -> Value {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWS compact token: {token:?}");
+    let bytes = URL_SAFE_NO_PAD.decode(parts[i]).expect("base64url part");
+    serde_json::from_slice(&bytes).expect("JSON part")
+}
+
+async fn login(http: &Client, server: &Server, user: &str, password: &str) -> Sess {
+    let res = http
+        .post(server.url("/login"))
+        .json(&json!({ "username": user, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "login {user}: {body}");
+    let cookie = one_session_cookie(&headers);
+    Sess {
+        token: cookie.value,
+        csrf: body["csrf"]
+            .as_str()
+            .expect("csrf in login body")
+            .to_owned(),
+    }
+}
+
+async fn get_with(http: &Client, server: &Server, path: &str, sess: &Sess) -> Response {
+    http.get(server.url(path))
+        .header(COOKIE, sess.cookie())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// POST with the session cookie and its CSRF header.
+async fn post_with(
+    http: &Client,
+    server: &Server,
+    path: &str,
+    sess: &Sess,
+    body: Option<Value>,
+) -> Response {
+    let mut req = http
+        .post(server.url(path))
+        .header(COOKIE, sess.cookie())
+        .header(CSRF, &sess.csrf);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.unwrap()
+}
+
+/// `GET /api/me` answers 200 for `user`; the body.
+async fn expect_me(http: &Client, server: &Server, sess: &Sess, user: &str) -> Value {
+    let (status, headers, body) = body_json(get_with(http, server, "/api/me", sess).await).await;
+    assert_eq!(status, StatusCode::OK, "/api/me: {body}");
+    assert_eq!(body["user"], user, "{body}");
+    assert!(expires_in(&headers) > 0);
+    body
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn spa_client_script_and_health_need_no_session() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let http = client();
+
+    let res = http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let ct = res.headers()[CONTENT_TYPE].to_str().unwrap().to_owned();
+    assert!(ct.starts_with("text/html"), "GET / content type: {ct}");
+    let html = res.text().await.unwrap();
+    assert!(html.to_ascii_lowercase().starts_with("<!doctype html"));
+    assert!(
+        html.contains("/session-client.js"),
+        "the SPA loads its client"
+    );
+
+    let res = http
+        .get(server.url("/session-client.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let ct = res.headers()[CONTENT_TYPE].to_str().unwrap().to_owned();
+    assert!(
+        ct.starts_with("text/javascript"),
+        "client content type: {ct}"
+    );
+    let js = res.text().await.unwrap();
+    assert!(js.contains("class SessionClient"), "the client script");
+
+    let res = http.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_no_session_cookie(res.headers(), "/healthz");
+    assert!(res.headers().get(EXPIRES_IN).is_none(), "no session here");
+    assert_eq!(res.text().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn login_api_csrf_and_status_follow_the_contract() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        data.path(),
+        &[("JWT_SESSION_IDLE", "10m"), ("JWT_SESSION_ABSOLUTE", "1h")],
+    );
+    let http = client();
+
+    // Without a session.
+    let res = http.get(server.url("/api/me")).send().await.unwrap();
+    let headers = expect_error(res, 401, "session_missing").await;
+    assert_no_session_cookie(&headers, "no cookie, nothing to clear");
+    let res = http.get(server.url("/session")).send().await.unwrap();
+    expect_error(res, 401, "session_missing").await;
+
+    // Wrong credentials.
+    for (user, password) in [("alice", "builder"), ("mallory", "wonderland"), ("", "")] {
+        let res = http
+            .post(server.url("/login"))
+            .json(&json!({ "username": user, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        let headers = expect_error(res, 401, "invalid_credentials").await;
+        assert_no_session_cookie(&headers, "failed login");
+    }
+
+    // Login.
+    let before = now();
+    let res = http
+        .post(server.url("/login"))
+        .json(&json!({ "username": "alice", "password": "wonderland" }))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = body_json(res).await;
+    let after = now();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"], "alice");
+    let csrf = body["csrf"].as_str().expect("csrf string").to_owned();
+    assert!(csrf.len() >= 16, "a CSRF token of some entropy: {csrf:?}");
+    let cookie = one_session_cookie(&headers);
+    cookie.assert_session_attributes();
+    assert!(cookie.attr("secure").is_none(), "plain-http dev cookie");
+    assert!(
+        (595..=600).contains(&cookie.max_age()),
+        "Max-Age follows exp (idle 10m): {:?}",
+        cookie.raw
+    );
+    assert_no_store(&headers);
+    assert!((595..=600).contains(&expires_in(&headers)));
+    let alice = Sess {
+        token: cookie.value.clone(),
+        csrf: csrf.clone(),
+    };
+
+    // The token itself.
+    let jwt_header = alice.header();
+    assert_eq!(jwt_header["alg"], "EdDSA", "{jwt_header}");
+    assert!(
+        jwt_header["kid"].as_str().is_some_and(|k| !k.is_empty()),
+        "{jwt_header}"
+    );
+    let claims = alice.claims();
+    assert_eq!(claims["sub"], "alice", "{claims}");
+    assert_eq!(claims["csrf"], csrf.as_str(), "{claims}");
+    let auth_time = claims["auth_time"].as_i64().unwrap();
+    assert!(
+        (before..=after).contains(&auth_time),
+        "{before}..{after}: {claims}"
+    );
+    assert_eq!(
+        claims["exp"].as_i64(),
+        Some(claims["lat"].as_i64().unwrap() + 600)
+    );
+
+    // Protected API with the cookie. Default reissue_after is 60s: no reissue yet.
+    let me = expect_me(&http, &server, &alice, "alice").await;
+    let sid = me["sid"].as_str().expect("sid").to_owned();
+    assert_eq!(claims["sid"], sid.as_str());
+    let res = get_with(&http, &server, "/api/me", &alice).await;
+    assert_no_store(res.headers());
+    assert_no_session_cookie(res.headers(), "reissue throttle (60s) holds");
+
+    // CSRF on unsafe methods.
+    let res = http
+        .post(server.url("/api/notes"))
+        .header(COOKIE, alice.cookie())
+        .json(&json!({ "text": "no token" }))
+        .send()
+        .await
+        .unwrap();
+    let headers = expect_error(res, 403, "csrf_missing").await;
+    assert_no_session_cookie(&headers, "a CSRF refusal does not end the session");
+    let res = http
+        .post(server.url("/api/notes"))
+        .header(COOKIE, alice.cookie())
+        .header(CSRF, "not-the-token")
+        .json(&json!({ "text": "wrong token" }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 403, "csrf_mismatch").await;
+    let res = http
+        .post(server.url("/api/notes"))
+        .header(COOKIE, alice.cookie())
+        .header(CSRF, &csrf)
+        .header("origin", "http://evil.example")
+        .json(&json!({ "text": "cross-site" }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 403, "origin_rejected").await;
+    let res = http
+        .post(server.url("/api/notes"))
+        .header(COOKIE, alice.cookie())
+        .header(CSRF, &csrf)
+        .header("sec-fetch-site", "cross-site")
+        .json(&json!({ "text": "cross-site" }))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 403, "origin_rejected").await;
+
+    let res = post_with(
+        &http,
+        &server,
+        "/api/notes",
+        &alice,
+        Some(json!({ "text": "hello" })),
+    )
+    .await;
+    let (status, headers, body) = body_json(res).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["text"], "hello");
+    assert_eq!(body["count"], 1);
+    assert!(expires_in(&headers) > 0);
+    // Same-origin browser request: Origin equal to the Host passes.
+    let res = http
+        .post(server.url("/api/notes"))
+        .header(COOKIE, alice.cookie())
+        .header(CSRF, &csrf)
+        .header("origin", &server.base)
+        .header("sec-fetch-site", "same-origin")
+        .json(&json!({ "text": "second" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let (status, _, body) = body_json(get_with(&http, &server, "/api/notes", &alice).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["notes"], json!(["hello", "second"]));
+
+    // Malformed JSON to a protected route: a client error, never a 500.
+    let res = http
+        .post(server.url("/api/notes"))
+        .header(COOKIE, alice.cookie())
+        .header(CSRF, &csrf)
+        .header(CONTENT_TYPE, "application/json")
+        .body("{\"text\":")
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = body_json(res).await;
+    assert!(status.is_client_error(), "{status}: {body}");
+    assert!(body["error"]["code"].is_string(), "{body}");
+
+    // Status.
+    let res = get_with(&http, &server, "/session", &alice).await;
+    let (status, headers, st) = body_json(res).await;
+    let t = now();
+    assert_eq!(status, StatusCode::OK, "{st}");
+    assert_eq!(st["sid"], sid.as_str(), "{st}");
+    assert_eq!(st["sub"], "alice");
+    assert_eq!(st["csrf"], csrf.as_str());
+    assert_eq!(st["auth_time"].as_i64(), Some(auth_time));
+    let lat = st["lat"].as_i64().expect("lat");
+    assert!(lat >= auth_time && lat <= t, "{st}");
+    assert_eq!(st["idle_deadline"].as_i64(), Some(lat + 600), "{st}");
+    assert_eq!(
+        st["absolute_deadline"].as_i64(),
+        Some(auth_time + 3600),
+        "{st}"
+    );
+    let left = st["expires_in"].as_i64().expect("expires_in");
+    assert!((595..=600).contains(&left), "{st}");
+    assert!(
+        (expires_in(&headers) - left).abs() <= 1,
+        "header and body agree: {headers:?} {st}"
+    );
+    assert_no_store(&headers);
+
+    // Refresh: CSRF needed; then a new token for the same session.
+    let res = http
+        .post(server.url("/session/refresh"))
+        .header(COOKIE, alice.cookie())
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 403, "csrf_missing").await;
+    let res = post_with(&http, &server, "/session/refresh", &alice, None).await;
+    let (status, headers, st) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "{st}");
+    assert_eq!(st["sid"], sid.as_str());
+    assert_eq!(st["csrf"], csrf.as_str());
+    assert_eq!(st["auth_time"].as_i64(), Some(auth_time));
+    let fresh = one_session_cookie(&headers);
+    fresh.assert_session_attributes();
+    assert_ne!(fresh.value, alice.token, "refresh mints a new token");
+    assert!((595..=600).contains(&fresh.max_age()), "{:?}", fresh.raw);
+    let refreshed = Sess {
+        token: fresh.value,
+        csrf: csrf.clone(),
+    };
+    let new_claims = refreshed.claims();
+    assert_eq!(new_claims["sid"], sid.as_str());
+    assert_ne!(new_claims["jti"], claims["jti"], "new jti");
+    assert_eq!(new_claims["lat"].as_i64(), st["lat"].as_i64(), "{st}");
+    expect_me(&http, &server, &refreshed, "alice").await;
+
+    // I6: nothing in the logs gives the session away.
+    let log = server.stderr();
+    assert!(log.contains("session issued"), "the server logs: {log}");
+    for secret in [
+        alice.token.as_str(),
+        refreshed.token.as_str(),
+        alice.token.rsplit('.').next().unwrap(),
+        csrf.as_str(),
+    ] {
+        assert!(
+            !log.contains(secret),
+            "a secret leaked into the log:\n{log}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_login_bodies_are_client_errors_never_500() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let http = client();
+    let json_ct = Some("application/json");
+    let cases: [(Option<&str>, &str); 8] = [
+        (json_ct, "{\"username\":\"alice\""),
+        (json_ct, "not json"),
+        (json_ct, ""),
+        (json_ct, "[]"),
+        (json_ct, "{\"username\":\"alice\"}"),
+        (json_ct, "{\"username\":1,\"password\":2}"),
+        (None, "{\"username\":\"alice\",\"password\":\"wonderland\"}"),
+        (
+            Some("text/plain"),
+            "{\"username\":\"alice\",\"password\":\"wonderland\"}",
+        ),
+    ];
+    for (content_type, body) in cases {
+        let mut req = http.post(server.url("/login")).body(body.to_owned());
+        if let Some(ct) = content_type {
+            req = req.header(CONTENT_TYPE, ct);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        assert!(
+            status.is_client_error(),
+            "{content_type:?} {body:?}: {status} (must be 4xx, never 5xx)"
+        );
+        assert_no_session_cookie(res.headers(), body);
+        let (_, _, json) = body_json(res).await;
+        assert!(
+            json["error"]["code"].is_string() && json["error"]["message"].is_string(),
+            "{body:?}: JSON error body: {json}"
+        );
+    }
+    // Still up and serving.
+    let res = http.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn logout_clears_the_cookie_and_the_old_cookie_is_revoked() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let browser = browser();
+    let http = client();
+
+    // A browser logs in; its jar holds the cookie from now on.
+    let res = browser
+        .post(server.url("/login"))
+        .json(&json!({ "username": "alice", "password": "wonderland" }))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let old = Sess {
+        token: one_session_cookie(&headers).value,
+        csrf: body["csrf"].as_str().unwrap().to_owned(),
+    };
+    let res = browser.get(server.url("/api/me")).send().await.unwrap();
+    let (status, _, me) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "the jar sends the cookie: {me}");
+    assert_eq!(me["user"], "alice");
+
+    // Logout needs the CSRF header like every POST; without it nothing is revoked.
+    let res = browser
+        .post(server.url("/session/logout"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 403, "csrf_missing").await;
+    expect_me(&http, &server, &old, "alice").await;
+
+    let res = browser
+        .post(server.url("/session/logout"))
+        .header(CSRF, &old.csrf)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({ "logged_out": true }));
+    assert_no_store(&headers);
+    let removal = one_session_cookie(&headers);
+    removal.assert_removal();
+
+    // The browser dropped it.
+    let res = browser.get(server.url("/api/me")).send().await.unwrap();
+    expect_error(res, 401, "session_missing").await;
+
+    // The old value, re-sent by hand, is refused as revoked — and cleared again.
+    expect_session_refused(
+        get_with(&http, &server, "/api/me", &old).await,
+        "session_revoked",
+    )
+    .await;
+    expect_session_refused(
+        get_with(&http, &server, "/session", &old).await,
+        "session_revoked",
+    )
+    .await;
+    // Also on an unsafe method with the right CSRF token, and no resurrection by refresh.
+    expect_session_refused(
+        post_with(&http, &server, "/session/refresh", &old, None).await,
+        "session_revoked",
+    )
+    .await;
+    // Logging out a dead session is harmless.
+    let res = post_with(&http, &server, "/session/logout", &old, None).await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+    assert_ne!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn logout_all_ends_every_session_of_that_user_only() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let http = client();
+
+    let first = login(&http, &server, "alice", "wonderland").await;
+    let second = login(&http, &server, "alice", "wonderland").await;
+    let bob = login(&http, &server, "bob", "builder").await;
+    assert_ne!(
+        first.claims()["sid"],
+        second.claims()["sid"],
+        "two logins, two sessions"
+    );
+    expect_me(&http, &server, &second, "alice").await;
+    expect_me(&http, &server, &bob, "bob").await;
+
+    let res = http
+        .post(server.url("/session/logout-all"))
+        .header(COOKIE, first.cookie())
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 403, "csrf_missing").await;
+
+    let res = post_with(&http, &server, "/session/logout-all", &first, None).await;
+    let (status, headers, body) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({ "logged_out": true, "all": true }));
+    one_session_cookie(&headers).assert_removal();
+
+    expect_session_refused(
+        get_with(&http, &server, "/api/me", &second).await,
+        "session_revoked",
+    )
+    .await;
+    expect_session_refused(
+        get_with(&http, &server, "/api/me", &first).await,
+        "session_revoked",
+    )
+    .await;
+    // Another user is untouched.
+    expect_me(&http, &server, &bob, "bob").await;
+    // Alice can log in again right away (even within the same second).
+    let again = login(&http, &server, "alice", "wonderland").await;
+    expect_me(&http, &server, &again, "alice").await;
+}
+
+#[tokio::test]
+async fn jwks_publishes_only_the_public_eddsa_key() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let http = client();
+
+    let res = http
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, jwks) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "{jwks}");
+    assert!(
+        headers[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let keys = jwks["keys"].as_array().expect("a JWK Set");
+    assert!(!keys.is_empty(), "{jwks}");
+    for key in keys {
+        let obj = key.as_object().expect("a JWK object");
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            assert!(
+                !obj.contains_key(private),
+                "private member {private}: {key}"
+            );
+        }
+        assert!(key["kid"].is_string(), "{key}");
+    }
+
+    // The key that signs sessions is there, as a public Ed25519 key.
+    let sess = login(&http, &server, "alice", "wonderland").await;
+    let kid = sess.header()["kid"].as_str().unwrap().to_owned();
+    let key = keys
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap_or_else(|| panic!("signing kid {kid} not in {jwks}"));
+    assert_eq!(key["kty"], "OKP", "{key}");
+    assert_eq!(key["crv"], "Ed25519", "{key}");
+    assert_eq!(key["alg"], "EdDSA", "{key}");
+    let x = URL_SAFE_NO_PAD
+        .decode(key["x"].as_str().expect("x"))
+        .expect("base64url x");
+    assert_eq!(x.len(), 32, "an Ed25519 public key: {key}");
+    if let Some(usage) = key.get("use") {
+        assert_eq!(usage, "sig", "{key}");
+    }
+}
+
+#[tokio::test]
+async fn idle_expiry_over_a_real_socket() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        data.path(),
+        &[
+            ("JWT_SESSION_IDLE", "2s"),
+            ("JWT_SESSION_LEEWAY", "0s"),
+            ("JWT_SESSION_REISSUE_AFTER", "1s"),
+        ],
+    );
+    let started = Instant::now();
+    let browser = browser();
+    let http = client();
+
+    let res = browser
+        .post(server.url("/login"))
+        .json(&json!({ "username": "alice", "password": "wonderland" }))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cookie = one_session_cookie(&headers);
+    assert!((1..=2).contains(&cookie.max_age()), "{:?}", cookie.raw);
+    let first = Sess {
+        token: cookie.value,
+        csrf: body["csrf"].as_str().unwrap().to_owned(),
+    };
+    let lat = first.claims()["lat"].as_i64().unwrap();
+
+    // One second later a passive request (polling) is served but neither slides nor
+    // reissues.
+    sleep_until_unix(lat + 1, Duration::from_millis(50)).await;
+    let res = browser
+        .get(server.url("/api/me"))
+        .header("x-session-passive", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_no_session_cookie(res.headers(), "a passive request does not reissue");
+    assert!(
+        expires_in(res.headers()) <= 1,
+        "not slid by a passive request: {:?}",
+        res.headers()
+    );
+
+    // Activity: still valid, and silently renewed (reissue_after 1s).
+    let res = browser.get(server.url("/api/me")).send().await.unwrap();
+    let (status, headers, body) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let renewed = one_session_cookie(&headers);
+    renewed.assert_session_attributes();
+    assert!((1..=2).contains(&renewed.max_age()), "{:?}", renewed.raw);
+    let second = Sess {
+        token: renewed.value,
+        csrf: first.csrf.clone(),
+    };
+    let lat2 = second.claims()["lat"].as_i64().unwrap();
+    assert!(lat2 > lat, "the reissue slid lat");
+    assert_eq!(second.claims()["sid"], first.claims()["sid"]);
+
+    // Then idle for the whole timeout: both tokens are dead, for the idle reason.
+    sleep_until_unix(lat2 + 2, Duration::from_millis(50)).await;
+    expect_session_refused(
+        get_with(&http, &server, "/api/me", &second).await,
+        "session_expired_idle",
+    )
+    .await;
+    expect_session_refused(
+        get_with(&http, &server, "/api/me", &first).await,
+        "session_expired_idle",
+    )
+    .await;
+
+    // The browser's jar: Max-Age followed `exp`, so the browser dropped the cookie by
+    // itself at the same moment and sends none.
+    let res = browser.get(server.url("/api/me")).send().await.unwrap();
+    let headers = expect_error(res, 401, "session_missing").await;
+    assert_no_session_cookie(&headers, "nothing left to clear");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn revocations_survive_kill_9_and_restart() {
+    let root = tempfile::tempdir().unwrap();
+    // A data folder that does not exist yet: the server makes it ("no set-up").
+    let data = root.path().join("data");
+    let http = client();
+
+    let mut first = Server::start(&data, &[]);
+    let out = login(&http, &first, "alice", "wonderland").await;
+    let kept = login(&http, &first, "alice", "wonderland").await;
+    let bob_old = login(&http, &first, "bob", "builder").await;
+    let kid = kept.header()["kid"].clone();
+
+    let res = post_with(&http, &first, "/session/logout", &out, None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = post_with(&http, &first, "/session/logout-all", &bob_old, None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    expect_session_refused(
+        get_with(&http, &first, "/api/me", &out).await,
+        "session_revoked",
+    )
+    .await;
+    expect_me(&http, &first, &kept, "alice").await;
+
+    // kill -9: no graceful shutdown, nothing flushed on exit.
+    let status = first.kill_9();
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status}");
+    }
+    #[cfg(not(unix))]
+    assert!(!status.success());
+    let old_base = first.base.clone();
+    assert!(
+        http.get(format!("{old_base}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "the first server is gone"
+    );
+
+    // Same data folder, same keys, new process.
+    let second = Server::start(&data, &[]);
+    expect_session_refused(
+        get_with(&http, &second, "/api/me", &out).await,
+        "session_revoked",
+    )
+    .await;
+    expect_session_refused(
+        get_with(&http, &second, "/api/me", &bob_old).await,
+        "session_revoked",
+    )
+    .await;
+    // The session that was not logged out keeps working, CSRF token included.
+    let me = expect_me(&http, &second, &kept, "alice").await;
+    assert_eq!(me["sid"], kept.claims()["sid"]);
+    let res = post_with(
+        &http,
+        &second,
+        "/api/notes",
+        &kept,
+        Some(json!({ "text": "after restart" })),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = http
+        .get(second.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    let (_, _, jwks) = body_json(res).await;
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == kid),
+        "same keys after restart: {jwks}"
+    );
+    // Bob can log in again after the restart.
+    let bob_new = login(&http, &second, "bob", "builder").await;
+    expect_me(&http, &second, &bob_new, "bob").await;
+    assert!(!second.stderr().contains("panicked"), "{}", second.stderr());
+}
+
+#[tokio::test]
+async fn bad_settings_exit_nonzero_with_a_clear_message() {
+    let root = tempfile::tempdir().unwrap();
+    let missing_keys = root.path().join("no-such-keys");
+    let missing_keys = missing_keys.to_str().unwrap();
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "JWT_SESSION_IDLE",
+            "banana",
+            &["JWT_SESSION_IDLE", "banana"],
+        ),
+        (
+            "JWT_SESSION_ABSOLUTE",
+            "forever",
+            &["JWT_SESSION_ABSOLUTE", "forever"],
+        ),
+        (
+            "JWT_SESSION_ADDR",
+            "not-an-address",
+            &["JWT_SESSION_ADDR", "not-an-address"],
+        ),
+        ("JWT_SESSION_KEYS", missing_keys, &["no-such-keys"]),
+    ];
+    for (name, value, expected) in cases {
+        let mut child = server_command(&root.path().join("data"), &[(name, value)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the example server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name}={value:?}: the server kept running");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(!status.success(), "{name}={value:?}: exit {status}");
+        assert!(
+            status.code().is_some(),
+            "{name}={value:?}: a normal exit, not a signal: {status}"
+        );
+        assert!(
+            !stdout.contains("listening on"),
+            "{name}={value:?}: must not listen: {stdout}"
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("stack backtrace"),
+            "{name}={value:?}: no panic:\n{stderr}"
+        );
+        for word in expected {
+            assert!(
+                stderr.contains(word),
+                "{name}={value:?}: the message names {word:?}:\n{stderr}"
+            );
+        }
+    }
+}
