@@ -97,3 +97,8 @@ pub use crate::layer::{
 pub use crate::routes::{SessionStatus, session_routes};
 pub use crate::session::{Login, Logout, LogoutAll, Refresh, Session, SessionData};
 pub use ::cookie::SameSite;
+
+// The README's examples compile and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
