@@ -164,8 +164,17 @@ impl Codec {
     /// # Errors
     ///
     /// [`EncodeError::TooLarge`] if the token would pass the length cap (too much app
-    /// data), [`EncodeError::Serialize`] / [`EncodeError::Sign`] otherwise.
+    /// data), [`EncodeError::InvalidClaims`] for claims `decode` would refuse,
+    /// [`EncodeError::Serialize`] / [`EncodeError::Sign`] otherwise.
     pub fn encode<T: Serialize>(&self, claims: &Claims<T>) -> Result<String, EncodeError> {
+        if claims.sub.is_empty() || claims.sid.is_empty() {
+            return Err(EncodeError::InvalidClaims("empty sub or sid"));
+        }
+        if claims.iss != self.issuer || claims.aud != self.audience {
+            return Err(EncodeError::InvalidClaims(
+                "iss or aud differ from the configuration",
+            ));
+        }
         let keys = self.keys.load();
         let signer = keys.signer();
         let encoding = signer.encoding.as_ref().ok_or_else(|| {

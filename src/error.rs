@@ -241,6 +241,10 @@ pub enum EncodeError {
         /// The header's length.
         len: usize,
     },
+    /// The claims would be refused by this codec's own `decode` (empty `sub` or `sid`,
+    /// another issuer or audience), so they are not signed.
+    #[error("refusing to sign claims this service would not accept: {0}")]
+    InvalidClaims(&'static str),
     /// The app data could not be serialized.
     #[error("the session data could not be serialized: {0}")]
     Serialize(String),

@@ -72,6 +72,7 @@ mod error;
 mod extract;
 pub mod keys;
 pub mod layer;
+pub mod obs;
 pub mod routes;
 mod session;
 #[cfg(any(test, feature = "test-util"))]
@@ -94,6 +95,7 @@ pub use crate::keys::{Algorithm, Key, Keyring};
 pub use crate::layer::{
     EXPIRES_IN_HEADER, PASSIVE_HEADER, SessionLayer, SessionService, TOKEN_HEADER,
 };
+pub use crate::obs::sid_tag;
 pub use crate::routes::{SessionStatus, session_routes};
 pub use crate::session::{Login, Logout, LogoutAll, Refresh, Session, SessionData};
 pub use ::cookie::SameSite;

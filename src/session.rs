@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum_core::response::{IntoResponseParts, ResponseParts};
+use axum_core::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -165,6 +165,13 @@ impl<T: Clone + Send + Sync + 'static> IntoResponseParts for Login<T> {
     }
 }
 
+/// Alone, an empty `200 OK` that starts the session.
+impl<T: Clone + Send + Sync + 'static> IntoResponse for Login<T> {
+    fn into_response(self) -> Response {
+        (self, ()).into_response()
+    }
+}
+
 macro_rules! ask_part {
     ($(#[$doc:meta])* $name:ident => $ask:expr) => {
         $(#[$doc])*
@@ -176,6 +183,13 @@ macro_rules! ask_part {
             fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
                 res.extensions_mut().insert($ask);
                 Ok(res)
+            }
+        }
+
+        /// Alone, an empty `200 OK` carrying the request to the layer.
+        impl IntoResponse for $name {
+            fn into_response(self) -> Response {
+                (self, ()).into_response()
             }
         }
     };

@@ -252,6 +252,7 @@ impl MemoryDenylist {
             if removed {
                 self.watermark.fetch_max(at, Ordering::SeqCst);
                 self.evictions.fetch_add(1, Ordering::Relaxed);
+                crate::obs::evicted();
                 raised.push(at);
                 tracing::warn!(
                     capacity = self.capacity,
@@ -337,6 +338,7 @@ impl MemoryDenylist {
         };
         let mut records = vec![record.clone()];
         records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
+        crate::obs::denylist_size(self.held());
         (record, self.journal_append(&records))
     }
 
@@ -380,6 +382,7 @@ impl MemoryDenylist {
         };
         let mut records = vec![record.clone()];
         records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
+        crate::obs::denylist_size(self.held());
         (record, self.journal_append(&records))
     }
 
@@ -490,6 +493,7 @@ impl RevocationStore for MemoryDenylist {
             Slot::Subject(sub) => self.subjects.get(sub).is_some_and(|e| e.at == *at),
         });
         let removed = before.saturating_sub(self.held());
+        crate::obs::denylist_size(self.held());
         drop(order);
         if removed > 0 {
             tracing::debug!(removed, held = self.held(), "revocation sweep");

@@ -19,6 +19,7 @@ pub(crate) struct Ctx<T> {
     pub(crate) refused_cookie: bool,
     pub(crate) source: Option<Source>,
     pub(crate) passive: bool,
+    pub(crate) span: tracing::Span,
 }
 
 pin_project! {
@@ -67,9 +68,16 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Inner { future, ctx } => {
-                let response = ready!(future.poll(cx))?;
+                let response = {
+                    let _entered = ctx.as_ref().map(|c| c.span.enter());
+                    ready!(future.poll(cx))?
+                };
                 Poll::Ready(Ok(match ctx.take() {
-                    Some(ctx) => finish(ctx, response),
+                    Some(ctx) => {
+                        let span = ctx.span.clone();
+                        let _entered = span.enter();
+                        finish(ctx, response)
+                    }
                     None => response,
                 }))
             }
@@ -156,7 +164,11 @@ fn issue_login<T: SessionData, B: From<String>>(
     });
     match cookie {
         Ok(cookie) => {
-            tracing::info!(sid = %claims.sid, "session issued");
+            let span = tracing::Span::current();
+            if !span.is_disabled() {
+                span.record("sid", crate::obs::sid_tag(&claims.sid));
+            }
+            crate::obs::issued();
             res.headers_mut().append(header::SET_COOKIE, cookie);
             stamp(&mut res, &claims, shared, now);
             res
@@ -188,13 +200,13 @@ fn logout<T: SessionData, B: From<String>>(
     };
     match result {
         Ok(()) => {
-            tracing::info!(sid = %claims.sid, all, "session revoked");
+            crate::obs::revoked(all);
             with_removal(shared, res)
         }
         Err(e) => {
             // The revocation applies in this process, but it may not survive a restart or
             // reach other instances: say so instead of pretending.
-            tracing::error!(sid = %claims.sid, all, error = %e, "revocation not durable");
+            tracing::error!(all, error = %e, "revocation not durable");
             let body = serde_json::json!({ "error": {
                 "code": "revocation_failed",
                 "message": "logged out here, but the logout could not be recorded durably"
@@ -238,11 +250,11 @@ fn reissue<T: SessionData, B>(
     match shared.store.is_revoked(facts) {
         Ok(false) => {}
         Ok(true) => {
-            tracing::info!(sid = %claims.sid, "reissue skipped: session revoked during the request");
+            tracing::info!("reissue skipped: session revoked during the request");
             return with_removal(shared, res);
         }
         Err(e) => {
-            tracing::error!(sid = %claims.sid, error = %e, "reissue skipped: revocation check failed");
+            tracing::error!(error = %e, "reissue skipped: revocation check failed");
             stamp(&mut res, claims, shared, now);
             return res;
         }
@@ -261,7 +273,7 @@ fn reissue<T: SessionData, B>(
     });
     match issued {
         Ok((next, (name, value))) => {
-            tracing::debug!(sid = %next.sid, "session reissued");
+            crate::obs::reissued();
             let bearer = name == TOKEN_HEADER;
             res.headers_mut().append(name, value);
             if bearer {
@@ -273,7 +285,7 @@ fn reissue<T: SessionData, B>(
             stamp(&mut res, &next, shared, now);
         }
         Err(e) => {
-            tracing::error!(sid = %claims.sid, error = %e, "reissue failed; keeping the current token");
+            tracing::error!(error = %e, "reissue failed; keeping the current token");
             stamp(&mut res, claims, shared, now);
         }
     }

@@ -8,10 +8,10 @@ use tower_service::Service;
 
 use super::future::{Ctx, ResponseFuture};
 use super::{CachedToken, PASSIVE_HEADER, Shared, Slot, SlotState, Source, refusal_response};
-use crate::csrf;
 use crate::denylist::TokenFacts;
 use crate::error::Refusal;
 use crate::session::{Session, SessionData};
+use crate::{csrf, obs};
 
 /// The service made by [`SessionLayer`](super::SessionLayer).
 pub struct SessionService<S, T> {
@@ -53,6 +53,12 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
         let config = &shared.config.0;
+        let span = tracing::info_span!(
+            "session",
+            route = %req.uri().path(),
+            sid = tracing::field::Empty
+        );
+        let _entered = span.enter();
         let unsafe_method = csrf::is_unsafe(req.method());
         let found = find_token(req.headers(), config.accept_bearer, &config.cookie);
         let source = found.map(|(_, source)| source);
@@ -61,7 +67,7 @@ where
             && source != Some(Source::Bearer)
             && let Err(reason) = csrf::check_origin(req.headers(), &config.trusted_origins)
         {
-            refused(reason, req.uri().path(), None);
+            obs::refused(reason, req.uri().path());
             return ResponseFuture::rejected(refusal_response(reason, None));
         }
         let state = match found {
@@ -71,14 +77,19 @@ where
                 Err(reason) => SlotState::Refused(reason),
             },
         };
+        if let SlotState::Active(session) = &state
+            && !span.is_disabled()
+        {
+            span.record("sid", obs::sid_tag(session.id()));
+        }
         match &state {
             SlotState::Active(session) if unsafe_method && source == Some(Source::Cookie) => {
                 if let Err(reason) = csrf::check_token(req.headers(), &session.claims().csrf) {
-                    refused(reason, req.uri().path(), Some(session.id()));
+                    obs::refused(reason, req.uri().path());
                     return ResponseFuture::rejected(refusal_response(reason, None));
                 }
             }
-            SlotState::Refused(reason) => refused(*reason, req.uri().path(), None),
+            SlotState::Refused(reason) => obs::refused(*reason, req.uri().path()),
             _ => {}
         }
         let refused_cookie = source == Some(Source::Cookie)
@@ -110,6 +121,7 @@ where
             refused_cookie,
             source,
             passive,
+            span: span.clone(),
         };
         ResponseFuture::inner(self.inner.call(req), ctx)
     }
@@ -139,10 +151,6 @@ fn is_passive<B>(req: &Request<B>, routes: &[crate::config::PassivePredicate]) -
         .get(PASSIVE_HEADER)
         .is_some_and(|v| !(v.as_bytes() == b"0" || v.as_bytes().eq_ignore_ascii_case(b"false")));
     by_header || routes.iter().any(|p| p(req.method(), req.uri().path()))
-}
-
-fn refused(reason: Refusal, path: &str, sid: Option<&str>) {
-    tracing::info!(reason = reason.code(), route = path, sid, "session refused");
 }
 
 /// Decode (or find in the verified-token cache), check times, check revocation. Every
@@ -181,7 +189,7 @@ pub(crate) fn verify<T: SessionData>(
         Ok(false) => {}
         Ok(true) => return Err(Refusal::Revoked),
         Err(e) => {
-            tracing::error!(error = %e, sid = %claims.sid, "revocation check failed; refusing");
+            tracing::error!(error = %e, "revocation check failed; refusing");
             return Err(Refusal::RevocationUnavailable);
         }
     }
