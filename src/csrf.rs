@@ -23,18 +23,26 @@ pub fn is_unsafe(method: &Method) -> bool {
 ///
 /// * `Sec-Fetch-Site: cross-site` is refused; `same-site` is refused unless `Origin` is
 ///   trusted.
-/// * An `Origin` (including `null`) that is neither the request's own (`Host`) nor in
+/// * An `Origin` (including `null`) that is neither the request's own (the `Host`
+///   header, or — over HTTP/2, which sends none — the request URI's authority) nor in
 ///   `trusted` is refused.
 /// * Requests with neither header (non-browser clients) pass; they still need the token.
 ///
 /// # Errors
 ///
 /// [`Refusal::OriginRejected`].
-pub fn check_origin(headers: &HeaderMap, trusted: &[String]) -> Result<(), Refusal> {
+pub fn check_origin(
+    headers: &HeaderMap,
+    uri_authority: Option<&str>,
+    trusted: &[String],
+) -> Result<(), Refusal> {
     let origin = headers
         .get(header::ORIGIN)
         .map(|v| v.to_str().unwrap_or("null"));
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or(uri_authority);
     let origin_ok = |origin: &str| {
         let origin = origin.trim_end_matches('/');
         let authority = origin

@@ -245,12 +245,20 @@ impl MemoryDenylist {
             let Some((at, slot)) = order.pop_front() else {
                 break;
             };
-            let removed = match &slot {
-                Slot::Session(sid) => self.sessions.remove_if(sid, |_, e| e.at == at).is_some(),
-                Slot::Subject(sub) => self.subjects.remove_if(sub, |_, e| e.at == at).is_some(),
+            // Every mutation holds the `order` lock, so "is this entry still the one
+            // queued" cannot change between the check and the removal. The watermark is
+            // raised *before* the entry goes, and `is_revoked` reads entries before the
+            // watermark: a concurrent check always sees one or the other (I4).
+            let current = match &slot {
+                Slot::Session(sid) => self.sessions.get(sid).is_some_and(|e| e.at == at),
+                Slot::Subject(sub) => self.subjects.get(sub).is_some_and(|e| e.at == at),
             };
-            if removed {
+            if current {
                 self.watermark.fetch_max(at, Ordering::SeqCst);
+                match &slot {
+                    Slot::Session(sid) => drop(self.sessions.remove(sid)),
+                    Slot::Subject(sub) => drop(self.subjects.remove(sub)),
+                }
                 self.evictions.fetch_add(1, Ordering::Relaxed);
                 crate::obs::evicted();
                 raised.push(at);
@@ -352,6 +360,7 @@ impl MemoryDenylist {
     ) -> (Record, Result<(), RevocationError>) {
         let mut order = lock(&self.order);
         let key: Box<str> = sub.into();
+        let previous = self.subjects.get(&key).map(|e| e.before);
         // Visible first, covering everything up to "forever"; then dated.
         self.subjects.insert(
             key.clone(),
@@ -362,21 +371,22 @@ impl MemoryDenylist {
             },
         );
         let at = clock.now();
-        let exp = subject_ttl(at, policy);
-        self.subjects.insert(
-            key.clone(),
-            SubjectEntry {
-                before: at,
-                exp,
-                at,
-            },
-        );
+        // A login in the same second as an earlier log-out-everywhere was dated one
+        // second past it (see `subject_revoked_at`); a second one in that second must
+        // still cover it.
+        let before = match previous {
+            Some(p) if p >= at => p.saturating_add(1),
+            _ => at,
+        };
+        let exp = subject_ttl(before, policy);
+        self.subjects
+            .insert(key.clone(), SubjectEntry { before, exp, at });
         order.push_back((at, Slot::Subject(key)));
         let mut raised = Vec::new();
         self.evict(&mut order, &mut raised);
         let record = Record::Subject {
             sub: sub.to_owned(),
-            before: at,
+            before,
             exp,
             at,
         };
@@ -467,16 +477,18 @@ impl RevocationStore for MemoryDenylist {
     }
 
     fn is_revoked(&self, token: TokenFacts<'_>) -> Result<bool, RevocationError> {
-        if token.lat <= self.watermark.load(Ordering::SeqCst) {
-            return Ok(true);
-        }
+        // Entries first, watermark last: see `evict`.
         if self.sessions.contains_key(token.sid) {
             return Ok(true);
         }
-        Ok(self
+        if self
             .subjects
             .get(token.sub)
-            .is_some_and(|e| token.auth_time <= e.before))
+            .is_some_and(|e| token.auth_time <= e.before)
+        {
+            return Ok(true);
+        }
+        Ok(token.lat <= self.watermark.load(Ordering::SeqCst))
     }
 
     fn subject_revoked_at(&self, sub: &str) -> Option<i64> {

@@ -233,14 +233,10 @@ fn reissue<T: SessionData, B>(
 ) -> Response<B> {
     let config = &shared.config.0;
     let claims = session.claims();
+    // I3: read the clock, then check revocation, then mint with `lat` = that reading. The
+    // check runs even when no reissue is due, so a session revoked while this request
+    // ran gets its cookie cleared instead of a fresh deadline.
     let now = config.clock.now();
-    if !force && !claims.reissue_due(now, &config.policy) {
-        stamp(&mut res, claims, shared, now);
-        return res;
-    }
-    if claims.check(now, &config.policy).is_err() {
-        return with_removal(shared, res);
-    }
     let facts = TokenFacts {
         sid: &claims.sid,
         sub: &claims.sub,
@@ -250,7 +246,7 @@ fn reissue<T: SessionData, B>(
     match shared.store.is_revoked(facts) {
         Ok(false) => {}
         Ok(true) => {
-            tracing::info!("reissue skipped: session revoked during the request");
+            tracing::info!("session revoked during the request: no reissue, cookie cleared");
             return with_removal(shared, res);
         }
         Err(e) => {
@@ -258,6 +254,13 @@ fn reissue<T: SessionData, B>(
             stamp(&mut res, claims, shared, now);
             return res;
         }
+    }
+    if !force && !claims.reissue_due(now, &config.policy) {
+        stamp(&mut res, claims, shared, now);
+        return res;
+    }
+    if claims.check(now, &config.policy).is_err() {
+        return with_removal(shared, res);
     }
     let issued = claims.slid(now, &config.policy).and_then(|next| {
         let token = config.codec.encode(&next)?;

@@ -65,7 +65,11 @@ where
         // Bearer tokens are not ambient credentials: no cross-site or CSRF checks for them.
         if unsafe_method
             && source != Some(Source::Bearer)
-            && let Err(reason) = csrf::check_origin(req.headers(), &config.trusted_origins)
+            && let Err(reason) = csrf::check_origin(
+                req.headers(),
+                req.uri().authority().map(|a| a.as_str()),
+                &config.trusted_origins,
+            )
         {
             obs::refused(reason, req.uri().path());
             return ResponseFuture::rejected(refusal_response(reason, None));
