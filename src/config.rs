@@ -301,7 +301,7 @@ impl SessionConfigBuilder {
     }
 
     /// The clock. Default [`SystemClock`]; tests pass a
-    /// [`ManualClock`](crate::ManualClock).
+    /// `ManualClock` (feature `test-util`).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self

@@ -41,7 +41,7 @@
 //! | --- | --- | --- |
 //! | `aws-lc` | yes | jsonwebtoken's aws-lc-rs backend |
 //! | `rust-crypto` | no | jsonwebtoken's RustCrypto backend (use with `--no-default-features`) |
-//! | `test-util` | no | [`ManualClock`] and the [`testing`] kit |
+//! | `test-util` | no | `ManualClock` and the `testing` kit |
 //!
 //! Exactly one crypto backend must be enabled; anything else is a compile error.
 //!

@@ -36,6 +36,38 @@ impl Record {
     }
 }
 
+/// What a journal holds, as counted by [`summarize`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JournalSummary {
+    /// Session revocations.
+    pub sessions: usize,
+    /// "Every session of this user" revocations.
+    pub subjects: usize,
+    /// Overflow watermark records.
+    pub watermarks: usize,
+    /// Lines that could not be read (a torn last write, corruption); they are skipped.
+    pub unreadable: usize,
+}
+
+/// Count what a journal file's bytes hold, the way [`MemoryDenylist`](super::MemoryDenylist)
+/// reads them at start-up. Never panics, whatever the bytes.
+pub fn summarize(bytes: &[u8]) -> JournalSummary {
+    let loaded = parse(bytes);
+    let mut summary = JournalSummary {
+        unreadable: loaded.unreadable,
+        ..JournalSummary::default()
+    };
+    for record in &loaded.records {
+        match record {
+            Record::Session { .. } => summary.sessions += 1,
+            Record::Subject { .. } => summary.subjects += 1,
+            Record::Watermark { .. } => summary.watermarks += 1,
+        }
+    }
+    summary
+}
+
 /// What reading a journal found: the records, and how many lines could not be read.
 #[derive(Debug, Default)]
 pub(crate) struct Loaded {

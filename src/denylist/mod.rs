@@ -12,6 +12,7 @@
 mod journal;
 mod memory;
 
+pub use journal::{JournalSummary, summarize as summarize_journal};
 pub use memory::{DEFAULT_CAPACITY, MemoryDenylist, MemoryDenylistBuilder};
 
 use crate::claims::Policy;

@@ -8,7 +8,7 @@
 //! 3. on unsafe methods, refuses cross-site requests and, for a cookie-borne session,
 //!    requires `X-CSRF-Token` to equal the session's token (403);
 //! 4. hands the outcome to handlers through request extensions (extract it with
-//!    [`Session`](crate::Session) or `Option<Session>`); with
+//!    [`Session`] or `Option<Session>`); with
 //!    [`SessionLayer::require_session`] it answers 401 itself instead;
 //! 5. on the way out, carries out [`Login`](crate::Login) / [`Logout`](crate::Logout) /
 //!    [`LogoutAll`](crate::LogoutAll) / [`Refresh`](crate::Refresh), or reissues the token
@@ -17,7 +17,7 @@
 //!
 //! Every response for a session carries [`EXPIRES_IN_HEADER`] (seconds until the session
 //! ends unless there is activity) and `Cache-Control: no-store`. Refusals carry
-//! `{"error":{"code":…,"message":…}}` and the [`Refusal`](crate::Refusal) in their
+//! `{"error":{"code":…,"message":…}}` and the [`Refusal`] in their
 //! response extensions.
 //!
 //! # Example
