@@ -300,3 +300,49 @@ fn round_trip(signer: &Key) -> Result<(), KeyError> {
         Err(e) => Err(fail(e.to_string())),
     }
 }
+
+/// Read a token's header and claims **without verifying anything**: for diagnostics only
+/// (the operator's `jwt-session inspect`, a debugging log of a refused token's `kid`).
+///
+/// The token must be at most 64 KiB and have exactly three `.`-separated parts whose
+/// first two are base64url (no padding) JSON objects; the signature part is not looked
+/// at. Duplicate member names are not refused here (the last one wins), unlike in
+/// [`Codec::decode`].
+///
+/// # Security
+///
+/// **Nothing is verified**: not the signature, not the key, not the algorithm, not the
+/// issuer, audience or times. Anyone can forge a token that peeks as anything. Never
+/// base a decision on what this returns; use [`Codec::decode`] and
+/// [`Claims::check`](crate::Claims::check) for that. The claims include the session's
+/// CSRF secret (`csrf`): do not log them as they are.
+///
+/// # Errors
+///
+/// [`Refusal::TooLarge`] over 64 KiB, [`Refusal::Malformed`] for anything that is not
+/// shaped like a JWT with JSON-object header and claims. Never panics, whatever the bytes.
+pub fn peek_unverified(token: &[u8]) -> Result<(serde_json::Value, serde_json::Value), Refusal> {
+    const PEEK_MAX_LEN: usize = 64 * 1024;
+    if token.len() > PEEK_MAX_LEN {
+        return Err(Refusal::TooLarge);
+    }
+    let mut parts = token.split(|b| *b == b'.');
+    let (Some(head), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Refusal::Malformed);
+    };
+    let object = |part: &[u8]| -> Result<serde_json::Value, Refusal> {
+        let json = URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| Refusal::Malformed)?;
+        if !is_json_object(&json) {
+            return Err(Refusal::Malformed);
+        }
+        match serde_json::from_slice(&json) {
+            Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+            _ => Err(Refusal::Malformed),
+        }
+    };
+    Ok((object(head)?, object(payload)?))
+}

@@ -181,6 +181,12 @@ async fn login_as(kit: &TestKit, app: &Router, user: &str) -> Client {
     }
 }
 
+/// A restart in one process: the kit lets go of its journaled store (and so of the
+/// journal's lock) before the next one opens the journal.
+fn release(kit: TestKit) -> TestKit {
+    kit.with_store(MemoryDenylist::with_capacity(1).unwrap())
+}
+
 fn journaled(kit: &TestKit, path: &FsPath, capacity: usize) -> Arc<MemoryDenylist> {
     MemoryDenylist::builder()
         .capacity(capacity)
@@ -495,8 +501,10 @@ async fn journaled_revocations_survive_a_restart() {
     carol_a.logout_all(&kit, &app).await;
     assert_eq!(kinds(&journal(&path)), ["s", "s", "u"]);
 
-    // Restart: a new store from the same journal, same config and clock.
+    // Restart: a new store from the same journal, same config and clock. (The old
+    // process is gone: its store, and the journal lock it held, go first.)
     drop(app);
+    let kit = release(kit);
     let store = journaled(&kit, &path, 1000);
     assert_eq!(store.len(), 3);
     let kit = kit.with_store(store.clone());
@@ -522,6 +530,19 @@ async fn journaled_revocations_survive_a_restart() {
         .await
         .assert_ok("carol after restart");
     assert_eq!(store.subject_revoked_at("carol"), Some(kit.now()));
+}
+
+#[tokio::test]
+async fn a_second_store_cannot_open_a_journal_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("revocations.jsonl");
+    let kit = TestKit::new();
+    let first = journaled(&kit, &path, 10);
+    let second = MemoryDenylist::builder().journal(&path).build(kit.clock());
+    let err = second.expect_err("a journal is one process's");
+    assert!(err.to_string().contains("in use"), "{err}");
+    drop(first);
+    journaled(&kit, &path, 10);
 }
 
 #[tokio::test]
@@ -552,10 +573,15 @@ async fn a_torn_or_corrupt_journal_line_is_skipped_and_everything_else_kept() {
     );
     std::fs::write(&path, damaged).unwrap();
 
+    let kit = release(kit);
     let store = journaled(&kit, &path, 1000);
     assert_eq!(store.len(), 3, "every readable line kept");
     let lines = journal(&path); // and the rewritten file is clean
     assert_eq!(kinds(&lines), ["s", "s", "s"]);
+    // The two unreadable lines were kept aside, not thrown away.
+    let rejected = std::fs::read_to_string(dir.path().join("revocations.jsonl.rejected")).unwrap();
+    assert_eq!(rejected.lines().count(), 2);
+    assert!(rejected.contains("garbage") && rejected.contains("torn-wri"));
     let kit = kit.with_store(store);
     let app = router(&kit);
     for (what, c) in [("alice", &alice), ("bob", &bob), ("carol", &carol)] {
@@ -570,6 +596,7 @@ async fn a_torn_or_corrupt_journal_line_is_skipped_and_everything_else_kept() {
     dave.logout(&kit, &app).await;
     assert_eq!(journal(&path).len(), 4);
     drop(app);
+    let kit = release(kit);
     let kit = kit.clone().with_store(journaled(&kit, &path, 1000));
     let app = router(&kit);
     assert_eq!(kit.store().len(), 4);
@@ -606,6 +633,7 @@ async fn expired_journal_entries_are_compacted_away_when_opened() {
     drop(app);
 
     // One second before alice's entry expires: all kept.
+    let kit = release(kit);
     let store = journaled(&kit, &path, 1000);
     assert_eq!(store.len(), 3);
     assert_eq!(journal(&path).len(), 3);
@@ -692,6 +720,7 @@ async fn the_overflow_watermark_survives_restarts_even_with_a_smaller_capacity()
         }
     };
 
+    let kit = release(kit);
     let store = journaled(&kit, &path, 2);
     assert_eq!(store.watermark(), Some(revoked_at[1]));
     assert_eq!(store.len(), 2);
@@ -700,6 +729,7 @@ async fn the_overflow_watermark_survives_restarts_even_with_a_smaller_capacity()
     check(kit.clone()).await;
 
     // Restart with room for one: the older of the two is evicted at load.
+    let kit = release(kit);
     let store = journaled(&kit, &path, 1);
     assert_eq!(store.watermark(), Some(revoked_at[2]));
     assert_eq!(store.len(), 1);

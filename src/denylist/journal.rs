@@ -95,18 +95,60 @@ pub(crate) struct Journal {
     path: PathBuf,
     file: File,
     lines: usize,
+    /// Exclusive advisory lock on `<journal>.lock`, held while this journal is open: a
+    /// second process compacting (renaming) the file under a live writer would make that
+    /// writer's later revocations land in a deleted file.
+    _lock: File,
+}
+
+/// The unreadable lines of a journal are kept here (appended) before compaction drops
+/// them, so nothing read from disk is ever lost.
+fn rejected_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".rejected");
+    PathBuf::from(name)
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
 }
 
 impl Journal {
     /// Read `path` (if it exists), keep what is live at `now`, rewrite it compacted
     /// (atomically: temp file, fsync, rename) and open it for appending.
     pub(crate) fn open(path: &Path, now: i64) -> io::Result<(Self, Loaded)> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock_path(path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "{} is in use by another process (one journal per process; stop it first)",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
         let mut loaded = parse(&bytes);
+        if loaded.unreadable > 0 {
+            keep_rejected(path, &bytes)?;
+        }
         loaded.records.retain(|r| r.live(now));
         let file = rewrite(path, &loaded.records)?;
         let lines = loaded.records.len();
@@ -115,6 +157,7 @@ impl Journal {
                 path: path.to_owned(),
                 file,
                 lines,
+                _lock: lock,
             },
             loaded,
         ))
@@ -141,6 +184,24 @@ impl Journal {
         self.lines = records.len();
         Ok(())
     }
+}
+
+/// Append every unreadable line of `bytes` to `<journal>.rejected` (fsynced).
+fn keep_rejected(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(rejected_path(path))?;
+    for line in bytes.split(|b| *b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace)
+            || serde_json::from_slice::<Record>(line).is_ok()
+        {
+            continue;
+        }
+        out.write_all(line)?;
+        out.write_all(b"\n")?;
+    }
+    out.sync_all()
 }
 
 fn rewrite(path: &Path, records: &[Record]) -> io::Result<File> {

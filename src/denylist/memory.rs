@@ -89,6 +89,11 @@ impl MemoryDenylistBuilder {
     /// Journal file: every revocation is appended and fsynced; the file is read and
     /// compacted by [`build`](Self::build). Default: none (revocations die with the
     /// process).
+    ///
+    /// One process per journal: `build` takes an exclusive lock on `<journal>.lock`
+    /// (released when the denylist is dropped or the process dies) and fails while
+    /// another holds it. Unreadable lines (a torn last write, corruption) are skipped and
+    /// appended to `<journal>.rejected` before compaction, so nothing is lost.
     pub fn journal(mut self, path: impl Into<PathBuf>) -> Self {
         self.journal = Some(path.into());
         self
@@ -522,5 +527,57 @@ impl RevocationStore for MemoryDenylist {
 
     fn len(&self) -> usize {
         self.held()
+    }
+}
+
+/// One revocation held by a [`MemoryDenylist`], as listed by
+/// [`MemoryDenylist::snapshot`]. A read-only copy: changing it changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RevocationEntry {
+    /// The revoked session id, or — for a subject revocation — the subject.
+    pub id: String,
+    /// `None` for a session revocation; `Some(T)` for a subject revocation: every
+    /// session of that subject with `auth_time <= T` is refused.
+    pub before: Option<i64>,
+    /// When the revocation was recorded (UNIX seconds). `i64::MAX` for a revocation
+    /// caught while it is being recorded (visible, not yet dated).
+    pub revoked_at: i64,
+    /// The end of its I2 TTL (UNIX seconds): a sweep at or after this drops it, since no
+    /// token it refuses can still be valid then.
+    pub expires_at: i64,
+}
+
+impl RevocationEntry {
+    /// Whether this revokes every session of a subject (rather than one session).
+    pub fn is_subject(&self) -> bool {
+        self.before.is_some()
+    }
+}
+
+impl MemoryDenylist {
+    /// A copy of every revocation held now, sessions and subjects, ordered by
+    /// revocation time (then id). Read-only; for operators' tools and diagnostics. Each
+    /// entry is read consistently, but revocations made during the call may or may not
+    /// be included. The overflow watermark is [`watermark`](Self::watermark).
+    pub fn snapshot(&self) -> Vec<RevocationEntry> {
+        let mut entries: Vec<RevocationEntry> = self
+            .sessions
+            .iter()
+            .map(|e| RevocationEntry {
+                id: e.key().to_string(),
+                before: None,
+                revoked_at: e.value().at,
+                expires_at: e.value().exp,
+            })
+            .collect();
+        entries.extend(self.subjects.iter().map(|e| RevocationEntry {
+            id: e.key().to_string(),
+            before: Some(e.value().before),
+            revoked_at: e.value().at,
+            expires_at: e.value().exp,
+        }));
+        entries.sort_by(|a, b| (a.revoked_at, &a.id).cmp(&(b.revoked_at, &b.id)));
+        entries
     }
 }

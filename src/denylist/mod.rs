@@ -13,7 +13,7 @@ mod journal;
 mod memory;
 
 pub use journal::{JournalSummary, summarize as summarize_journal};
-pub use memory::{DEFAULT_CAPACITY, MemoryDenylist, MemoryDenylistBuilder};
+pub use memory::{DEFAULT_CAPACITY, MemoryDenylist, MemoryDenylistBuilder, RevocationEntry};
 
 use crate::claims::Policy;
 use crate::clock::Clock;
