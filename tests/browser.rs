@@ -1,0 +1,791 @@
+//! Browser tests: Debian's `chromium`, headless, driven through `chromedriver` with
+//! `fantoccini`, against the example server's SPA (`examples/spa`) on `127.0.0.1:0`.
+//!
+//! Needs `chromium` and `chromedriver` on `PATH` (Debian: `apt-get install chromium
+//! chromium-driver`). Without them each test prints `SKIPPED: …` to stderr and passes,
+//! except under `CI=true`, where a missing browser is a failure.
+//!
+//! Every test starts its own chromedriver (on a free loopback port, in its own process
+//! group so that the browser dies with it), a fresh Chromium profile and its own example
+//! server with short timeouts. The tests run one at a time: they measure seconds.
+//! Screenshots go to `target/browser-artifacts/` (with the server and chromedriver logs),
+//! and to `docs/screenshots/` when missing there or when `JWT_SESSION_UPDATE_SCREENSHOTS=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// The example server's session cookie with plain-http (development) cookies.
+const COOKIE_NAME: &str = "session";
+
+/// One test at a time: Chromium is heavy and the scenarios count seconds.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+// ---------------------------------------------------------------------------------------
+// Tools, processes and paths
+// ---------------------------------------------------------------------------------------
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// `(chromium, chromedriver)`, or `None` (after a loud `SKIPPED`) when one is missing
+/// outside CI. Under `CI=true` a missing tool fails the test.
+fn browser_tools(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let chromium = find_in_path("chromium");
+    let driver = find_in_path("chromedriver");
+    if let (Some(chromium), Some(driver)) = (&chromium, &driver) {
+        return Some((chromium.clone(), driver.clone()));
+    }
+    let missing: Vec<&str> = [("chromium", &chromium), ("chromedriver", &driver)]
+        .iter()
+        .filter(|(_, found)| found.is_none())
+        .map(|(name, _)| *name)
+        .collect();
+    let message = format!(
+        "browser test `{test}` needs {} on PATH (Debian: apt-get install chromium chromium-driver)",
+        missing.join(" and ")
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and {message}");
+    }
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "\n**********\nSKIPPED: {message}\n**********\n"
+    );
+    None
+}
+
+/// `target/` (from this test binary's path: `target/<profile>/deps/browser-…`).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    exe.ancestors()
+        .nth(3)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+fn artifacts_dir() -> PathBuf {
+    let dir = target_dir().join("browser-artifacts");
+    std::fs::create_dir_all(&dir).expect("create target/browser-artifacts");
+    dir
+}
+
+/// Build (usually quick) and locate `target/<profile>/examples/server`.
+fn server_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("path of the test binary");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps")
+            .to_path_buf();
+        let profile = profile_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("debug")
+            .to_owned();
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--example", "server", "--quiet"])
+            .arg("--target-dir")
+            .arg(target_dir())
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                cargo.arg("--release");
+            }
+            other => {
+                cargo.args(["--profile", other]);
+            }
+        }
+        let status = cargo.status().expect("run cargo build --example server");
+        assert!(status.success(), "cargo build --example server: {status}");
+        let bin = profile_dir
+            .join("examples")
+            .join(format!("server{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.is_file(), "example server not at {}", bin.display());
+        bin
+    })
+}
+
+/// A free loopback port: bind port 0, read it, let it go.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Kills a child process when dropped; with `group`, its whole process group (chromedriver
+/// and the Chromium it started).
+struct KillOnDrop {
+    child: Child,
+    group: bool,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.group {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_file(name: &str) -> File {
+    File::create(artifacts_dir().join(name)).expect("create a log file in target/browser-artifacts")
+}
+
+/// The example server as a child process on `127.0.0.1:0`, with `env` on top of a clean
+/// environment (the repo's development keys, a fresh data folder).
+struct Server {
+    base: String,
+    _process: KillOnDrop,
+    _data: TempDir,
+}
+
+fn start_server(test: &str, env: &[(&str, &str)]) -> Server {
+    let data = TempDir::new().expect("temp data dir");
+    let mut cmd = Command::new(server_binary());
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("JWT_SESSION_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("JWT_SESSION_ADDR", "127.0.0.1:0")
+        .env(
+            "JWT_SESSION_KEYS",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("keys"),
+        )
+        .env("JWT_SESSION_DATA", data.path())
+        .env("RUST_LOG", "info,jwt_session=debug")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file(&format!("{test}-server.log")));
+    let mut child = cmd.spawn().expect("start the example server");
+    let stdout = child.stdout.take().expect("server stdout");
+    let process = KillOnDrop {
+        child,
+        group: false,
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining so the server never writes into a closed pipe.
+        let _ = reader.read_to_end(&mut Vec::new());
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server printed no `listening on` line within 30 s");
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| {
+            panic!(
+                "unexpected first line from the server: {line:?} \
+                 (see target/browser-artifacts/{test}-server.log)"
+            )
+        })
+        .to_owned();
+    Server {
+        base,
+        _process: process,
+        _data: data,
+    }
+}
+
+/// chromedriver on a free loopback port, in its own process group.
+fn start_chromedriver(test: &str, chromedriver: &Path) -> (KillOnDrop, String) {
+    let port = free_port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdin(Stdio::null())
+        .stdout(log_file(&format!("{test}-chromedriver.log")))
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .expect("start chromedriver");
+    let guard = KillOnDrop { child, group: true };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on port {port} within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (guard, format!("http://127.0.0.1:{port}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// The harness: one server, one chromedriver, one browser
+// ---------------------------------------------------------------------------------------
+
+/// Drop order is field order: the WebDriver client, then chromedriver with its browser,
+/// then the profile directory, then the server.
+struct Harness {
+    name: &'static str,
+    client: Client,
+    base: String,
+    _driver: KillOnDrop,
+    _profile: TempDir,
+    _server: Server,
+}
+
+impl Harness {
+    /// Starts everything, or `None` when the browser is not installed (outside CI).
+    async fn start(name: &'static str, env: &[(&str, &str)]) -> Option<Self> {
+        let (chromium, chromedriver) = browser_tools(name)?;
+        let server = start_server(name, env);
+        let (driver, driver_url) = start_chromedriver(name, &chromedriver);
+        let profile = TempDir::new().expect("temp Chromium profile");
+        let args = [
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--window-size=1000,900".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium.to_string_lossy(),
+                "args": args,
+            },
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!("a JSON object")
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver_url)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver session with {}: {e}", chromium.display()));
+        Some(Self {
+            name,
+            client,
+            base: server.base.clone(),
+            _driver: driver,
+            _profile: profile,
+            _server: server,
+        })
+    }
+
+    /// Closes the browser session (the guards kill whatever is left).
+    async fn finish(self) {
+        let Self { client, .. } = self;
+        let _ = client.close().await;
+    }
+
+    async fn goto(&self, path_and_query: &str) {
+        self.client
+            .goto(&format!("{}{path_and_query}", self.base))
+            .await
+            .expect("navigate");
+    }
+
+    /// Runs `script` (a function body; may return a promise) in the page.
+    async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Polls the JavaScript expression `condition` until it is truthy.
+    async fn wait_until(&self, what: &str, condition: &str, timeout: Duration) {
+        let script = format!("return Boolean({condition});");
+        let start = Instant::now();
+        loop {
+            if let Ok(Value::Bool(true)) = self.client.execute(&script, vec![]).await {
+                return;
+            }
+            if start.elapsed() > timeout {
+                self.save_failure().await;
+                panic!(
+                    "[{}] timed out after {timeout:?} waiting for {what} ({condition}); \
+                     see target/browser-artifacts/{}-failure.png",
+                    self.name, self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn save_failure(&self) {
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(
+                artifacts_dir().join(format!("{}-failure.png", self.name)),
+                png,
+            );
+        }
+        if let Ok(log) = self
+            .client
+            .execute("return JSON.stringify(window.__fetchLog || null);", vec![])
+            .await
+        {
+            eprintln!("[{}] fetch log: {log}", self.name);
+        }
+    }
+
+    async fn visible(&self, id: &str) -> bool {
+        let script = format!(
+            "const e = document.getElementById('{id}'); return !!e && !e.closest('.hidden');"
+        );
+        self.js(&script).await == Value::Bool(true)
+    }
+
+    async fn wait_visible(&self, id: &str, timeout: Duration) {
+        let condition = format!(
+            "document.getElementById('{id}') && !document.getElementById('{id}').closest('.hidden')"
+        );
+        self.wait_until(&format!("#{id} to show"), &condition, timeout)
+            .await;
+    }
+
+    async fn text(&self, id: &str) -> String {
+        self.client
+            .find(Locator::Id(id))
+            .await
+            .expect("element")
+            .text()
+            .await
+            .expect("element text")
+    }
+
+    async fn type_into(&self, id: &str, text: &str) {
+        let field = self.client.find(Locator::Id(id)).await.expect("field");
+        field.clear().await.expect("clear field");
+        field.send_keys(text).await.expect("type");
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("find {css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Log in through the form and wait for the protected page.
+    async fn log_in(&self, user: &str, password: &str) {
+        self.wait_visible("login-view", Duration::from_secs(10))
+            .await;
+        self.type_into("username", user).await;
+        self.type_into("password", password).await;
+        self.click("#login-button").await;
+        self.wait_visible("app-view", Duration::from_secs(10)).await;
+        let shown = format!("document.getElementById('user').textContent === '{user}'");
+        self.wait_until("the user's name", &shown, Duration::from_secs(5))
+            .await;
+    }
+
+    /// The session cookie as the browser holds it (WebDriver sees HttpOnly cookies).
+    async fn session_cookie(&self) -> Option<fantoccini::cookies::Cookie<'static>> {
+        self.client
+            .get_all_cookies()
+            .await
+            .expect("get all cookies")
+            .into_iter()
+            .find(|c| c.name() == COOKIE_NAME && !c.value().is_empty())
+    }
+
+    /// Wraps `window.fetch` so the test can count every request the page makes
+    /// (path, method, passive header, status). Survives until the next navigation.
+    async fn record_fetches(&self) {
+        self.js(r#"
+            if (!window.__fetchLog) {
+              window.__fetchLog = [];
+              const original = window.fetch.bind(window);
+              window.fetch = async (input, init = {}) => {
+                const isRequest = input instanceof Request;
+                const entry = {
+                  path: new URL(isRequest ? input.url : String(input), location.href).pathname,
+                  method: (init.method || (isRequest ? input.method : "GET")).toUpperCase(),
+                  passive: new Headers(init.headers || undefined).get("x-session-passive") === "1",
+                  status: null,
+                };
+                window.__fetchLog.push(entry);
+                try {
+                  const res = await original(input, init);
+                  entry.status = res.status;
+                  return res;
+                } catch (e) {
+                  entry.status = -1;
+                  throw e;
+                }
+              };
+            }
+            "#)
+            .await;
+    }
+
+    async fn fetch_log(&self) -> Vec<Value> {
+        match self.js("return window.__fetchLog || [];").await {
+            Value::Array(entries) => entries,
+            other => panic!("fetch log is not an array: {other}"),
+        }
+    }
+
+    async fn login_redirects(&self) -> i64 {
+        self.js("return window.__loginRedirects;")
+            .await
+            .as_i64()
+            .expect("window.__loginRedirects is a number")
+    }
+
+    /// A plain `fetch` from the page: `[status, JSON body or null]`.
+    async fn page_fetch(&self, path: &str, init: &str) -> (u64, Value) {
+        let script = format!(
+            "return fetch('{path}', {init}).then(async (r) => \
+             [r.status, await r.json().catch(() => null)]);"
+        );
+        let result = self.js(&script).await;
+        (
+            result[0].as_u64().expect("status"),
+            result.get(1).cloned().unwrap_or(Value::Null),
+        )
+    }
+
+    /// Saves a screenshot to `target/browser-artifacts/` and, for the README, to
+    /// `docs/screenshots/` (when missing there, or with `JWT_SESSION_UPDATE_SCREENSHOTS=1`).
+    async fn screenshot(&self, file: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+        std::fs::write(artifacts_dir().join(file), &png).expect("write screenshot");
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        let target = docs.join(file);
+        let update = std::env::var("JWT_SESSION_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
+        if update || !target.exists() {
+            std::fs::create_dir_all(&docs).expect("create docs/screenshots");
+            std::fs::write(&target, &png).expect("write docs screenshot");
+        }
+    }
+}
+
+fn count(log: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
+    log.iter().filter(|e| pred(e)).count()
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------
+
+/// Log in through the form, see the protected page with the user name, add a note (a
+/// CSRF-protected POST made by the client), and check that scripts cannot read the cookie.
+#[tokio::test]
+async fn login_shows_the_protected_page_and_the_cookie_is_http_only() {
+    let _serial = SERIAL.lock().await;
+    let Some(h) = Harness::start("login", &[("JWT_SESSION_IDLE", "10m")]).await else {
+        return;
+    };
+    h.goto("/").await;
+
+    // A wrong password stays on the login view with a message.
+    h.wait_visible("login-view", Duration::from_secs(10)).await;
+    h.type_into("password", "not-the-password").await;
+    h.click("#login-button").await;
+    h.wait_until(
+        "the wrong-password message",
+        "document.getElementById('login-error').textContent.includes('Wrong')",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(!h.visible("app-view").await);
+
+    h.log_in("alice", "wonderland").await;
+    assert_eq!(h.text("user").await, "alice");
+    h.wait_until(
+        "the countdown",
+        "/^\\d+:\\d\\d min$/.test(document.getElementById('countdown').textContent)",
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // The notes form: a POST that needs X-CSRF-Token, sent by session.fetch.
+    for note in ["Buy milk", "Rotate the signing key"] {
+        h.type_into("note-text", note).await;
+        h.click("#note-button").await;
+        let listed = format!(
+            "[...document.querySelectorAll('#notes li')].some((li) => li.textContent === '{note}')"
+        );
+        h.wait_until("the new note", &listed, Duration::from_secs(5))
+            .await;
+    }
+    assert_eq!(h.text("note-error").await, "");
+
+    // HttpOnly: the browser holds the cookie, scripts do not see it.
+    let cookie = h.session_cookie().await.expect("a session cookie");
+    assert_eq!(cookie.http_only(), Some(true), "session cookie is HttpOnly");
+    assert_eq!(cookie.value().split('.').count(), 3, "the cookie is a JWT");
+    let visible = h.js("return document.cookie;").await;
+    let visible = visible.as_str().expect("document.cookie is a string");
+    assert!(
+        !visible.contains(&format!("{COOKIE_NAME}=")) && !visible.contains(cookie.value()),
+        "document.cookie must not expose the session: {visible:?}"
+    );
+
+    h.screenshot("logged-in.png").await;
+
+    // A reload finds the session again through GET /session.
+    h.goto("/").await;
+    h.wait_visible("app-view", Duration::from_secs(10)).await;
+    assert_eq!(h.text("user").await, "alice");
+    assert_eq!(h.login_redirects().await, 0);
+    h.finish().await;
+}
+
+/// The user clicks and types every second, touching nothing that calls the server, for
+/// twice the idle timeout: the client's auto-extend refreshes near each deadline, the
+/// cookie is renewed, and the user stays signed in.
+#[tokio::test]
+async fn cookie_is_renewed_while_the_user_clicks_around() {
+    let _serial = SERIAL.lock().await;
+    let env = [
+        ("JWT_SESSION_IDLE", "4s"),
+        ("JWT_SESSION_REISSUE_AFTER", "1s"),
+        ("JWT_SESSION_LEEWAY", "0s"),
+    ];
+    let Some(h) = Harness::start("renewal", &env).await else {
+        return;
+    };
+    h.goto("/?warn=2&poll=0").await;
+    h.record_fetches().await;
+    h.log_in("alice", "wonderland").await;
+    let first = h.session_cookie().await.expect("a session cookie");
+
+    let start = Instant::now();
+    let mut round = 0;
+    while start.elapsed() < Duration::from_secs(9) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if round % 2 == 0 {
+            h.click("#about summary").await; // opens / closes a section: no request
+        } else {
+            h.type_into("note-text", "typing").await; // key presses: no request
+        }
+        round += 1;
+        assert!(
+            h.visible("app-view").await,
+            "logged out after {:?} of activity",
+            start.elapsed()
+        );
+    }
+
+    assert!(h.visible("app-view").await, "still signed in");
+    assert_eq!(h.login_redirects().await, 0);
+    let last = h
+        .session_cookie()
+        .await
+        .expect("the session cookie is still there");
+    assert_ne!(first.value(), last.value(), "the cookie was reissued");
+    assert_eq!(last.http_only(), Some(true));
+
+    let log = h.fetch_log().await;
+    let refreshes = count(&log, |e| {
+        e["path"] == "/session/refresh" && e["method"] == "POST" && e["status"] == 200
+    });
+    assert!(
+        refreshes >= 2,
+        "auto-extend refreshed near the deadlines: {log:?}"
+    );
+    assert_eq!(count(&log, |e| e["status"] == 401), 0, "no 401: {log:?}");
+    // The server agrees: the session is alive, 9 s after a 4 s idle timeout.
+    let (status, body) = h.page_fetch("/api/me", "{}").await;
+    assert_eq!((status, body["user"].as_str()), (200, Some("alice")));
+    h.finish().await;
+}
+
+/// Nobody touches the page, which polls passively every second: the warning shows, then
+/// the page lands on the login view exactly once, and makes no request after that.
+#[tokio::test]
+async fn idle_page_warns_then_lands_on_login_exactly_once() {
+    let _serial = SERIAL.lock().await;
+    let env = [
+        ("JWT_SESSION_IDLE", "5s"),
+        ("JWT_SESSION_REISSUE_AFTER", "1s"),
+        ("JWT_SESSION_LEEWAY", "0s"),
+    ];
+    let Some(h) = Harness::start("idle", &env).await else {
+        return;
+    };
+    h.goto("/?warn=3&poll=1").await;
+    h.record_fetches().await;
+    h.log_in("alice", "wonderland").await;
+
+    h.wait_visible("expiry-warning", Duration::from_secs(6))
+        .await;
+    assert!(
+        h.visible("app-view").await,
+        "the warning shows before the end"
+    );
+    assert_eq!(h.login_redirects().await, 0);
+    h.screenshot("expiry-warning.png").await;
+
+    h.wait_visible("login-view", Duration::from_secs(8)).await;
+    let message = h.text("login-message").await;
+    assert!(message.contains("inactivity"), "{message:?}");
+    assert_eq!(h.login_redirects().await, 1);
+
+    // Let the timers, poller and channel run: nothing more may happen.
+    let before = h.fetch_log().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = h.fetch_log().await;
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "requests after landing on the login view: {after:?}"
+    );
+    assert_eq!(h.login_redirects().await, 1, "redirected to login once");
+    assert_eq!(
+        count(&after, |e| e["status"] == 401),
+        1,
+        "exactly one 401 ended the session: {after:?}"
+    );
+    let passive_ok = count(&after, |e| {
+        e["path"] == "/session" && e["passive"] == true && e["status"] == 200
+    });
+    assert!(
+        passive_ok >= 2,
+        "the page polled (passively) while the session lived: {after:?}"
+    );
+    assert!(
+        h.session_cookie().await.is_none(),
+        "the dead cookie is gone"
+    );
+    h.finish().await;
+}
+
+/// Two tabs share a session; logging out in one sends the other to the login view, and a
+/// login in one wakes the other up.
+#[tokio::test]
+async fn logout_in_one_tab_ends_the_session_in_the_other() {
+    let _serial = SERIAL.lock().await;
+    let Some(h) = Harness::start("tabs", &[("JWT_SESSION_IDLE", "2m")]).await else {
+        return;
+    };
+    h.goto("/").await;
+    h.log_in("alice", "wonderland").await;
+    let first = h.client.window().await.expect("first tab");
+
+    let second = h.client.new_window(true).await.expect("second tab").handle;
+    h.client
+        .switch_to_window(second.clone())
+        .await
+        .expect("switch to the second tab");
+    h.goto("/").await;
+    h.wait_visible("app-view", Duration::from_secs(10)).await;
+    assert_eq!(h.text("user").await, "alice");
+
+    h.client
+        .switch_to_window(first.clone())
+        .await
+        .expect("back to the first tab");
+    h.click("#logout-button").await;
+    h.wait_visible("login-view", Duration::from_secs(5)).await;
+    assert!(h.text("login-message").await.contains("logged out"));
+
+    h.client
+        .switch_to_window(second.clone())
+        .await
+        .expect("switch to the second tab");
+    h.wait_visible("login-view", Duration::from_secs(5)).await;
+    let message = h.text("login-message").await;
+    assert!(message.contains("another tab"), "{message:?}");
+    assert_eq!(h.login_redirects().await, 1);
+    let (status, body) = h.page_fetch("/api/me", "{}").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(h.session_cookie().await.is_none());
+
+    // A login in the second tab brings the first one back.
+    h.log_in("bob", "builder").await;
+    h.client
+        .switch_to_window(first)
+        .await
+        .expect("back to the first tab");
+    h.wait_visible("app-view", Duration::from_secs(5)).await;
+    h.wait_until(
+        "bob in the first tab",
+        "document.getElementById('user').textContent === 'bob'",
+        Duration::from_secs(5),
+    )
+    .await;
+    h.finish().await;
+}
+
+/// A POST made from the page with plain `fetch` (no X-CSRF-Token) is refused with 403
+/// `csrf_missing`; a wrong token gets `csrf_mismatch`; the client's own POST passes, and
+/// none of this ends the session. Then "log out everywhere".
+#[tokio::test]
+async fn post_without_the_csrf_header_is_refused() {
+    let _serial = SERIAL.lock().await;
+    let Some(h) = Harness::start("csrf", &[("JWT_SESSION_IDLE", "2m")]).await else {
+        return;
+    };
+    h.goto("/").await;
+    h.log_in("alice", "wonderland").await;
+
+    let init = "{method: 'POST', headers: {'Content-Type': 'application/json'}, \
+                body: JSON.stringify({text: 'forged'})}";
+    let (status, body) = h.page_fetch("/api/notes", init).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "csrf_missing", "{body}");
+
+    let init = "{method: 'POST', headers: {'Content-Type': 'application/json', \
+                'X-CSRF-Token': 'not-the-token'}, body: JSON.stringify({text: 'forged'})}";
+    let (status, body) = h.page_fetch("/api/notes", init).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "csrf_mismatch", "{body}");
+
+    let created = h
+        .js("return session.fetch('/api/notes', {method: 'POST', \
+             body: JSON.stringify({text: 'real'})}).then((r) => r.status);")
+        .await;
+    assert_eq!(created, json!(201));
+    assert!(
+        h.visible("app-view").await,
+        "a 403 does not end the session"
+    );
+    assert_eq!(h.login_redirects().await, 0);
+
+    h.click("#logout-all-button").await;
+    h.wait_visible("login-view", Duration::from_secs(5)).await;
+    assert!(h.text("login-message").await.contains("everywhere"));
+    let (status, _) = h.page_fetch("/api/me", "{}").await;
+    assert_eq!(status, 401);
+    h.finish().await;
+}
