@@ -14,9 +14,15 @@
 //! | `JWT_SESSION_KEYS` | `keys` | key directory |
 //! | `JWT_SESSION_DATA` | `data` | data folder (the revocation journal) |
 //! | `JWT_SESSION_SECURE_COOKIES` | unset | `1`: `__Host-` + `Secure` cookies (behind HTTPS) |
-//! | `JWT_SESSION_REDIS_URL` | unset | shared revocation on Redis (not in this build: refused) |
+//! | `JWT_SESSION_REDIS_URL` | unset | shared revocation on Redis (`redis://host:port/`; needs `--features redis`) |
 //!
 //! The first line on stdout is `listening on http://ADDR`, with the real port.
+//!
+//! With `JWT_SESSION_REDIS_URL` (and `cargo run --example server --features redis`) the
+//! revocations are shared with every instance on that Redis ([`jwt_session::RedisDenylist`]);
+//! without it they are journaled under the data folder. `GET /readyz` answers 200 `ready`,
+//! or 503 with the reason (`not_synced`: no resync from Redis yet, every session is
+//! refused; `stale`: the Redis link is down, revocations made elsewhere may be missing).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,7 +37,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jwt_session::{
-    Keyring, Login, MemoryDenylist, Session, SessionConfig, SessionLayer, session_routes,
+    Keyring, Login, MemoryDenylist, RevocationStore, Session, SessionConfig, SessionLayer,
+    session_routes,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -55,6 +62,8 @@ struct Settings {
     keys: PathBuf,
     data: PathBuf,
     secure_cookies: bool,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    redis_url: Option<String>,
 }
 
 fn env_duration(name: &str, default: &str) -> Result<Duration, String> {
@@ -68,12 +77,16 @@ fn settings() -> Result<Settings, String> {
     let addr = addr_text
         .parse()
         .map_err(|e| format!("JWT_SESSION_ADDR={addr_text:?} is not host:port: {e}"))?;
-    if let Ok(url) = std::env::var("JWT_SESSION_REDIS_URL")
-        && !url.is_empty()
+    let redis_url = std::env::var("JWT_SESSION_REDIS_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty());
+    if cfg!(not(feature = "redis"))
+        && let Some(url) = &redis_url
     {
         return Err(format!(
             "JWT_SESSION_REDIS_URL is set ({} chars) but this build has no Redis backend; \
-             unset it to use the memory denylist",
+             rebuild with `--features redis` (cargo run --example server --features redis), \
+             or unset it to use the memory denylist",
             url.len()
         ));
     }
@@ -86,6 +99,7 @@ fn settings() -> Result<Settings, String> {
         keys: std::env::var_os("JWT_SESSION_KEYS").map_or_else(|| "keys".into(), PathBuf::from),
         data: std::env::var_os("JWT_SESSION_DATA").map_or_else(|| "data".into(), PathBuf::from),
         secure_cookies: std::env::var("JWT_SESSION_SECURE_COOKIES").is_ok_and(|v| v == "1"),
+        redis_url,
     })
 }
 
@@ -130,14 +144,9 @@ async fn run() -> Result<(), String> {
         builder = builder.development_cookies();
     }
     let config = builder.build().map_err(|e| e.to_string())?;
-    let journal = s.data.join("revocations.jsonl");
-    let denylist = MemoryDenylist::builder()
-        .journal(&journal)
-        .build(config.clock())
-        .map_err(|e| format!("revocation journal {}: {e}", journal.display()))?;
-    denylist.spawn_sweeper(config.clock_handle(), Duration::from_secs(30));
+    let (denylist, readiness) = revocation_store(&s, &config).await?;
 
-    let app = router(config, denylist);
+    let app = router(config, denylist, readiness.clone());
     let listener = tokio::net::TcpListener::bind(s.addr)
         .await
         .map_err(|e| format!("binding {}: {e}", s.addr))?;
@@ -147,15 +156,98 @@ async fn run() -> Result<(), String> {
         println!("listening on http://{local}");
     }
     tracing::info!(addr = %local, idle = ?s.idle, absolute = ?s.absolute, "jwt-session example server");
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             tokio::signal::ctrl_c().await.ok();
         })
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    readiness.shutdown().await;
+    served
 }
 
-fn router(config: SessionConfig, denylist: Arc<MemoryDenylist>) -> Router {
+/// What `/readyz` reports on: the revocation backend.
+#[derive(Clone)]
+enum Readiness {
+    Memory,
+    #[cfg(feature = "redis")]
+    Redis(Arc<jwt_session::RedisDenylist>),
+}
+
+impl Readiness {
+    async fn check(self) -> Response {
+        match self {
+            Readiness::Memory => (StatusCode::OK, "ready").into_response(),
+            #[cfg(feature = "redis")]
+            Readiness::Redis(store) => {
+                let status = store.status();
+                let why = match status.summary() {
+                    "ready" => return (StatusCode::OK, "ready").into_response(),
+                    "stale" => format!(
+                        "stale: the Redis link is down; revocations made on other instances \
+                         may be missing ({} of ours not yet published)",
+                        status.pending_publishes
+                    ),
+                    other => format!("{other}: no resync from Redis yet; every session is refused"),
+                };
+                (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+            }
+        }
+    }
+
+    /// Publish what is still queued before exiting.
+    async fn shutdown(&self) {
+        #[cfg(feature = "redis")]
+        if let Readiness::Redis(store) = self
+            && !store.flush(Duration::from_secs(3)).await
+        {
+            tracing::error!(
+                pending = store.status().pending_publishes,
+                "exiting with revocations not yet written to Redis: other instances will \
+                 not learn them"
+            );
+        }
+    }
+}
+
+/// The revocation backend: Redis when `JWT_SESSION_REDIS_URL` is set (feature `redis`),
+/// else the memory denylist journaled under the data folder.
+async fn revocation_store(
+    s: &Settings,
+    config: &SessionConfig,
+) -> Result<(Arc<dyn RevocationStore>, Readiness), String> {
+    #[cfg(feature = "redis")]
+    if let Some(url) = &s.redis_url {
+        let options = jwt_session::RedisDenylistOptions::default().clock(config.clock_handle());
+        let store = jwt_session::RedisDenylist::connect(url, options)
+            .map_err(|e| format!("JWT_SESSION_REDIS_URL: {e}"))?;
+        if store.wait_ready(Duration::from_secs(5)).await {
+            tracing::info!("revocations shared through Redis: mirror resynced, ready");
+        } else {
+            tracing::error!(
+                status = ?store.status(),
+                "Redis NOT REACHABLE within 5 s: serving anyway, but every session is refused \
+                 (503 session_check_unavailable) and /readyz says not_synced until the first \
+                 resync from Redis completes; retrying in the background"
+            );
+        }
+        store.spawn_sweeper(config.clock_handle(), Duration::from_secs(30));
+        return Ok((store.clone(), Readiness::Redis(store)));
+    }
+    let journal = s.data.join("revocations.jsonl");
+    let denylist = MemoryDenylist::builder()
+        .journal(&journal)
+        .build(config.clock())
+        .map_err(|e| format!("revocation journal {}: {e}", journal.display()))?;
+    denylist.spawn_sweeper(config.clock_handle(), Duration::from_secs(30));
+    Ok((denylist, Readiness::Memory))
+}
+
+fn router(
+    config: SessionConfig,
+    denylist: Arc<dyn RevocationStore>,
+    readiness: Readiness,
+) -> Router {
     Router::new()
         .route("/", get(|| async { Html(SPA) }))
         .route(
@@ -168,6 +260,7 @@ fn router(config: SessionConfig, denylist: Arc<MemoryDenylist>) -> Router {
             }),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(move || readiness.clone().check()))
         .route("/login", post(login))
         .route("/api/me", get(me))
         .route("/api/notes", get(list_notes).post(add_note))
@@ -278,6 +371,11 @@ async fn add_note(
     };
     let list = notes.entry(session.subject().to_owned()).or_default();
     list.push(text.to_owned());
+    // A demo keeps the last 100 notes per user, so memory stays flat under load.
+    if list.len() > 100 {
+        let excess = list.len() - 100;
+        list.drain(..excess);
+    }
     (
         StatusCode::CREATED,
         Json(json!({ "text": text, "count": list.len() })),

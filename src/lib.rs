@@ -42,6 +42,9 @@
 //! | `aws-lc` | yes | jsonwebtoken's aws-lc-rs backend |
 //! | `rust-crypto` | no | jsonwebtoken's RustCrypto backend (use with `--no-default-features`) |
 //! | `test-util` | no | `ManualClock` and the `testing` kit |
+//! | `redis` | no | `RedisDenylist`: revocation shared by many instances |
+//! | `metrics` | no | counters and gauges through the `metrics` facade ([`obs`]) |
+//! | `cli` | no | the operator's `jwt-session` binary |
 //!
 //! Exactly one crypto backend must be enabled; anything else is a compile error.
 //!
@@ -89,6 +92,8 @@ pub use crate::config::{
 };
 pub use crate::cookie::{CookieSettings, MAX_COOKIE_LEN};
 pub use crate::denylist::{MemoryDenylist, RevocationStore};
+#[cfg(feature = "redis")]
+pub use crate::denylist::{RedisDenylist, RedisDenylistOptions, RedisStatus};
 pub use crate::error::{ConfigError, EncodeError, KeyError, Refusal, RevocationError};
 pub use crate::extract::{SessionContext, SessionRejection};
 pub use crate::keys::{Algorithm, Key, Keyring};

@@ -11,7 +11,13 @@
 
 mod journal;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{
+    DEFAULT_NAMESPACE, DEFAULT_PROPAGATION_MARGIN, RedisDenylist, RedisDenylistOptions, RedisStatus,
+};
 pub use journal::{JournalSummary, summarize as summarize_journal};
 pub use memory::{DEFAULT_CAPACITY, MemoryDenylist, MemoryDenylistBuilder, RevocationEntry};
 

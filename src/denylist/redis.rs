@@ -1,0 +1,514 @@
+//! Revocation shared by many instances through Redis (cargo feature `redis`): see
+//! [`RedisDenylist`] for the protocol and the failure behaviour.
+
+mod link;
+mod options;
+mod outbox;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{Client, ProtocolVersion};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use self::options::{DEFAULT_NAMESPACE, DEFAULT_PROPAGATION_MARGIN, RedisDenylistOptions};
+use self::outbox::{Outbox, Outgoing};
+use super::journal::Record;
+use super::memory::MemoryDenylist;
+use super::{RevocationStore, TokenFacts};
+use crate::claims::Policy;
+use crate::clock::Clock;
+use crate::error::RevocationError;
+
+/// What [`RedisDenylist::status`] reports, for readiness and health endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisStatus {
+    /// The first resync from Redis has completed: revocation checks are answered. Until
+    /// then every session is refused (fail closed). Never goes back to `false`.
+    pub ready: bool,
+    /// Connected, subscribed and resynced since the last (re)connect.
+    pub connected: bool,
+    /// Ready but not connected: answering from a mirror that may miss revocations made on
+    /// other instances since the link was lost.
+    pub stale: bool,
+    /// Revocations accepted here but not yet written to the current Redis.
+    pub pending_publishes: usize,
+    /// When the last resync completed (UNIX seconds, the options' clock).
+    pub last_resync: Option<i64>,
+    /// The last Redis error seen, if any (no credentials: the URL is never included).
+    pub last_error: Option<String>,
+}
+
+impl RedisStatus {
+    /// `ready` (synced and connected), `stale` or `not_synced`.
+    pub fn summary(&self) -> &'static str {
+        match (self.ready, self.connected) {
+            (false, _) => "not_synced",
+            (true, false) => "stale",
+            (true, true) => "ready",
+        }
+    }
+}
+
+/// Revocation shared by many instances through Redis, answered from a local mirror
+/// (cargo feature `redis`).
+///
+/// Each instance keeps a local mirror (a [`MemoryDenylist`]) and answers every
+/// [`is_revoked`](RevocationStore::is_revoked) from it: an atomic load and two hash
+/// lookups, no network. Redis only carries revocations between instances:
+///
+/// * **Revoke** (logout, logout-all): the revocation applies to the mirror at once, before
+///   the call returns; then a background *publisher* writes it to Redis as a key whose TTL
+///   is its I2 lifetime plus the propagation margin, and `PUBLISH`es it, in one
+///   `MULTI`/`EXEC`. The wire format is the journal's JSON record, e.g.
+///   `{"t":"s","sid":"…","exp":1767227405,"at":1767225600}`.
+/// * **Subscribe**: a background *link* task subscribes to the channel and applies what
+///   other instances revoke.
+/// * **Resync**: on start and after every reconnect the link first subscribes, then
+///   `SCAN`s the namespace's keys and `MGET`s them into the mirror, so nothing published
+///   while it was away is missed.
+///
+/// Keys and channel (with the default namespace `jwt-session:`):
+/// `jwt-session:revoked:sid:<sid>`, `jwt-session:revoked:sub:<before>:<sub>` and the channel
+/// `jwt-session:revocations`. Keys expire in Redis by themselves. The connection uses RESP3
+/// (Redis 6 or later), whatever the URL says, so that one connection carries commands and
+/// the subscription.
+///
+/// # Failure behaviour
+///
+/// Nothing on the request path waits for Redis: `is_revoked` reads the mirror; `revoke_*`
+/// update the mirror and put the revocation in an in-process outbox.
+///
+/// * **Redis unreachable at start-up.** [`connect`](RedisDenylist::connect) returns at once
+///   and keeps retrying in the background (exponential backoff). Until the first resync has
+///   completed, `is_revoked` returns an error, so the layer refuses every session with
+///   503 `session_check_unavailable` (fail closed, I5: the instance cannot know which
+///   sessions were revoked while it was not running). [`status`](RedisDenylist::status)
+///   says `not_synced`; [`wait_ready`](RedisDenylist::wait_ready) lets start-up code wait.
+///   Logouts made meanwhile apply locally and are queued.
+/// * **Redis lost mid-run** (connection closed, or a health-check `PING` not answered
+///   within the response timeout). The instance keeps answering from its mirror, which may
+///   now miss revocations made on other instances: `status()` says `stale`. Its own
+///   revocations still apply locally at once; those it cannot publish stay in the outbox
+///   and are retried with backoff — never dropped while some token they refuse can still
+///   be valid (`pending_publishes` counts them). On reconnect it resyncs, then publishes
+///   the outbox, and re-writes every revocation it made that is still live (so a Redis that
+///   restarted empty is re-seeded).
+/// * **Redis slow.** Requests never wait. A command slower than the response timeout
+///   (default 2 s) counts as a failure: publishes are retried; a slow health check drops
+///   the link and reconnects (stale until the resync completes).
+///
+/// The outbox is bounded the way the mirror is (I2): an entry leaves it only once written,
+/// or once its Redis TTL would be over — when every token it refuses has expired anyway.
+///
+/// **Readiness.** [`status`](RedisDenylist::status) says `ready`, `stale` or `not_synced`
+/// ([`RedisStatus::summary`]). A strict readiness probe (the example server's `/readyz`)
+/// fails on both `not_synced` and `stale`; to keep an instance in rotation through a Redis
+/// outage, probe [`RedisStatus::ready`] only.
+///
+/// A session revocation that an instance learns late (more than the propagation margin
+/// after it was made, because either side was cut off) is re-dated to the moment it was
+/// learned and shared again, so every instance keeps it long enough to refuse the tokens
+/// a stale instance may have reissued meanwhile (I1).
+///
+/// Limits: the outbox lives in process memory: call [`flush`](RedisDenylist::flush) on
+/// shutdown. If Redis loses its data (restart without persistence) *and* the instance that
+/// made a revocation is gone, an instance started afterwards does not learn it; run Redis
+/// with persistence (AOF) if that matters.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use jwt_session::{Keyring, RedisDenylist, RedisDenylistOptions, SessionConfig, SessionLayer};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = SessionConfig::builder(Keyring::load_dir("keys")?).build()?;
+/// let options = RedisDenylistOptions::default().clock(config.clock_handle());
+/// let denylist = RedisDenylist::connect("redis://127.0.0.1:6379/", options)?;
+/// if !denylist.wait_ready(Duration::from_secs(5)).await {
+///     tracing::warn!(status = ?denylist.status(), "Redis not reachable yet: refusing sessions");
+/// }
+/// denylist.spawn_sweeper(config.clock_handle(), Duration::from_secs(60));
+/// let layer = SessionLayer::<()>::new(config, denylist.clone());
+/// # let _ = layer; Ok(()) }
+/// ```
+pub struct RedisDenylist {
+    shared: Arc<Shared>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl fmt::Debug for RedisDenylist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisDenylist")
+            .field("namespace", &self.shared.opts.namespace)
+            .field("status", &self.status())
+            .field("mirror", &self.shared.mirror)
+            .finish()
+    }
+}
+
+/// The state the request path and the two background tasks share.
+struct Shared {
+    mirror: Arc<MemoryDenylist>,
+    names: Names,
+    opts: RedisDenylistOptions,
+    /// The propagation margin in whole seconds (rounded up).
+    margin: i64,
+    /// Fast-path copy of `ready`.
+    ready_flag: AtomicBool,
+    ready: watch::Sender<bool>,
+    connected: AtomicBool,
+    last_resync: AtomicI64,
+    outbox: Mutex<Outbox>,
+    pending: AtomicUsize,
+    /// Wakes the publisher: something was queued.
+    wake: Notify,
+    /// Wakes the link: a publish failed, check the connection now.
+    suspect: Notify,
+    /// The live connection (for the publisher), with a generation bumped per connect.
+    link: watch::Sender<Option<Link>>,
+    last_error: Mutex<Option<String>>,
+}
+
+#[derive(Clone)]
+struct Link {
+    con: MultiplexedConnection,
+    generation: u64,
+}
+
+/// Key, pattern and channel names of one namespace.
+struct Names {
+    prefix: String,
+    pattern: String,
+    channel: String,
+}
+
+impl Names {
+    fn new(namespace: &str) -> Self {
+        let prefix = format!("{namespace}revoked:");
+        let mut pattern = String::with_capacity(prefix.len() + 8);
+        for c in prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        Self {
+            prefix,
+            pattern,
+            channel: format!("{namespace}revocations"),
+        }
+    }
+
+    fn key(&self, record: &Record) -> Option<String> {
+        match record {
+            Record::Session { sid, .. } => Some(format!("{}sid:{sid}", self.prefix)),
+            Record::Subject { sub, before, .. } => {
+                Some(format!("{}sub:{before}:{sub}", self.prefix))
+            }
+            Record::Watermark { .. } => None,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn is_ready(&self) -> bool {
+        self.ready_flag.load(Ordering::Acquire)
+    }
+
+    /// Queue `record` (as it must look on the wire) for Redis; it lives there until `exp`.
+    fn share(&self, record: &Record, exp: i64, now: i64) {
+        let remaining = exp.saturating_sub(now);
+        if remaining <= 0 {
+            return; // every token it refuses has expired: nothing to tell anyone
+        }
+        let (Some(key), Ok(payload)) = (self.names.key(record), serde_json::to_string(record))
+        else {
+            return;
+        };
+        let ttl = Duration::from_secs(u64::try_from(remaining).unwrap_or(u64::MAX))
+            .min(Duration::from_secs(100 * 365 * 86_400));
+        let item = Outgoing::new(key, payload, Instant::now() + ttl);
+        let pending = {
+            let mut outbox = lock(&self.outbox);
+            outbox.push(item);
+            outbox.pending()
+        };
+        self.pending.store(pending, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Does the mirror hold a revocation of session `sid`?
+    fn holds_session(&self, sid: &str) -> bool {
+        // Only the `sid` lookup can match: `lat` is above any watermark, and no subject
+        // revocation covers a login at the end of time.
+        let probe = TokenFacts {
+            sid,
+            sub: "",
+            auth_time: i64::MAX,
+            lat: i64::MAX,
+        };
+        self.mirror.is_revoked(probe).unwrap_or(false)
+    }
+
+    /// Apply a revocation read from Redis. `first`: during the first resync, when this
+    /// instance has not answered any request yet.
+    fn learn(&self, bytes: &[u8], first: bool) -> bool {
+        let record = match serde_json::from_slice::<Record>(bytes) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring an unreadable revocation from Redis");
+                return false;
+            }
+        };
+        let record = match record {
+            Record::Session { sid, exp, at } if !first && !self.holds_session(&sid) => {
+                // Learned now: tokens this instance reissued before now may live until
+                // now + their lifetime; keep the revocation as long (I1).
+                let now = self.opts.clock.now();
+                let lifetime = exp.saturating_sub(at).max(0);
+                let exp = exp.max(now.saturating_add(lifetime));
+                if now.saturating_sub(at) > self.margin {
+                    // Learned late: tell the others too, dated now, so that they keep it as
+                    // long as this instance must.
+                    let redated = Record::Session { sid, exp, at: now };
+                    self.share(&redated, exp, now);
+                    redated
+                } else {
+                    Record::Session { sid, exp, at }
+                }
+            }
+            other => other,
+        };
+        if let Err(e) = self.mirror.apply(&record) {
+            tracing::error!(error = %e, "applying a shared revocation failed");
+        }
+        true
+    }
+
+    fn note_error(&self, what: &str, error: &::redis::RedisError) {
+        *lock(&self.last_error) = Some(format!("{what}: {error}"));
+    }
+
+    fn status(&self) -> RedisStatus {
+        let ready = self.is_ready();
+        let connected = self.connected.load(Ordering::Acquire);
+        let last = self.last_resync.load(Ordering::Relaxed);
+        RedisStatus {
+            ready,
+            connected,
+            stale: ready && !connected,
+            pending_publishes: self.pending.load(Ordering::Relaxed),
+            last_resync: (last != i64::MIN).then_some(last),
+            last_error: lock(&self.last_error).clone(),
+        }
+    }
+}
+
+/// Exponential backoff with jitter in `[d/2, d]`.
+fn jittered(d: Duration) -> Duration {
+    let r = getrandom::u32().unwrap_or(u32::MAX);
+    d / 2 + (d / 2).mul_f64(f64::from(r) / f64::from(u32::MAX))
+}
+
+impl RedisDenylist {
+    /// Start sharing revocations through the Redis at `url`
+    /// (`redis://[user:password@]host:port[/db]`). Returns at once: connecting, resyncing
+    /// and publishing happen in background tasks on the current tokio runtime. Until the
+    /// first resync completes every revocation check fails (sessions are refused); use
+    /// [`wait_ready`](Self::wait_ready) to wait for it.
+    ///
+    /// # Errors
+    ///
+    /// [`RevocationError::Backend`] for an unparsable URL, impossible options, or a call
+    /// outside a tokio runtime. An unreachable Redis is *not* an error here.
+    pub fn connect(url: &str, options: RedisDenylistOptions) -> Result<Arc<Self>, RevocationError> {
+        options.check()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            RevocationError::Backend(
+                "RedisDenylist::connect must be called inside a tokio runtime".into(),
+            )
+        })?;
+        let client = Client::open(url)
+            .and_then(|client| {
+                let info = client.get_connection_info().clone();
+                let resp3 = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(ProtocolVersion::RESP3);
+                Client::open(info.set_redis_settings(resp3))
+            })
+            .map_err(|e| RevocationError::Backend(format!("invalid Redis URL: {e}")))?;
+        let mirror = MemoryDenylist::builder()
+            .capacity(options.capacity)
+            .build(&*options.clock)?;
+        let margin = i64::try_from(options.propagation_margin.as_secs())
+            .unwrap_or(i64::MAX)
+            .saturating_add(i64::from(options.propagation_margin.subsec_nanos() > 0));
+        let addr = client.get_connection_info().addr().to_string();
+        let shared = Arc::new(Shared {
+            mirror,
+            names: Names::new(&options.namespace),
+            margin,
+            opts: options,
+            ready_flag: AtomicBool::new(false),
+            ready: watch::Sender::new(false),
+            connected: AtomicBool::new(false),
+            last_resync: AtomicI64::new(i64::MIN),
+            outbox: Mutex::new(Outbox::default()),
+            pending: AtomicUsize::new(0),
+            wake: Notify::new(),
+            suspect: Notify::new(),
+            link: watch::Sender::new(None),
+            last_error: Mutex::new(None),
+        });
+        tracing::info!(redis = %addr, namespace = %shared.opts.namespace, "redis denylist starting");
+        let link = runtime.spawn(link::run(shared.clone(), client, addr));
+        let publisher = runtime.spawn(outbox::run(shared.clone(), shared.link.subscribe()));
+        Ok(Arc::new(Self {
+            shared,
+            tasks: [link, publisher],
+        }))
+    }
+
+    /// Wait until the first resync has completed, at most `timeout`. Returns whether the
+    /// store is ready (answering revocation checks).
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut ready = self.shared.ready.subscribe();
+        matches!(
+            tokio::time::timeout(timeout, ready.wait_for(|r| *r)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Wait until every queued revocation has been written to Redis, at most `timeout`
+    /// (call it on shutdown). Returns whether nothing is left pending.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.shared.pending.load(Ordering::Relaxed) == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Readiness and health, for `/readyz`-style endpoints. Cheap: atomics only.
+    pub fn status(&self) -> RedisStatus {
+        self.shared.status()
+    }
+
+    /// The local mirror's fixed capacity.
+    pub fn capacity(&self) -> usize {
+        self.shared.mirror.capacity()
+    }
+
+    /// Sweep the mirror every `every` (real time) with `clock`'s now, until the mirror is
+    /// dropped (see [`MemoryDenylist::spawn_sweeper`]). Redis expires its keys itself.
+    pub fn spawn_sweeper(
+        &self,
+        clock: Arc<dyn Clock>,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        self.shared.mirror.spawn_sweeper(clock, every)
+    }
+}
+
+impl Drop for RedisDenylist {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let pending = self.shared.pending.load(Ordering::Relaxed);
+        if pending > 0 {
+            tracing::error!(
+                pending,
+                "redis denylist dropped with revocations not yet written to Redis: other \
+                 instances will not learn them (call flush() before shutdown)"
+            );
+        }
+    }
+}
+
+impl RevocationStore for RedisDenylist {
+    fn revoke_session(
+        &self,
+        sid: &str,
+        auth_time: i64,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> Result<(), RevocationError> {
+        let (record, durable) = self
+            .shared
+            .mirror
+            .revoke_session_record(sid, auth_time, policy, clock);
+        if let Record::Session { sid, exp, at } = record {
+            let exp = exp.saturating_add(self.shared.margin);
+            self.shared
+                .share(&Record::Session { sid, exp, at }, exp, clock.now());
+        }
+        durable
+    }
+
+    fn revoke_subject(
+        &self,
+        sub: &str,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> Result<i64, RevocationError> {
+        let (record, durable) = self.shared.mirror.revoke_subject_record(sub, policy, clock);
+        let Record::Subject {
+            sub,
+            before,
+            exp,
+            at,
+        } = record
+        else {
+            durable?;
+            return Ok(clock.now());
+        };
+        let exp = exp.saturating_add(self.shared.margin);
+        let wire = Record::Subject {
+            sub,
+            before,
+            exp,
+            at,
+        };
+        self.shared.share(&wire, exp, clock.now());
+        durable.map(|()| before)
+    }
+
+    fn is_revoked(&self, token: TokenFacts<'_>) -> Result<bool, RevocationError> {
+        if !self.shared.is_ready() {
+            return Err(RevocationError::Backend(
+                "redis denylist not ready: the first resync from Redis has not completed".into(),
+            ));
+        }
+        self.shared.mirror.is_revoked(token)
+    }
+
+    fn subject_revoked_at(&self, sub: &str) -> Option<i64> {
+        self.shared.mirror.subject_revoked_at(sub)
+    }
+
+    fn sweep(&self, now: i64) -> usize {
+        self.shared.mirror.sweep(now)
+    }
+
+    fn len(&self) -> usize {
+        self.shared.mirror.len()
+    }
+}

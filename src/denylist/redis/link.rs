@@ -1,0 +1,184 @@
+//! The link: connect (RESP3), subscribe, resync, then apply published revocations and
+//! health-check the connection until it is lost; reconnect with backoff, forever.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, RedisError, Value};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::{Link, Shared, jittered};
+
+/// Keys asked per `SCAN` step (and values per `MGET`).
+const SCAN_COUNT: usize = 1000;
+
+/// The link task.
+pub(super) async fn run(shared: Arc<Shared>, client: Client, addr: String) {
+    let opts = &shared.opts;
+    let mut backoff = opts.retry_min;
+    let mut generation = 0_u64;
+    let mut failures = 0_u32;
+    loop {
+        let (tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(opts.connect_timeout))
+            .set_response_timeout(Some(opts.response_timeout))
+            .set_push_sender(tx);
+        let first = !shared.is_ready();
+        let connected = async {
+            let mut con = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            // Subscribe before reading the keys: whatever is revoked during the resync
+            // arrives as a message (applying twice is harmless).
+            con.subscribe(&shared.names.channel).await?;
+            Ok::<_, RedisError>(con)
+        }
+        .await;
+        let synced = match connected {
+            Ok(mut con) => {
+                generation += 1;
+                shared.link.send_replace(Some(Link {
+                    con: con.clone(),
+                    generation,
+                }));
+                resync(&shared, &mut con, first).await.map(|n| (con, n))
+            }
+            Err(e) => Err(e),
+        };
+        let mut con = match synced {
+            Ok((con, learned)) => {
+                synced_now(&shared, first, learned, &addr, failures);
+                con
+            }
+            Err(e) => {
+                shared.link.send_replace(None);
+                shared.note_error("connect", &e);
+                failures = failures.saturating_add(1);
+                if failures == 1 || failures.is_multiple_of(30) {
+                    tracing::warn!(
+                        redis = %addr,
+                        error = %e,
+                        attempts = failures,
+                        ready = shared.is_ready(),
+                        pending = shared.pending.load(Ordering::Relaxed),
+                        "cannot reach Redis; retrying (revocations apply locally; \
+                         not ready until the first resync)"
+                    );
+                } else {
+                    tracing::debug!(redis = %addr, error = %e, "Redis reconnect failed");
+                }
+                tokio::time::sleep(jittered(backoff)).await;
+                backoff = (backoff * 2).min(opts.retry_max);
+                continue;
+            }
+        };
+        backoff = opts.retry_min;
+        failures = 0;
+        let why = serve(&shared, &mut con, &mut pushes).await;
+        shared.connected.store(false, Ordering::Release);
+        shared.link.send_replace(None);
+        *super::lock(&shared.last_error) = Some(format!("link: {why}"));
+        tracing::warn!(
+            redis = %addr,
+            reason = %why,
+            "lost the Redis link: answering from a possibly stale mirror until it is back"
+        );
+        drop(con);
+        tokio::time::sleep(jittered(backoff)).await;
+    }
+}
+
+fn synced_now(shared: &Shared, first: bool, learned: usize, addr: &str, failures: u32) {
+    shared
+        .last_resync
+        .store(shared.opts.clock.now(), Ordering::Relaxed);
+    shared.connected.store(true, Ordering::Release);
+    if first {
+        shared.ready_flag.store(true, Ordering::Release);
+        shared.ready.send_replace(true);
+        tracing::info!(redis = %addr, learned, "redis denylist ready: resynced from Redis");
+    } else {
+        tracing::info!(
+            redis = %addr,
+            learned,
+            after_failures = failures,
+            "Redis link back: resynced"
+        );
+    }
+}
+
+/// Read every live revocation of the namespace into the mirror. Returns how many.
+async fn resync(
+    shared: &Shared,
+    con: &mut MultiplexedConnection,
+    first: bool,
+) -> Result<usize, RedisError> {
+    let mut cursor = 0_u64;
+    let mut learned = 0;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = ::redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&shared.names.pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(con)
+            .await?;
+        if !keys.is_empty() {
+            // A key that expired since the SCAN reads as nil: nothing left to refuse.
+            let values: Vec<Option<Vec<u8>>> =
+                ::redis::cmd("MGET").arg(&keys).query_async(con).await?;
+            for value in values.into_iter().flatten() {
+                learned += usize::from(shared.learn(&value, first));
+            }
+        }
+        if next == 0 {
+            return Ok(learned);
+        }
+        cursor = next;
+    }
+}
+
+/// Apply messages; `PING` every health-check interval (or at once when the publisher
+/// suspects the connection). Returns why the link ended.
+async fn serve(
+    shared: &Shared,
+    con: &mut MultiplexedConnection,
+    pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
+) -> String {
+    let every = shared.opts.health_check_interval;
+    let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            push = pushes.recv() => match push {
+                None => return "connection closed".into(),
+                Some(push) => match push.kind {
+                    PushKind::Disconnection => return "connection closed".into(),
+                    PushKind::Message => {
+                        if let Some(Value::BulkString(payload)) = push.data.get(1) {
+                            shared.learn(payload, false);
+                        }
+                    }
+                    _ => {}
+                },
+            },
+            _ = tick.tick() => if let Err(e) = ping(con).await {
+                return format!("health check failed: {e}");
+            },
+            () = shared.suspect.notified() => if let Err(e) = ping(con).await {
+                return format!("health check failed: {e}");
+            },
+        }
+    }
+}
+
+async fn ping(con: &mut MultiplexedConnection) -> Result<(), RedisError> {
+    ::redis::cmd("PING")
+        .query_async::<Value>(con)
+        .await
+        .map(drop)
+}
