@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use jwt_session::testing::TestKit;
-use jwt_session::{Keyring, ManualClock, MemoryDenylist, RevocationStore, SessionConfig};
+use jwt_session::{Clock, Keyring, ManualClock, MemoryDenylist, RevocationStore, SessionConfig};
 
 fn write(dir: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(dir);
