@@ -38,6 +38,18 @@ pub struct TokenFacts<'a> {
     pub lat: i64,
 }
 
+impl<'a> TokenFacts<'a> {
+    /// The facts of a token's claims.
+    pub fn of<T>(claims: &'a crate::claims::Claims<T>) -> Self {
+        Self {
+            sid: &claims.sid,
+            sub: &claims.sub,
+            auth_time: claims.auth_time,
+            lat: claims.lat,
+        }
+    }
+}
+
 /// A place that records revocations and answers "is this token revoked?".
 ///
 /// Implementations must be fast and non-blocking on [`is_revoked`](Self::is_revoked):

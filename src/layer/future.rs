@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 
 use super::{EXPIRES_IN_HEADER, Shared, Source, TOKEN_HEADER, issue_failed};
 use crate::claims::Claims;
-use crate::denylist::TokenFacts;
+use crate::error::Refusal;
 use crate::session::{Ask, Login, PendingLogin, Session, SessionData};
 
 pub(crate) struct Ctx<T> {
@@ -237,20 +237,14 @@ fn reissue<T: SessionData, B>(
     // check runs even when no reissue is due, so a session revoked while this request
     // ran gets its cookie cleared instead of a fresh deadline.
     let now = config.clock.now();
-    let facts = TokenFacts {
-        sid: &claims.sid,
-        sub: &claims.sub,
-        auth_time: claims.auth_time,
-        lat: claims.lat,
-    };
-    match shared.store.is_revoked(facts) {
-        Ok(false) => {}
-        Ok(true) => {
+    match super::check_revocation(&*shared.store, claims) {
+        Ok(()) => {}
+        Err(Refusal::Revoked) => {
             tracing::info!("session revoked during the request: no reissue, cookie cleared");
             return with_removal(shared, res);
         }
-        Err(e) => {
-            tracing::error!(error = %e, "reissue skipped: revocation check failed");
+        Err(_) => {
+            // Cannot tell: mint nothing, keep the current token (fail closed).
             stamp(&mut res, claims, shared, now);
             return res;
         }

@@ -217,6 +217,22 @@ impl<T> Clone for SlotState<T> {
     }
 }
 
+/// Ask the revocation store about `claims`: `Revoked`, or `RevocationUnavailable` when it
+/// cannot answer (fail closed, I5).
+pub(crate) fn check_revocation<T>(
+    store: &dyn RevocationStore,
+    claims: &crate::claims::Claims<T>,
+) -> Result<(), Refusal> {
+    match store.is_revoked(crate::denylist::TokenFacts::of(claims)) {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(Refusal::Revoked),
+        Err(e) => {
+            tracing::error!(error = %e, "revocation check failed; refusing");
+            Err(Refusal::RevocationUnavailable)
+        }
+    }
+}
+
 /// The JSON refusal response, with the reason in its extensions and, when the session
 /// itself is dead, a removal cookie.
 pub(crate) fn refusal_response<B: From<String>>(

@@ -8,7 +8,6 @@ use tower_service::Service;
 
 use super::future::{Ctx, ResponseFuture};
 use super::{CachedToken, PASSIVE_HEADER, Shared, Slot, SlotState, Source, refusal_response};
-use crate::denylist::TokenFacts;
 use crate::error::Refusal;
 use crate::session::{Session, SessionData};
 use crate::{csrf, obs};
@@ -183,20 +182,7 @@ pub(crate) fn verify<T: SessionData>(
         }
         return Err(reason);
     }
-    let facts = TokenFacts {
-        sid: &claims.sid,
-        sub: &claims.sub,
-        auth_time: claims.auth_time,
-        lat: claims.lat,
-    };
-    match shared.store.is_revoked(facts) {
-        Ok(false) => {}
-        Ok(true) => return Err(Refusal::Revoked),
-        Err(e) => {
-            tracing::error!(error = %e, "revocation check failed; refusing");
-            return Err(Refusal::RevocationUnavailable);
-        }
-    }
+    super::check_revocation(&*shared.store, &claims)?;
     if fresh && let Some(cache) = &shared.cache {
         cache.insert(
             token.into(),

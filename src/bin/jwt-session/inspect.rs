@@ -112,19 +112,11 @@ pub(crate) fn run(args: &InspectArgs) -> Result<ExitCode, CliError> {
         Err(r) => Err(*r),
         Ok(v) => v.claims.check(now, &policy).and_then(|()| match &denylist {
             None => Ok(()),
-            Some(list) => {
-                let facts = TokenFacts {
-                    sid: &v.claims.sid,
-                    sub: &v.claims.sub,
-                    auth_time: v.claims.auth_time,
-                    lat: v.claims.lat,
-                };
-                match list.is_revoked(facts) {
-                    Ok(false) => Ok(()),
-                    Ok(true) => Err(Refusal::Revoked),
-                    Err(_) => Err(Refusal::RevocationUnavailable),
-                }
-            }
+            Some(list) => match list.is_revoked(TokenFacts::of(&v.claims)) {
+                Ok(false) => Ok(()),
+                Ok(true) => Err(Refusal::Revoked),
+                Err(_) => Err(Refusal::RevocationUnavailable),
+            },
         }),
     };
 

@@ -4,44 +4,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use jwt_session::denylist::MemoryDenylist;
+use jwt_session::denylist::{MemoryDenylist, summarize_journal};
 use jwt_session::{Clock, RevocationStore, SystemClock};
-use serde::Deserialize;
 
 use crate::{CliError, FixedClock, RevokeArgs, StatusArgs, human_secs, human_time, printable};
 
-/// The shape of one journal line, only to tell readable lines from unreadable ones (the
-/// library skips the latter when it loads a journal).
-#[derive(Deserialize)]
-#[serde(tag = "t")]
-#[allow(dead_code)]
-enum Line {
-    #[serde(rename = "s")]
-    Session { sid: String, exp: i64, at: i64 },
-    #[serde(rename = "u")]
-    Subject {
-        sub: String,
-        before: i64,
-        exp: i64,
-        at: i64,
-    },
-    #[serde(rename = "w")]
-    Watermark { at: i64 },
-}
-
 /// Readable and unreadable lines of journal bytes (blank lines are neither).
 fn classify(bytes: &[u8]) -> (usize, usize) {
-    let (mut readable, mut unreadable) = (0, 0);
-    for line in bytes.split(|b| *b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<Line>(line) {
-            Ok(_) => readable += 1,
-            Err(_) => unreadable += 1,
-        }
-    }
-    (readable, unreadable)
+    let summary = summarize_journal(bytes);
+    (
+        summary.sessions + summary.subjects + summary.watermarks,
+        summary.unreadable,
+    )
 }
 
 /// Read a journal file, refusing what is clearly not one.
