@@ -33,8 +33,99 @@ struct SubjectEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Slot {
-    Session(Box<str>),
+    Session(SidKey),
     Subject(Box<str>),
+}
+
+/// A session id as a map key. The crate's own ids (22 base64url characters, 128 bits) are
+/// held as their 16 raw bytes, inline, so a million revocations fit in about 100 MB; any
+/// other id (another issuer's, a test's) is kept as text. Canonical base64 only, so two
+/// different ids never share a key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum SidKey {
+    Raw([u8; 16]),
+    Text(Box<str>),
+}
+
+impl SidKey {
+    fn new(sid: &str) -> Self {
+        match raw_sid(sid) {
+            Some(raw) => Self::Raw(raw),
+            None => Self::Text(sid.into()),
+        }
+    }
+}
+
+fn raw_sid(sid: &str) -> Option<[u8; 16]> {
+    use base64::Engine as _;
+    let mut raw = [0u8; 16];
+    (sid.len() == 22
+        && base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode_slice(sid, &mut raw)
+            .is_ok_and(|n| n == 16))
+    .then_some(raw)
+}
+
+/// Revoked sessions by id: raw 16-byte ids inline, any other id as text. Lookups by
+/// `&str` allocate nothing.
+#[derive(Default)]
+struct SessionMap {
+    raw: DashMap<[u8; 16], SessionEntry>,
+    text: DashMap<Box<str>, SessionEntry>,
+}
+
+impl SessionMap {
+    fn len(&self) -> usize {
+        self.raw.len() + self.text.len()
+    }
+    fn get(&self, key: &SidKey) -> Option<SessionEntry> {
+        match key {
+            SidKey::Raw(raw) => self.raw.get(raw).map(|e| *e),
+            SidKey::Text(text) => self.text.get(text).map(|e| *e),
+        }
+    }
+    fn contains_str(&self, sid: &str) -> bool {
+        match raw_sid(sid) {
+            Some(raw) => self.raw.contains_key(&raw),
+            None => self.text.contains_key(sid),
+        }
+    }
+    fn insert(&self, key: SidKey, entry: SessionEntry) {
+        match key {
+            SidKey::Raw(raw) => drop(self.raw.insert(raw, entry)),
+            SidKey::Text(text) => drop(self.text.insert(text, entry)),
+        }
+    }
+    fn remove(&self, key: &SidKey) {
+        match key {
+            SidKey::Raw(raw) => drop(self.raw.remove(raw)),
+            SidKey::Text(text) => drop(self.text.remove(text)),
+        }
+    }
+    fn retain(&self, keep: impl Fn(&SessionEntry) -> bool) {
+        self.raw.retain(|_, e| keep(e));
+        self.text.retain(|_, e| keep(e));
+    }
+    fn entries(&self) -> Vec<(String, SessionEntry)> {
+        let raw = self
+            .raw
+            .iter()
+            .map(|e| (SidKey::Raw(*e.key()).to_string(), *e.value()));
+        let text = self.text.iter().map(|e| (e.key().to_string(), *e.value()));
+        raw.chain(text).collect()
+    }
+}
+
+impl std::fmt::Display for SidKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use base64::Engine as _;
+        match self {
+            Self::Raw(raw) => {
+                f.write_str(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+            }
+            Self::Text(text) => f.write_str(text),
+        }
+    }
 }
 
 /// Bounded in-memory revocation store (the default backend).
@@ -49,7 +140,7 @@ enum Slot {
 /// * With a journal, each revocation is appended and fsynced before the call returns;
 ///   the journal is compacted when opened, so a restart forgets no logout.
 pub struct MemoryDenylist {
-    sessions: DashMap<Box<str>, SessionEntry>,
+    sessions: SessionMap,
     subjects: DashMap<Box<str>, SubjectEntry>,
     order: Mutex<VecDeque<(i64, Slot)>>,
     capacity: usize,
@@ -112,7 +203,7 @@ impl MemoryDenylistBuilder {
             ));
         }
         let mut list = MemoryDenylist {
-            sessions: DashMap::new(),
+            sessions: SessionMap::default(),
             subjects: DashMap::new(),
             order: Mutex::new(VecDeque::new()),
             capacity: self.capacity,
@@ -209,7 +300,7 @@ impl MemoryDenylist {
         let order = self.order.get_mut().unwrap_or_else(PoisonError::into_inner);
         match record {
             Record::Session { sid, exp, at } => {
-                let sid: Box<str> = sid.into();
+                let sid = SidKey::new(&sid);
                 self.sessions.insert(sid.clone(), SessionEntry { exp, at });
                 order.push_back((at, Slot::Session(sid)));
             }
@@ -261,7 +352,7 @@ impl MemoryDenylist {
             if current {
                 self.watermark.fetch_max(at, Ordering::SeqCst);
                 match &slot {
-                    Slot::Session(sid) => drop(self.sessions.remove(sid)),
+                    Slot::Session(sid) => self.sessions.remove(sid),
                     Slot::Subject(sub) => drop(self.subjects.remove(sub)),
                 }
                 self.evictions.fetch_add(1, Ordering::Relaxed);
@@ -296,9 +387,9 @@ impl MemoryDenylist {
         if let Some(at) = self.watermark() {
             records.push(Record::Watermark { at });
         }
-        for e in self.sessions.iter() {
+        for (sid, e) in self.sessions.entries() {
             records.push(Record::Session {
-                sid: e.key().to_string(),
+                sid,
                 exp: e.exp,
                 at: e.at,
             });
@@ -328,7 +419,7 @@ impl MemoryDenylist {
         clock: &dyn Clock,
     ) -> (Record, Result<(), RevocationError>) {
         let mut order = lock(&self.order);
-        let key: Box<str> = sid.into();
+        let key = SidKey::new(sid);
         // Visible first (with a safe upper-bound TTL), dated after.
         let upper = session_ttl(auth_time, i64::MAX, policy);
         self.sessions.insert(
@@ -408,8 +499,8 @@ impl MemoryDenylist {
         let mut order = lock(&self.order);
         let applied = match record {
             Record::Session { sid, exp, at } => {
-                let key: Box<str> = sid.as_str().into();
-                let merged = match self.sessions.get(&key).map(|e| *e) {
+                let key = SidKey::new(sid);
+                let merged = match self.sessions.get(&key) {
                     Some(old) if old.exp >= *exp => None,
                     _ => Some(SessionEntry { exp: *exp, at: *at }),
                 };
@@ -483,7 +574,7 @@ impl RevocationStore for MemoryDenylist {
 
     fn is_revoked(&self, token: TokenFacts<'_>) -> Result<bool, RevocationError> {
         // Entries first, watermark last: see `evict`.
-        if self.sessions.contains_key(token.sid) {
+        if self.sessions.contains_str(token.sid) {
             return Ok(true);
         }
         if self
@@ -503,7 +594,7 @@ impl RevocationStore for MemoryDenylist {
     fn sweep(&self, now: i64) -> usize {
         let mut order = lock(&self.order);
         let before = self.held();
-        self.sessions.retain(|_, e| e.exp > now);
+        self.sessions.retain(|e| e.exp > now);
         self.subjects.retain(|_, e| e.exp > now);
         order.retain(|(at, slot)| match slot {
             Slot::Session(sid) => self.sessions.get(sid).is_some_and(|e| e.at == *at),
@@ -563,12 +654,13 @@ impl MemoryDenylist {
     pub fn snapshot(&self) -> Vec<RevocationEntry> {
         let mut entries: Vec<RevocationEntry> = self
             .sessions
-            .iter()
-            .map(|e| RevocationEntry {
-                id: e.key().to_string(),
+            .entries()
+            .into_iter()
+            .map(|(id, e)| RevocationEntry {
+                id,
                 before: None,
-                revoked_at: e.value().at,
-                expires_at: e.value().exp,
+                revoked_at: e.at,
+                expires_at: e.exp,
             })
             .collect();
         entries.extend(self.subjects.iter().map(|e| RevocationEntry {
