@@ -180,9 +180,75 @@ fn denylist(c: &mut Criterion) {
     group.finish();
 }
 
+/// The whole layer in-process (no sockets): one `GET /protected` through a bare router and
+/// through the same router behind `SessionLayer` with a cached EdDSA token. The difference
+/// is the layer's cost per request.
+fn layer_overhead(c: &mut Criterion) {
+    use axum::{Router, body::Body, routing::get};
+    use tower::ServiceExt as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let handler = || async { "ok" };
+    let bare: Router = Router::new().route("/protected", get(handler));
+    let clock = ManualClock::default();
+    let config = SessionConfig::builder(rings().remove(0).1)
+        .clock(clock.clone())
+        .reissue_after(Duration::from_secs(3600))
+        .idle_timeout(Duration::from_secs(7200))
+        .build()
+        .unwrap();
+    let layer =
+        SessionLayer::<()>::new(config.clone(), MemoryDenylist::with_capacity(1000).unwrap());
+    let protected: Router = Router::new()
+        .route(
+            "/protected",
+            get(|s: jwt_session::Session| async move {
+                drop(s);
+                "ok"
+            }),
+        )
+        .layer(layer);
+    let claims = Claims::new(
+        "alice",
+        (),
+        clock.now(),
+        config.policy(),
+        "jwt-session",
+        "jwt-session",
+    )
+    .unwrap();
+    let cookie = format!(
+        "{}={}",
+        config.cookie().name(),
+        config.codec().encode(&claims).unwrap()
+    );
+    let request = |cookie: Option<&str>| {
+        let mut req = http::Request::get("/protected");
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    c.bench_function("layer/oneshot/bare", |b| {
+        b.iter(|| {
+            rt.block_on(bare.clone().oneshot(request(Some(&cookie))))
+                .unwrap()
+        })
+    });
+    c.bench_function("layer/oneshot/eddsa-cached", |b| {
+        b.iter(|| {
+            let res = rt
+                .block_on(protected.clone().oneshot(request(Some(&cookie))))
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = raw_ed25519, verify, claims_and_cookie, denylist
+    targets = raw_ed25519, verify, claims_and_cookie, denylist, layer_overhead
 }
 criterion_main!(benches);

@@ -8,7 +8,9 @@ use std::task::{Context, Poll, ready};
 use http::{HeaderValue, Response, StatusCode, header};
 use pin_project_lite::pin_project;
 
-use super::{EXPIRES_IN_HEADER, Shared, Source, TOKEN_HEADER, issue_failed};
+use super::{
+    EXPIRES_IN_HEADER, EXPIRES_IN_NAME, Shared, Source, TOKEN_HEADER, TOKEN_NAME, issue_failed,
+};
 use crate::claims::Claims;
 use crate::error::Refusal;
 use crate::session::{Ask, Login, PendingLogin, Session, SessionData};
@@ -116,7 +118,7 @@ fn finish<T: SessionData, B: From<String>>(ctx: Ctx<T>, mut res: Response<B>) ->
 fn stamp<T, B>(res: &mut Response<B>, claims: &Claims<T>, shared: &Shared<T>, now: i64) {
     let left = claims.seconds_left(now, &shared.config.0.policy);
     let headers = res.headers_mut();
-    headers.insert(EXPIRES_IN_HEADER, HeaderValue::from(left));
+    headers.insert(EXPIRES_IN_NAME, HeaderValue::from(left));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.append(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
@@ -261,7 +263,7 @@ fn reissue<T: SessionData, B>(
         let header = if source == Some(Source::Bearer) {
             let value = HeaderValue::try_from(token)
                 .map_err(|e| crate::error::EncodeError::Serialize(e.to_string()))?;
-            (header::HeaderName::from_static(TOKEN_HEADER), value)
+            (TOKEN_NAME, value)
         } else {
             let max_age = next.seconds_left(now, &config.policy);
             (header::SET_COOKIE, config.cookie.issue(&token, max_age)?)

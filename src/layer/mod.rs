@@ -74,6 +74,10 @@ pub const PASSIVE_HEADER: &str = "x-session-passive";
 /// Never sent for cookie-borne sessions, so scripts never see a cookie's token.
 pub const TOKEN_HEADER: &str = "session-token";
 
+pub(crate) const EXPIRES_IN_NAME: http::HeaderName =
+    http::HeaderName::from_static(EXPIRES_IN_HEADER);
+pub(crate) const TOKEN_NAME: http::HeaderName = http::HeaderName::from_static(TOKEN_HEADER);
+
 /// Where the request's token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source {
