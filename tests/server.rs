@@ -963,7 +963,7 @@ async fn idle_expiry_over_a_real_socket() {
     let server = Server::start(
         data.path(),
         &[
-            ("JWT_SESSION_IDLE", "2s"),
+            ("JWT_SESSION_IDLE", "4s"),
             ("JWT_SESSION_LEEWAY", "0s"),
             ("JWT_SESSION_REISSUE_AFTER", "1s"),
         ],
@@ -981,7 +981,7 @@ async fn idle_expiry_over_a_real_socket() {
     let (status, headers, body) = body_json(res).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let cookie = one_session_cookie(&headers);
-    assert!((1..=2).contains(&cookie.max_age()), "{:?}", cookie.raw);
+    assert!((1..=4).contains(&cookie.max_age()), "{:?}", cookie.raw);
     let first = Sess {
         token: cookie.value,
         csrf: body["csrf"].as_str().unwrap().to_owned(),
@@ -1000,7 +1000,7 @@ async fn idle_expiry_over_a_real_socket() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_no_session_cookie(res.headers(), "a passive request does not reissue");
     assert!(
-        expires_in(res.headers()) <= 1,
+        expires_in(res.headers()) <= 3,
         "not slid by a passive request: {:?}",
         res.headers()
     );
@@ -1011,7 +1011,7 @@ async fn idle_expiry_over_a_real_socket() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let renewed = one_session_cookie(&headers);
     renewed.assert_session_attributes();
-    assert!((1..=2).contains(&renewed.max_age()), "{:?}", renewed.raw);
+    assert!((1..=4).contains(&renewed.max_age()), "{:?}", renewed.raw);
     let second = Sess {
         token: renewed.value,
         csrf: first.csrf.clone(),
@@ -1021,7 +1021,7 @@ async fn idle_expiry_over_a_real_socket() {
     assert_eq!(second.claims()["sid"], first.claims()["sid"]);
 
     // Then idle for the whole timeout: both tokens are dead, for the idle reason.
-    sleep_until_unix(lat2 + 2, Duration::from_millis(50)).await;
+    sleep_until_unix(lat2 + 4, Duration::from_millis(50)).await;
     expect_session_refused(
         get_with(&http, &server, "/api/me", &second).await,
         "session_expired_idle",
@@ -1039,7 +1039,7 @@ async fn idle_expiry_over_a_real_socket() {
     let headers = expect_error(res, 401, "session_missing").await;
     assert_no_session_cookie(&headers, "nothing left to clear");
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(20),
         "{:?}",
         started.elapsed()
     );
