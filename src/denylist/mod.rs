@@ -73,7 +73,8 @@ pub trait RevocationStore: Send + Sync + 'static {
     ) -> Result<(), RevocationError>;
 
     /// Revoke every session of `sub` that logged in at or before now. Returns the
-    /// revocation time `T` (sessions with `auth_time <= T` are refused).
+    /// cut-off `T`: sessions with `auth_time <= T` are refused. `T` is now, or one second
+    /// past an earlier cut-off of the same second (which dated a login `T + 1`).
     ///
     /// # Errors
     ///
