@@ -1033,8 +1033,10 @@ async fn idle_expiry_over_a_real_socket() {
     )
     .await;
 
-    // The browser's jar: Max-Age followed `exp`, so the browser dropped the cookie by
-    // itself at the same moment and sends none.
+    // The browser's jar: Max-Age followed `exp` (in whole seconds, counted from when the
+    // cookie arrived, up to a second after `lat2`), so by `lat2 + idle + 1` the browser has
+    // dropped the cookie by itself and sends none.
+    sleep_until_unix(lat2 + 5, Duration::from_millis(100)).await;
     let res = browser.get(server.url("/api/me")).send().await.unwrap();
     let headers = expect_error(res, 401, "session_missing").await;
     assert_no_session_cookie(&headers, "nothing left to clear");
