@@ -430,17 +430,13 @@ impl MemoryDenylist {
         let exp = session_ttl(auth_time, at, policy);
         self.sessions.insert(key.clone(), SessionEntry { exp, at });
         order.push_back((at, Slot::Session(key)));
-        let mut raised = Vec::new();
-        self.evict(&mut order, &mut raised);
         let record = Record::Session {
             sid: sid.to_owned(),
             exp,
             at,
         };
-        let mut records = vec![record.clone()];
-        records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
-        crate::obs::denylist_size(self.held());
-        (record, self.journal_append(&records))
+        let result = self.settle(&mut order, &record);
+        (record, result)
     }
 
     /// Revoke every session of a subject up to now; as
@@ -475,18 +471,29 @@ impl MemoryDenylist {
         self.subjects
             .insert(key.clone(), SubjectEntry { before, exp, at });
         order.push_back((at, Slot::Subject(key)));
-        let mut raised = Vec::new();
-        self.evict(&mut order, &mut raised);
         let record = Record::Subject {
             sub: sub.to_owned(),
             before,
             exp,
             at,
         };
+        let result = self.settle(&mut order, &record);
+        (record, result)
+    }
+
+    /// After a revocation was queued: enforce the capacity (I4), then journal the
+    /// revocation and any watermark the eviction raised.
+    fn settle(
+        &self,
+        order: &mut VecDeque<(i64, Slot)>,
+        record: &Record,
+    ) -> Result<(), RevocationError> {
+        let mut raised = Vec::new();
+        self.evict(order, &mut raised);
         let mut records = vec![record.clone()];
         records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
         crate::obs::denylist_size(self.held());
-        (record, self.journal_append(&records))
+        self.journal_append(&records)
     }
 
     /// Apply a revocation made elsewhere (another instance), keeping whichever of the
@@ -536,11 +543,7 @@ impl MemoryDenylist {
         if applied.is_none() {
             return Ok(());
         }
-        let mut raised = Vec::new();
-        self.evict(&mut order, &mut raised);
-        let mut records = vec![record.clone()];
-        records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
-        self.journal_append(&records)
+        self.settle(&mut order, record)
     }
 }
 
