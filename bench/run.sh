@@ -210,6 +210,7 @@ if [[ -n $RAW_IN ]]; then
     EXTRA_ROUNDS=$(awk -F'\t' 'NR > 1 && $1 ~ /^x/ { r[$1] = 1 } END { n = 0; for (k in r) n++; print n }' "$RAW")
     say "summarizing $RAW_IN ($ROUNDS rounds, $EXTRA_ROUNDS extra) without running the load rounds"
     STARTED="$STARTED, re-summarized from $(basename "$RAW_IN")"
+    LOAD_BEFORE="(not recorded for re-summarized runs)"
 else
 printf 'round\tlabel\trps\tp50_us\tp99_us\tcpu_us_per_req\tserver_cpu_pct\trequests\tnon2xx\terrors\twrk_cpu_pct\tothers_on_server_cpu_pct\n' >"$RAW"
 n=${#MODES[@]}
@@ -235,6 +236,7 @@ say "denylist RSS at 1,000,000 revoked sessions"
 say "reissue rate: 100 users x 1 h simulated, 1 request/s each, reissue-after 60 s"
 "${SERVER_PIN[@]}" "$BIN/reissue-rate" 100 3600 >"$WORK/reissue.out"
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+[[ -z $RAW_IN ]] || LOAD_AFTER="–"
 kv() { sed -n "s/^$1=//p" "$2"; }
 
 # --- summary --------------------------------------------------------------------------

@@ -444,7 +444,9 @@ fn concurrent_revocations_at_capacity_forget_none() {
                     // Any token of it was last active no later than now (I3).
                     let lat = clock.now();
                     store.revoke_session(&sid, t0, &policy, &clock).unwrap();
-                    assert!(store.len() <= 50 + THREADS);
+                    // (No bound on `len()` here: read while other threads revoke, DashMap's
+                    // shard-by-shard count is not a snapshot and a preempted reader can
+                    // over-count. The exact bound is checked once all threads are done.)
                     done.push((sid, lat));
                 }
                 done
