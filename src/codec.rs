@@ -203,21 +203,9 @@ impl Codec {
     ///
     /// The [`Refusal`] of the first check that fails. Never panics, whatever the bytes.
     pub fn decode<T: DeserializeOwned>(&self, token: &[u8]) -> Result<Verified<T>, Refusal> {
-        if token.len() > self.max_len {
-            return Err(Refusal::TooLarge);
-        }
-        let mut parts = token.split(|b| *b == b'.');
-        let (Some(head), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(Refusal::Malformed);
-        };
-        let head = URL_SAFE_NO_PAD
-            .decode(head)
-            .map_err(|_| Refusal::Malformed)?;
-        if !is_json_object(&head) {
-            return Err(Refusal::Malformed);
-        }
+        let [head, payload, signature] = split(token, self.max_len)?;
+        let signed = &token[..head.len() + 1 + payload.len()];
+        let head = json_object_part(head)?;
         let header: RawHeader<'_> =
             serde_json::from_slice(&head).map_err(|_| Refusal::Malformed)?;
         if header.crit || header.b64 {
@@ -229,17 +217,12 @@ impl Codec {
         if header.alg != key.algorithm().as_str() {
             return Err(Refusal::WrongAlgorithm);
         }
-        verify_signature(key, &token[..head_and_payload_len(token)], signature)?;
+        verify_signature(key, signed, signature)?;
         match header.typ.as_deref() {
             Some(typ) if typ.eq_ignore_ascii_case(&self.typ) => {}
             _ => return Err(Refusal::WrongType),
         }
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| Refusal::Malformed)?;
-        if !is_json_object(&payload) {
-            return Err(Refusal::Malformed);
-        }
+        let payload = json_object_part(payload)?;
         let claims: Claims<T> = serde_json::from_slice(&payload).map_err(|_| Refusal::Malformed)?;
         if claims.iss != self.issuer {
             return Err(Refusal::WrongIssuer);
@@ -266,8 +249,29 @@ fn is_json_object(json: &[u8]) -> bool {
 }
 
 /// Length of `header.payload` (everything before the last `.`).
-fn head_and_payload_len(token: &[u8]) -> usize {
-    token.iter().rposition(|b| *b == b'.').unwrap_or(0)
+/// Length cap (checked before anything else), then exactly three `.`-separated parts.
+fn split(token: &[u8], max_len: usize) -> Result<[&[u8]; 3], Refusal> {
+    if token.len() > max_len {
+        return Err(Refusal::TooLarge);
+    }
+    let mut parts = token.split(|b| *b == b'.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(head), Some(payload), Some(signature), None) => Ok([head, payload, signature]),
+        _ => Err(Refusal::Malformed),
+    }
+}
+
+/// A base64url (no padding) part whose JSON is an object — not an array serde would
+/// also map onto a struct.
+fn json_object_part(part: &[u8]) -> Result<Vec<u8>, Refusal> {
+    let json = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| Refusal::Malformed)?;
+    if is_json_object(&json) {
+        Ok(json)
+    } else {
+        Err(Refusal::Malformed)
+    }
 }
 
 fn verify_signature(key: &Key, message: &[u8], signature: &[u8]) -> Result<(), Refusal> {
@@ -323,22 +327,9 @@ fn round_trip(signer: &Key) -> Result<(), KeyError> {
 /// shaped like a JWT with JSON-object header and claims. Never panics, whatever the bytes.
 pub fn peek_unverified(token: &[u8]) -> Result<(serde_json::Value, serde_json::Value), Refusal> {
     const PEEK_MAX_LEN: usize = 64 * 1024;
-    if token.len() > PEEK_MAX_LEN {
-        return Err(Refusal::TooLarge);
-    }
-    let mut parts = token.split(|b| *b == b'.');
-    let (Some(head), Some(payload), Some(_signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Refusal::Malformed);
-    };
+    let [head, payload, _signature] = split(token, PEEK_MAX_LEN)?;
     let object = |part: &[u8]| -> Result<serde_json::Value, Refusal> {
-        let json = URL_SAFE_NO_PAD
-            .decode(part)
-            .map_err(|_| Refusal::Malformed)?;
-        if !is_json_object(&json) {
-            return Err(Refusal::Malformed);
-        }
+        let json = json_object_part(part)?;
         match serde_json::from_slice(&json) {
             Ok(value @ serde_json::Value::Object(_)) => Ok(value),
             _ => Err(Refusal::Malformed),
