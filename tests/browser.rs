@@ -12,13 +12,17 @@
 //! and to `docs/screenshots/` when missing there or when `JWT_SESSION_UPDATE_SCREENSHOTS=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+use support::server_binary;
+use support::target_dir;
+
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{OnceLock, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -71,59 +75,10 @@ fn browser_tools(test: &str) -> Option<(PathBuf, PathBuf)> {
     None
 }
 
-/// `target/` (from this test binary's path: `target/<profile>/deps/browser-…`).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    exe.ancestors()
-        .nth(3)
-        .expect("test binary lives in target/<profile>/deps")
-        .to_path_buf()
-}
-
 fn artifacts_dir() -> PathBuf {
     let dir = target_dir().join("browser-artifacts");
     std::fs::create_dir_all(&dir).expect("create target/browser-artifacts");
     dir
-}
-
-/// Build (usually quick) and locate `target/<profile>/examples/server`.
-fn server_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("path of the test binary");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary lives in target/<profile>/deps")
-            .to_path_buf();
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug")
-            .to_owned();
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--example", "server", "--quiet"])
-            .arg("--target-dir")
-            .arg(target_dir())
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile.as_str() {
-            "debug" => {}
-            "release" => {
-                cargo.arg("--release");
-            }
-            other => {
-                cargo.args(["--profile", other]);
-            }
-        }
-        let status = cargo.status().expect("run cargo build --example server");
-        assert!(status.success(), "cargo build --example server: {status}");
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("server{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "example server not at {}", bin.display());
-        bin
-    })
 }
 
 /// A free loopback port: bind port 0, read it, let it go.

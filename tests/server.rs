@@ -2,10 +2,13 @@
 //! over HTTP with `reqwest`, through the whole contract of DESIGN.md ("The example server").
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+use support::server_binary;
+
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{OnceLock, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -23,51 +26,6 @@ const CSRF: &str = "x-csrf-token";
 // ---------------------------------------------------------------------------------------
 // The child process
 // ---------------------------------------------------------------------------------------
-
-/// Build (usually a no-op: `cargo test` builds examples) and locate the example binary:
-/// `target/<profile>/deps/<this test>` → `target/<profile>/examples/server`.
-fn server_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("path of the test binary");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary lives in target/<profile>/deps")
-            .to_path_buf();
-        let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--example", "server", "--quiet"])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile {
-            "debug" => {}
-            "release" => {
-                cargo.arg("--release");
-            }
-            other => {
-                cargo.args(["--profile", other]);
-            }
-        }
-        let status = cargo.status().expect("run cargo build --example server");
-        assert!(status.success(), "cargo build --example server: {status}");
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("server{}", std::env::consts::EXE_SUFFIX));
-        assert!(
-            bin.is_file(),
-            "example binary not found at {}",
-            bin.display()
-        );
-        bin
-    })
-}
 
 /// A server command with a clean, hermetic environment: free port, the repo's dev keys,
 /// `data` as the data folder, and `env` on top.

@@ -1,0 +1,54 @@
+//! Shared by the tests that run the example server as a child process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// `target/` of the running test binary (`target/<profile>/deps/<test>`).
+#[allow(dead_code)]
+pub(crate) fn target_dir() -> PathBuf {
+    profile_dir().parent().expect("target dir").to_path_buf()
+}
+
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Build (usually a no-op: `cargo test` builds examples) and locate the example server,
+/// `target/<profile>/examples/server`, once per test binary.
+pub(crate) fn server_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let profile_dir = profile_dir();
+        let profile = profile_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("debug");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--example", "server", "--quiet"])
+            .arg("--target-dir")
+            .arg(target_dir())
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        match profile {
+            "debug" => {}
+            "release" => {
+                cargo.arg("--release");
+            }
+            other => {
+                cargo.args(["--profile", other]);
+            }
+        }
+        let status = cargo.status().expect("run cargo build --example server");
+        assert!(status.success(), "cargo build --example server: {status}");
+        let bin = profile_dir
+            .join("examples")
+            .join(format!("server{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.is_file(), "example server not at {}", bin.display());
+        bin
+    })
+}
