@@ -31,11 +31,15 @@ export type RefusalCode =
   | "session_reauth_required"
   | "session_data_invalid";
 
-/** Refusals of `POST /login` and `POST /reauth` (401): wrong user name or password. */
-export type CredentialsErrorCode = "invalid_credentials";
+/**
+ * Refusals of `POST /login` (and `POST /reauth`): `invalid_credentials` (401, wrong user
+ * name or password; at `/reauth` the session stays valid), `session_login_retry` (503 with
+ * `Retry-After`: the login could not be dated, try again in a second).
+ */
+export type LoginErrorCode = "invalid_credentials" | "session_login_retry";
 
 /** Every error code the server sends in `{"error":{"code"}}`. */
-export type ErrorCode = RefusalCode | CredentialsErrorCode;
+export type ErrorCode = RefusalCode | LoginErrorCode;
 
 /** A JSON error body. `max_age` (seconds) comes with `session_reauth_required`. */
 export interface ErrorBody {
@@ -281,8 +285,11 @@ export class SessionEndedError extends Error {
 export class SessionRequestError extends Error {
   constructor(status: number, error?: { code?: string; message?: string } | null);
   readonly name: "SessionRequestError";
-  /** The server's code, `"invalid_response"` for an unreadable answer, else `http_<status>`. */
-  readonly code: ErrorCode | "invalid_response" | `http_${number}`;
+  /**
+   * The server's code, `"invalid_response"` for an unreadable answer, else `http_<status>`.
+   * (An app's own routes may send codes of their own, hence the open end.)
+   */
+  readonly code: ErrorCode | "invalid_response" | `http_${number}` | (string & {});
   readonly status: number;
   /** The server's human message, if any. */
   readonly serverMessage: string | null;

@@ -112,7 +112,7 @@ async function main(): Promise<void> {
   const res = await session.fetch("/api/notes", { method: "POST", body: JSON.stringify({ text: "hi" }) });
   if (res.status === 403) {
     const body = (await res.json()) as ErrorBody;
-    const code: RefusalCode | "invalid_credentials" = body.error.code;
+    const code: RefusalCode | "invalid_credentials" | "session_login_retry" = body.error.code;
     void code;
   }
   await session.fetch(new URL("https://app.example/api/poll"), { passive: true });
