@@ -80,9 +80,35 @@ impl Policy {
 
 /// The per-session CSRF secret (double-submit token). Compared in constant time;
 /// prints as `REDACTED`.
+///
+/// A token decoded from a session must have exactly the shape minted here — 43
+/// characters of the base64url alphabet (256 bits) — or the whole token is refused as
+/// `session_malformed`: an empty or short secret could be matched by a forged header.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct CsrfToken(String);
+
+/// Length of a CSRF token as minted: 32 random bytes in unpadded base64url.
+pub(crate) const CSRF_TOKEN_LEN: usize = 43;
+
+impl TryFrom<String> for CsrfToken {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if value.len() == CSRF_TOKEN_LEN && value.bytes().all(alphabet) {
+            Ok(Self(value))
+        } else {
+            Err("the csrf claim must be 43 base64url characters")
+        }
+    }
+}
+
+impl From<CsrfToken> for String {
+    fn from(token: CsrfToken) -> Self {
+        token.0
+    }
+}
 
 impl CsrfToken {
     /// A fresh random token (256 bits).
@@ -99,9 +125,9 @@ impl CsrfToken {
         &self.0
     }
 
-    /// Constant-time comparison with a presented value.
+    /// Constant-time comparison with a presented value. An empty value never matches.
     pub fn matches(&self, presented: &[u8]) -> bool {
-        self.0.as_bytes().ct_eq(presented).into()
+        !presented.is_empty() && bool::from(self.0.as_bytes().ct_eq(presented))
     }
 }
 
@@ -144,6 +170,10 @@ pub struct Claims<T = ()> {
     pub lat: i64,
     /// `min(lat + idle, auth_time + absolute)`, so standard JWT verifiers enforce expiry too.
     pub exp: i64,
+    /// Not before (UNIX seconds): never minted here, but honoured when present (RFC 7519
+    /// §4.1.5), as any standard verifier would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     /// The double-submit CSRF secret, the same for every token of one login.
     pub csrf: CsrfToken,
     /// The app's payload.
@@ -176,6 +206,7 @@ impl<T> Claims<T> {
             iat: now,
             lat: now,
             exp: 0,
+            nbf: None,
             csrf: CsrfToken::generate()?,
             data,
         };
@@ -229,21 +260,45 @@ impl<T> Claims<T> {
             .min(self.absolute_deadline(policy))
     }
 
-    /// Is the token valid at `now`? Leeway is applied the same way on both sides:
-    /// a token is expired once `now >= deadline + leeway` and not yet valid while
-    /// `iat > now + leeway`. With zero leeway, `now == exp` is expired and
-    /// `now == exp - 1` is valid.
+    /// Is the token valid at `now`? Every time claim is checked, in this order:
+    ///
+    /// 1. each of `auth_time`, `iat`, `lat`, `exp` (and `nbf` when present) lies in
+    ///    `0..=`[`MAX_TIME`] → else [`Refusal::InvalidTimes`];
+    /// 2. `iat`, `lat` and `nbf` are not later than `now + leeway` →
+    ///    else [`Refusal::NotYetValid`];
+    /// 3. `auth_time <= iat + 1` and `auth_time <= lat + 1` → else
+    ///    [`Refusal::InvalidTimes`]. The one second allows a login in the same second as
+    ///    a "log out everywhere" of its user, which is dated one second later so the
+    ///    logout does not end it; an `auth_time` further ahead would slide past the
+    ///    absolute cap and outlive a later "log out everywhere";
+    /// 4. the absolute deadline `auth_time + absolute` → [`Refusal::ExpiredAbsolute`]
+    ///    (this wins over idle);
+    /// 5. the earliest of `exp` and `lat + idle` → [`Refusal::ExpiredIdle`].
+    ///
+    /// Leeway is applied the same way on both sides: a token is expired once
+    /// `now >= deadline + leeway` and not yet valid while `iat > now + leeway`. With zero
+    /// leeway, `now == exp` is expired and `now == exp - 1` is valid.
     ///
     /// # Errors
     ///
-    /// [`Refusal::ExpiredAbsolute`] once the absolute deadline has passed (this wins
-    /// over idle), [`Refusal::ExpiredIdle`] once the idle deadline or `exp` has passed,
-    /// [`Refusal::NotYetValid`] for a token from the future.
+    /// The [`Refusal`] of the first failing rule above.
     pub fn check(&self, now: i64, policy: &Policy) -> Result<(), Refusal> {
         let leeway = secs(policy.leeway);
         let late = |deadline: i64| now >= deadline.saturating_add(leeway);
-        if self.iat > now.saturating_add(leeway) || self.lat > now.saturating_add(leeway) {
+        let sane = |t: i64| (0..=MAX_TIME).contains(&t);
+        if ![self.auth_time, self.iat, self.lat, self.exp]
+            .into_iter()
+            .all(sane)
+            || self.nbf.is_some_and(|nbf| !sane(nbf))
+        {
+            return Err(Refusal::InvalidTimes);
+        }
+        let ahead = now.saturating_add(leeway);
+        if self.iat > ahead || self.lat > ahead || self.nbf.is_some_and(|nbf| nbf > ahead) {
             return Err(Refusal::NotYetValid);
+        }
+        if self.auth_time > self.iat.min(self.lat).saturating_add(LOGIN_DATING_SLACK) {
+            return Err(Refusal::InvalidTimes);
         }
         if late(self.absolute_deadline(policy)) {
             return Err(Refusal::ExpiredAbsolute);
@@ -260,7 +315,8 @@ impl<T> Claims<T> {
     }
 
     /// The claims of the token that replaces this one at `now`: same `sid`, `sub`,
-    /// `auth_time`, `csrf` and data; new `jti`; `iat = lat = now`;
+    /// `auth_time`, `csrf` and data; new `jti`; `iat = lat = now` (or the old `lat`, if
+    /// the clock went back);
     /// `exp = min(now + idle, auth_time + absolute)`. Never moves `auth_time` and never
     /// passes the absolute cap.
     ///
@@ -273,12 +329,21 @@ impl<T> Claims<T> {
     {
         let mut next = self.clone();
         next.jti = random_id::<16>()?;
-        next.iat = now;
+        // Never backwards, even if the clock is: `auth_time <= iat + 1` must keep holding.
         next.lat = now.max(self.lat);
+        next.iat = next.lat;
         next.exp = next.deadline(policy);
         Ok(next)
     }
 }
+
+/// The latest time any claim may hold: 9999-12-31T23:59:59Z. Anything beyond is refused
+/// as [`Refusal::InvalidTimes`] before any arithmetic.
+pub const MAX_TIME: i64 = 253_402_300_799;
+
+/// How far `auth_time` may lie past `iat` / `lat`: a login in the same second as a
+/// "log out everywhere" is dated one second later (see [`Claims::check`]).
+pub(crate) const LOGIN_DATING_SLACK: i64 = 1;
 
 fn secs(s: u64) -> i64 {
     i64::try_from(s).unwrap_or(i64::MAX)

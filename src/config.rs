@@ -10,6 +10,7 @@ use crate::claims::Policy;
 use crate::clock::{Clock, SystemClock};
 use crate::codec::{Codec, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_TYPE};
 use crate::cookie::CookieSettings;
+use crate::csrf::{Origin, OriginPolicy, Scheme};
 use crate::error::ConfigError;
 use crate::keys::Keyring;
 
@@ -33,7 +34,7 @@ pub(crate) struct Inner {
     pub(crate) policy: Policy,
     pub(crate) cookie: CookieSettings,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) trusted_origins: Vec<String>,
+    pub(crate) origins: OriginPolicy,
     pub(crate) token_cache: usize,
     pub(crate) passive_routes: Vec<PassivePredicate>,
     pub(crate) accept_bearer: bool,
@@ -53,7 +54,7 @@ impl fmt::Debug for SessionConfig {
             .field("policy", &self.0.policy)
             .field("cookie", &self.0.cookie)
             .field("clock", &self.0.clock)
-            .field("trusted_origins", &self.0.trusted_origins)
+            .field("origins", &self.0.origins)
             .field("token_cache", &self.0.token_cache)
             .field("passive_routes", &self.0.passive_routes.len())
             .field("accept_bearer", &self.0.accept_bearer)
@@ -77,6 +78,8 @@ impl SessionConfig {
             cookie: CookieSettings::default(),
             clock: Arc::new(SystemClock),
             trusted_origins: Vec::new(),
+            site_scheme: None,
+            forwarded_proto: false,
             token_cache: DEFAULT_TOKEN_CACHE,
             passive_routes: Vec::new(),
             accept_bearer: false,
@@ -107,6 +110,11 @@ impl SessionConfig {
     pub fn clock_handle(&self) -> Arc<dyn Clock> {
         self.0.clock.clone()
     }
+
+    /// How unsafe requests' `Origin` is judged: the site's scheme and trusted origins.
+    pub fn origins(&self) -> &OriginPolicy {
+        &self.0.origins
+    }
 }
 
 /// Builder for [`SessionConfig`]. Every setting documents its default.
@@ -124,6 +132,8 @@ pub struct SessionConfigBuilder {
     cookie: CookieSettings,
     clock: Arc<dyn Clock>,
     trusted_origins: Vec<String>,
+    site_scheme: Option<Scheme>,
+    forwarded_proto: bool,
     token_cache: usize,
     passive_routes: Vec<PassivePredicate>,
     accept_bearer: bool,
@@ -252,10 +262,34 @@ impl SessionConfigBuilder {
     }
 
     /// An extra origin (e.g. `https://app.example.com`) allowed to send unsafe requests
-    /// when it differs from the request's `Host`. Default: same origin only.
+    /// besides the site's own. Compared as a full origin (scheme, host, port; default
+    /// ports normalised). Default: same origin only.
     pub fn trusted_origin(mut self, origin: impl Into<String>) -> Self {
-        self.trusted_origins
-            .push(origin.into().trim_end_matches('/').to_owned());
+        self.trusted_origins.push(origin.into());
+        self
+    }
+
+    /// The scheme browsers use to reach this site, for the same-origin check of unsafe
+    /// requests (`Origin` must name this scheme, the `Host` and its port). Default:
+    /// [`Scheme::Https`] when the cookie is `Secure` (a `Secure` cookie is only sent over
+    /// https), [`Scheme::Http`] otherwise.
+    pub fn site_scheme(mut self, scheme: Scheme) -> Self {
+        self.site_scheme = Some(scheme);
+        self
+    }
+
+    /// Take each request's scheme from `X-Forwarded-Proto` (its first value), for an app
+    /// behind a TLS-terminating proxy that serves both schemes. Without the header the
+    /// [`site_scheme`](Self::site_scheme) applies; a value other than `http`/`https`
+    /// makes the request's own origin unknown, so an `Origin` must then be trusted.
+    /// Default `false`.
+    ///
+    /// # Security
+    ///
+    /// Turn it on only when a proxy you run sets the header and drops any the client
+    /// sent; otherwise a client picks the scheme the check compares against.
+    pub fn trust_forwarded_proto(mut self, trust: bool) -> Self {
+        self.forwarded_proto = trust;
         self
     }
 
@@ -379,14 +413,22 @@ impl SessionConfigBuilder {
         if c.same_site == SameSite::None && !c.secure {
             return Err(ConfigError::Cookie("SameSite=None needs Secure".into()));
         }
-        for origin in &self.trusted_origins {
-            if !(origin.starts_with("https://") || origin.starts_with("http://")) {
-                return Err(ConfigError::Invalid {
+        let trusted = self
+            .trusted_origins
+            .iter()
+            .map(|origin| {
+                Origin::parse(origin).ok_or_else(|| ConfigError::Invalid {
                     field: "trusted origin",
-                    problem: format!("{origin:?} must be scheme://host[:port]"),
-                });
-            }
-        }
+                    problem: format!("{origin:?} must be http(s)://host[:port]"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let scheme = self.site_scheme.unwrap_or(if self.cookie.secure {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        });
+        let origins = OriginPolicy::new(scheme, self.forwarded_proto, trusted);
         let codec = Codec::new(
             self.keyring,
             self.issuer,
@@ -399,7 +441,7 @@ impl SessionConfigBuilder {
             policy,
             cookie: self.cookie,
             clock: self.clock,
-            trusted_origins: self.trusted_origins,
+            origins,
             token_cache: self.token_cache,
             passive_routes: self.passive_routes,
             accept_bearer: self.accept_bearer,

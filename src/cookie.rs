@@ -37,6 +37,14 @@ impl Default for CookieSettings {
     }
 }
 
+/// RFC 6265: `cookie-value = *cookie-octet / ( DQUOTE *cookie-octet DQUOTE )`.
+fn unquote(value: &[u8]) -> &[u8] {
+    match value {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => value,
+    }
+}
+
 impl CookieSettings {
     /// The cookie's name.
     pub fn name(&self) -> &str {
@@ -44,26 +52,29 @@ impl CookieSettings {
     }
 
     /// Find the session cookie's value among every `Cookie` header of a request
-    /// (HTTP/2 may split cookies over several headers). The first non-empty value wins.
+    /// (HTTP/2 may split cookies over several headers), as raw bytes.
+    ///
+    /// Parsing works pair by pair on the raw bytes: each `;`-separated pair is split at its
+    /// first `=`, and only a pair whose trimmed name is exactly the session cookie's name
+    /// is looked at. No other cookie — whatever its bytes (not UTF-8, control characters,
+    /// quotes, no `=`), its length or its position — can hide, shadow or replace the
+    /// session cookie. The first session cookie with a non-empty value decides (one
+    /// surrounding pair of double quotes is removed, RFC 6265 §4.1.1); a later one is
+    /// never tried instead, so a refused token cannot be stepped over to reach another.
+    /// A value that is not UTF-8 is returned as it is, so the layer refuses it as
+    /// `session_malformed` rather than treating the session as missing.
+    ///
     /// Borrows from the headers; copies nothing.
-    pub fn find<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        // `from_utf8` (word-at-a-time on ASCII) instead of `HeaderValue::to_str` (a check
-        // per byte), then `split(';')` (memchr): headers full of other cookies stay cheap.
+    pub fn find<'a>(&self, headers: &'a HeaderMap) -> Option<&'a [u8]> {
+        let name = self.name.as_bytes();
         headers
             .get_all(COOKIE)
             .iter()
-            .filter_map(|line| std::str::from_utf8(line.as_bytes()).ok())
-            .flat_map(|line| line.split(';'))
+            .flat_map(|line| line.as_bytes().split(|b| *b == b';'))
             .filter_map(|pair| {
-                let (key, value) = pair.split_once('=')?;
-                (key.trim_ascii() == self.name).then(|| value.trim_ascii())
-            })
-            .map(|value| {
-                // RFC 6265: cookie-value = *cookie-octet / ( DQUOTE *cookie-octet DQUOTE )
-                value
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .unwrap_or(value)
+                let eq = pair.iter().position(|b| *b == b'=')?;
+                let (key, value) = pair.split_at(eq);
+                (key.trim_ascii() == name).then(|| unquote(value[1..].trim_ascii()))
             })
             .find(|value| !value.is_empty())
     }

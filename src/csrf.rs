@@ -19,13 +19,200 @@ pub fn is_unsafe(method: &Method) -> bool {
     )
 }
 
+/// The scheme a site is served over, as its browsers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `http` (default port 80).
+    Http,
+    /// `https` (default port 443).
+    Https,
+}
+
+impl Scheme {
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+
+    fn parse(text: &[u8]) -> Option<Self> {
+        if text.eq_ignore_ascii_case(b"https") {
+            Some(Scheme::Https)
+        } else if text.eq_ignore_ascii_case(b"http") {
+            Some(Scheme::Http)
+        } else {
+            None
+        }
+    }
+}
+
+/// A web origin (RFC 6454): scheme, host and port, with the default port filled in, so
+/// `https://h:443` and `https://h` are the same origin. Hosts compare case-insensitively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    scheme: Scheme,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    /// Parse a serialized origin, `scheme://host[:port]` (an IPv6 host in brackets). A
+    /// single trailing `/` is tolerated; anything else (a path, user info, `null`, another
+    /// scheme) is not an origin.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (scheme, rest) = text.split_once("://")?;
+        let scheme = Scheme::parse(scheme.as_bytes())?;
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        Self::with_authority(scheme, authority)
+    }
+
+    /// The origin of a request for `authority` (a `Host` header, `host[:port]`) served
+    /// over `scheme`.
+    pub fn with_authority(scheme: Scheme, authority: &str) -> Option<Self> {
+        let (host, port) = split_authority(authority)?;
+        Some(Self {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port: port.unwrap_or(scheme.default_port()),
+        })
+    }
+
+    fn same(&self, scheme: Scheme, host: &str, port: u16) -> bool {
+        self.scheme == scheme && self.port == port && self.host.eq_ignore_ascii_case(host)
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        if self.port == self.scheme.default_port() {
+            write!(f, "{scheme}://{}", self.host)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// `host[:port]` → host and port. The host is a bracketed IPv6 literal or a non-empty run
+/// of characters without `/ ? # @ [ ] :` or whitespace; the port is 1–5 digits.
+fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if authority.starts_with('[') {
+        let close = authority.find(']')?;
+        let (host, rest) = authority.split_at(close + 1);
+        match rest {
+            "" => (host, None),
+            _ => (host, Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let bad = |b: u8| b"/?#@[]:".contains(&b) || b.is_ascii_whitespace() || b.is_ascii_control();
+    let plain = !host.starts_with('[');
+    if host.is_empty() || (plain && host.bytes().any(bad)) {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(p) if (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(p.parse().ok()?)
+        }
+        Some(_) => return None,
+    };
+    Some((host, port))
+}
+
+/// How the layer decides what a request's own origin is, and which others it trusts.
+/// Built by [`SessionConfigBuilder`](crate::SessionConfigBuilder).
+#[derive(Debug, Clone)]
+pub struct OriginPolicy {
+    pub(crate) scheme: Scheme,
+    pub(crate) forwarded_proto: bool,
+    pub(crate) trusted: Vec<Origin>,
+}
+
+impl OriginPolicy {
+    /// A site served over `scheme`, trusting `trusted` besides itself; with
+    /// `forwarded_proto`, the scheme of each request is taken from `X-Forwarded-Proto`
+    /// when present (only behind a proxy that sets it and strips the client's own).
+    pub fn new(scheme: Scheme, forwarded_proto: bool, trusted: Vec<Origin>) -> Self {
+        Self {
+            scheme,
+            forwarded_proto,
+            trusted,
+        }
+    }
+
+    /// The scheme the site is served over, as configured.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The extra origins trusted to send unsafe requests.
+    pub fn trusted(&self) -> &[Origin] {
+        &self.trusted
+    }
+
+    /// The request's scheme: the configured one, or — when trusted — the first value of
+    /// `X-Forwarded-Proto`. `None` when that header names something else (fail closed).
+    fn request_scheme(&self, headers: &HeaderMap) -> Option<Scheme> {
+        if !self.forwarded_proto {
+            return Some(self.scheme);
+        }
+        match headers.get(FORWARDED_PROTO) {
+            None => Some(self.scheme),
+            Some(value) => {
+                let first = value.as_bytes().split(|b| *b == b',').next()?;
+                Scheme::parse(first.trim_ascii())
+            }
+        }
+    }
+
+    fn is_trusted(&self, origin: &[u8]) -> bool {
+        std::str::from_utf8(origin)
+            .ok()
+            .and_then(Origin::parse)
+            .is_some_and(|o| self.trusted.contains(&o))
+    }
+
+    /// Is `origin` the request's own: same scheme, host and port (default ports
+    /// normalised) as the request's scheme and `Host` (or URI authority)?
+    fn is_own(&self, origin: &[u8], headers: &HeaderMap, uri_authority: Option<&str>) -> bool {
+        let Some(scheme) = self.request_scheme(headers) else {
+            return false;
+        };
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .or(uri_authority);
+        let (Some(origin), Some(host)) = (
+            std::str::from_utf8(origin).ok().and_then(Origin::parse),
+            host.and_then(split_authority),
+        ) else {
+            return false;
+        };
+        origin.same(scheme, host.0, host.1.unwrap_or(scheme.default_port()))
+    }
+}
+
+/// The header a TLS-terminating proxy sets to the scheme the client used.
+pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
+
 /// Refuse a request a browser marks as cross-site.
 ///
 /// * `Sec-Fetch-Site: cross-site` is refused; `same-site` is refused unless `Origin` is
 ///   trusted.
-/// * An `Origin` (including `null`) that is neither the request's own (the `Host`
-///   header, or — over HTTP/2, which sends none — the request URI's authority) nor in
-///   `trusted` is refused.
+/// * An `Origin` (including `null`) that is neither the request's own nor trusted is
+///   refused. The request's own origin is the full origin — scheme, host and port, with
+///   default ports normalised — of the configured scheme (or the trusted
+///   `X-Forwarded-Proto`) and the `Host` header (or, over HTTP/2, which sends none, the
+///   request URI's authority): `http://x` is not `https://x`.
 /// * Requests with neither header (non-browser clients) pass; they still need the token.
 ///
 /// # Errors
@@ -34,36 +221,24 @@ pub fn is_unsafe(method: &Method) -> bool {
 pub fn check_origin(
     headers: &HeaderMap,
     uri_authority: Option<&str>,
-    trusted: &[String],
+    policy: &OriginPolicy,
 ) -> Result<(), Refusal> {
-    let origin = headers
-        .get(header::ORIGIN)
-        .map(|v| v.to_str().unwrap_or("null"));
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or(uri_authority);
-    let origin_ok = |origin: &str| {
-        let origin = origin.trim_end_matches('/');
-        let authority = origin
-            .strip_prefix("https://")
-            .or_else(|| origin.strip_prefix("http://"));
-        let same = matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h));
-        same || trusted.iter().any(|t| t.eq_ignore_ascii_case(origin))
-    };
-    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let origin = headers.get(header::ORIGIN).map(|v| v.as_bytes());
+    let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
     match site {
-        Some(s) if s.eq_ignore_ascii_case("cross-site") => return Err(Refusal::OriginRejected),
+        Some(s) if s.eq_ignore_ascii_case(b"cross-site") => return Err(Refusal::OriginRejected),
         Some(s)
-            if s.eq_ignore_ascii_case("same-site")
-                && !origin.is_some_and(|o| trusted.iter().any(|t| t.eq_ignore_ascii_case(o))) =>
+            if s.eq_ignore_ascii_case(b"same-site")
+                && !origin.is_some_and(|o| policy.is_trusted(o)) =>
         {
             return Err(Refusal::OriginRejected);
         }
         _ => {}
     }
     match origin {
-        Some(o) if !origin_ok(o) => Err(Refusal::OriginRejected),
+        Some(o) if !(policy.is_own(o, headers, uri_authority) || policy.is_trusted(o)) => {
+            Err(Refusal::OriginRejected)
+        }
         _ => Ok(()),
     }
 }
@@ -72,9 +247,14 @@ pub fn check_origin(
 ///
 /// # Errors
 ///
-/// [`Refusal::CsrfMissing`] without the header, [`Refusal::CsrfMismatch`] otherwise.
+/// [`Refusal::CsrfMissing`] without the header (or with an empty one),
+/// [`Refusal::CsrfMismatch`] otherwise.
 pub fn check_token(headers: &HeaderMap, expected: &CsrfToken) -> Result<(), Refusal> {
-    let presented = headers.get(CSRF_HEADER).ok_or(Refusal::CsrfMissing)?;
+    // An empty header is no token at all: it never matches (the claim is never empty).
+    let presented = headers
+        .get(CSRF_HEADER)
+        .filter(|v| !v.is_empty())
+        .ok_or(Refusal::CsrfMissing)?;
     if expected.matches(presented.as_bytes()) {
         Ok(())
     } else {

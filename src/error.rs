@@ -32,8 +32,11 @@ pub enum Refusal {
     WrongIssuer,
     /// `aud` is not the configured audience.
     WrongAudience,
-    /// The token was issued in the future (beyond the leeway).
+    /// The token was issued in the future, or its `nbf` is (beyond the leeway).
     NotYetValid,
+    /// The token's time claims are out of range or contradict each other (e.g. an
+    /// `auth_time` after `iat`).
+    InvalidTimes,
     /// The session was inactive for longer than the idle timeout.
     ExpiredIdle,
     /// The session reached its absolute lifetime, counted from login.
@@ -52,7 +55,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every variant, for exhaustive tests and documentation.
-    pub const ALL: [Refusal; 17] = [
+    pub const ALL: [Refusal; 18] = [
         Refusal::Missing,
         Refusal::Malformed,
         Refusal::TooLarge,
@@ -63,6 +66,7 @@ impl Refusal {
         Refusal::WrongIssuer,
         Refusal::WrongAudience,
         Refusal::NotYetValid,
+        Refusal::InvalidTimes,
         Refusal::ExpiredIdle,
         Refusal::ExpiredAbsolute,
         Refusal::Revoked,
@@ -85,6 +89,7 @@ impl Refusal {
             Refusal::WrongIssuer => "session_wrong_issuer",
             Refusal::WrongAudience => "session_wrong_audience",
             Refusal::NotYetValid => "session_not_yet_valid",
+            Refusal::InvalidTimes => "session_invalid_times",
             Refusal::ExpiredIdle => "session_expired_idle",
             Refusal::ExpiredAbsolute => "session_expired_absolute",
             Refusal::Revoked => "session_revoked",
@@ -108,6 +113,7 @@ impl Refusal {
             Refusal::WrongIssuer => "the session token was issued by someone else",
             Refusal::WrongAudience => "the session token is meant for another audience",
             Refusal::NotYetValid => "the session token is not valid yet",
+            Refusal::InvalidTimes => "the session token's times are out of range or inconsistent",
             Refusal::ExpiredIdle => "the session ended after a period of inactivity",
             Refusal::ExpiredAbsolute => "the session reached its maximum lifetime",
             Refusal::Revoked => "the session was logged out",

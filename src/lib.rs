@@ -81,7 +81,7 @@ mod session;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
-pub use crate::claims::{Claims, CsrfToken, Policy};
+pub use crate::claims::{Claims, CsrfToken, MAX_TIME, Policy};
 #[cfg(any(test, feature = "test-util"))]
 pub use crate::clock::ManualClock;
 pub use crate::clock::{Clock, SystemClock};

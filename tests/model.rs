@@ -306,10 +306,23 @@ impl Model {
     /// seconds: which of several revocations of the same second goes is the store's
     /// choice. The model follows that choice (`present` says what the store still
     /// holds) and insists it is one of the oldest.
+    ///
+    /// The revocation just recorded (the last one held) is never the one evicted: the
+    /// store always answers for the revocation it has just acknowledged.
     fn overflow(&mut self, step: usize, present: impl Fn(&Revocation) -> bool) {
+        if self.held.len() > CAPACITY {
+            let newest = self.held.last().unwrap();
+            assert!(
+                present(newest),
+                "step {step}: I4: overflow evicted the revocation just recorded: {newest:?}"
+            );
+        }
         while self.held.len() > CAPACITY {
-            let oldest = self.held.iter().map(|r| r.at).min().unwrap();
-            let gone = self.held.iter().position(|r| r.at == oldest && !present(r));
+            let candidates = self.held.len() - 1;
+            let oldest = self.held[..candidates].iter().map(|r| r.at).min().unwrap();
+            let gone = self.held[..candidates]
+                .iter()
+                .position(|r| r.at == oldest && !present(r));
             let evicted = match gone {
                 Some(i) => self.held.remove(i),
                 None => {
@@ -369,13 +382,16 @@ impl Model {
         self.held.retain(|r| r.ttl > now);
     }
 
-    /// `auth_time` of a login now: a login at or before the cut-off of a logout-all of
-    /// its user (in the same second) is dated one second past it, so that the logout-all
-    /// does not end it.
-    fn login_time(&self, user: usize) -> i64 {
+    /// `auth_time` of a login now: a login in the second of a logout-all of its user is
+    /// dated one second past the cut-off, so that the logout-all does not end it. A token's
+    /// `auth_time` may lead its `iat` by one second only, so after a second logout-all in
+    /// the same second (cut-off already `now + 1`) no login can be dated until the clock
+    /// moves on: `None`, the layer answers 503 with `Retry-After`.
+    fn login_time(&self, user: usize) -> Option<i64> {
         match self.subject_before(user) {
-            Some(before) if before >= self.now => before + 1,
-            _ => self.now,
+            Some(before) if before > self.now => None,
+            Some(before) if before == self.now => Some(before + 1),
+            _ => Some(self.now),
         }
     }
 
@@ -635,15 +651,33 @@ impl Run {
                     .body(Body::empty())
                     .unwrap();
                 let res = self.sut.send(req).await;
+                let predicted = self.model.login_time(user);
+                if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+                    assert!(
+                        predicted.is_none() || self.model.restarted,
+                        "step {step}: login refused, model dates it {predicted:?}"
+                    );
+                    assert_eq!(
+                        res.headers().get("retry-after").map(|v| v.as_bytes()),
+                        Some(&b"1"[..]),
+                        "step {step}: login retry"
+                    );
+                    assert_eq!(cookie_out(&self.sut, &res), CookieOut::None);
+                    return self.check(op).await;
+                }
                 assert_eq!(res.status(), StatusCode::OK, "step {step}: login");
                 let CookieOut::Issued(token) = cookie_out(&self.sut, &res) else {
                     panic!("step {step}: login set no session cookie");
                 };
                 let claims = self.sut.claims(&token);
+                assert!(
+                    claims.auth_time <= claims.iat + 1,
+                    "step {step}: auth_time leads iat by more than a second"
+                );
                 let auth_time = self.model.tolerate(
                     step,
                     "login auth_time",
-                    self.model.login_time(user),
+                    predicted.unwrap_or(i64::MIN),
                     claims.auth_time,
                 );
                 self.model.sessions.push(MSession {
@@ -1166,6 +1200,51 @@ fn overflow_evicts_a_repeated_logout_all_of_the_same_second() {
             Op::ToDeadline(2, Deadline::Idle, 0),
             Op::ToDeadline(1, Deadline::Absolute, 0),
             Op::Sweep,
+        ],
+    );
+}
+
+/// Issue 10, shrunk from a 1,000-case release run: logout-all of a user, again in the
+/// same second, a flood of three revocations into the small denylist, and a third
+/// logout-all. The flood evicted the first logout-all (one of the oldest, fine); the
+/// third then left a stale queue item of its own second behind it, and the store took
+/// that item for the new entry and evicted the revocation it had just acknowledged:
+/// `revoke_subject` returned its cut-off and `subject_revoked_at` answered `None`.
+#[test]
+fn overflow_never_evicts_the_revocation_being_recorded() {
+    run(
+        SETUP,
+        &[
+            Op::Login(1),
+            Op::AdminLogoutAll(1),
+            Op::AdminLogoutAll(1),
+            Op::Flood(3),
+            Op::AdminLogoutAll(1),
+            Op::Login(1),
+            Op::Advance(1),
+            Op::Login(1),
+            Op::Request(1, Handler::Ok),
+            Op::Sweep,
+        ],
+    );
+}
+
+/// A login after a logout-all of the same second is dated one second ahead; after a
+/// second logout-all in that second it cannot be dated (an `auth_time` may lead `iat` by
+/// one second only): 503 with `Retry-After: 1`, no cookie; the next second it works.
+#[test]
+fn login_after_two_logout_alls_in_one_second_retries() {
+    run(
+        SETUP,
+        &[
+            Op::AdminLogoutAll(1),
+            Op::Login(1),
+            Op::AdminLogoutAll(1),
+            Op::Login(1),
+            Op::Advance(1),
+            Op::Login(1),
+            Op::Request(1, Handler::Ok),
+            Op::LogoutAll(1),
         ],
     );
 }

@@ -742,6 +742,54 @@ async fn malformed_login_bodies_are_client_errors_never_500() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+/// Security round 2 over a real socket: a hostile sibling cookie (not UTF-8, next to the
+/// session on the same line or on its own) never hides the session, and an `Origin` of the
+/// right host and port but the wrong scheme is refused.
+#[tokio::test]
+async fn hostile_sibling_cookies_and_wrong_scheme_origins_are_handled_over_a_socket() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let http = client();
+    let sess = login(&http, &server, "alice", "wonderland").await;
+    let session = sess.cookie();
+    let hostile: &[&[u8]] = &[b"evil=\xff\xfe\x80", b"noequals", b"q=\"x", b"=nameless"];
+    for bad in hostile {
+        let lines: Vec<Vec<Vec<u8>>> = vec![
+            vec![[*bad, b"; ", session.as_bytes()].concat()],
+            vec![[session.as_bytes(), b"; ", bad].concat()],
+            vec![bad.to_vec(), session.as_bytes().to_vec()],
+        ];
+        for cookie_lines in lines {
+            let mut req = http.get(server.url("/api/me"));
+            for line in &cookie_lines {
+                req = req.header(
+                    COOKIE,
+                    reqwest::header::HeaderValue::from_bytes(line).unwrap(),
+                );
+            }
+            let res = req.send().await.unwrap();
+            let (status, _, me) = body_json(res).await;
+            assert_eq!(status, StatusCode::OK, "sibling {bad:?}: {me}");
+            assert_eq!(me["user"], "alice");
+        }
+    }
+
+    let own = server.base.clone();
+    let wrong_scheme = own.replacen("http://", "https://", 1);
+    let post_note = |origin: String| {
+        http.post(server.url("/api/notes"))
+            .header(COOKIE, sess.cookie())
+            .header(CSRF, &sess.csrf)
+            .header("origin", origin)
+            .json(&json!({ "text": "hello" }))
+            .send()
+    };
+    let res = post_note(wrong_scheme).await.unwrap();
+    expect_error(res, 403, "origin_rejected").await;
+    let res = post_note(own).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
 #[tokio::test]
 async fn logout_clears_the_cookie_and_the_old_cookie_is_revoked() {
     let data = tempfile::tempdir().unwrap();

@@ -18,10 +18,15 @@ use crate::error::RevocationError;
 /// Default capacity: one million revocations.
 pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
+/// `seq` names the queue item that holds an entry's place in eviction order: a key
+/// revoked again (a second logout-all of the same second, a record replayed from
+/// another instance) leaves a stale item behind, which must never evict the entry that
+/// replaced it — revocation times are whole seconds, so `at` cannot tell them apart.
 #[derive(Debug, Clone, Copy)]
 struct SessionEntry {
     exp: i64,
     at: i64,
+    seq: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +34,25 @@ struct SubjectEntry {
     before: i64,
     exp: i64,
     at: i64,
+    seq: u64,
+}
+
+/// Revocations in eviction order: `(at, seq, key)`, oldest first. Each entry's `seq` is
+/// unique, so an item is current only while its entry still carries the same `seq`.
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<(i64, u64, Slot)>,
+    next: u64,
+}
+
+impl Queue {
+    /// Queue `slot` revoked at `at`; returns the `seq` its entry must carry.
+    fn push(&mut self, at: i64, slot: Slot) -> u64 {
+        let seq = self.next;
+        self.next += 1;
+        self.items.push_back((at, seq, slot));
+        seq
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +163,7 @@ impl SessionMap {
 pub struct MemoryDenylist {
     sessions: SessionMap,
     subjects: DashMap<Box<str>, SubjectEntry, Hasher>,
-    order: Mutex<VecDeque<(i64, Slot)>>,
+    order: Mutex<Queue>,
     capacity: usize,
     watermark: AtomicI64,
     evictions: AtomicU64,
@@ -202,7 +226,7 @@ impl MemoryDenylistBuilder {
         let mut list = MemoryDenylist {
             sessions: SessionMap::default(),
             subjects: DashMap::default(),
-            order: Mutex::new(VecDeque::new()),
+            order: Mutex::new(Queue::default()),
             capacity: self.capacity,
             watermark: AtomicI64::new(i64::MIN),
             evictions: AtomicU64::new(0),
@@ -298,8 +322,8 @@ impl MemoryDenylist {
         match record {
             Record::Session { sid, exp, at } => {
                 let sid = SidKey::new(&sid);
-                self.sessions.insert(sid.clone(), SessionEntry { exp, at });
-                order.push_back((at, Slot::Session(sid)));
+                let seq = order.push(at, Slot::Session(sid.clone()));
+                self.sessions.insert(sid, SessionEntry { exp, at, seq });
             }
             Record::Subject {
                 sub,
@@ -308,9 +332,16 @@ impl MemoryDenylist {
                 at,
             } => {
                 let sub: Box<str> = sub.into();
-                self.subjects
-                    .insert(sub.clone(), SubjectEntry { before, exp, at });
-                order.push_back((at, Slot::Subject(sub)));
+                let seq = order.push(at, Slot::Subject(sub.clone()));
+                self.subjects.insert(
+                    sub,
+                    SubjectEntry {
+                        before,
+                        exp,
+                        at,
+                        seq,
+                    },
+                );
             }
             Record::Watermark { at } => {
                 self.watermark.fetch_max(at, Ordering::SeqCst);
@@ -321,7 +352,8 @@ impl MemoryDenylist {
     /// After restoring a journal: order by revocation time, then enforce the capacity.
     fn evict_restored(&mut self) {
         let order = self.order.get_mut().unwrap_or_else(PoisonError::into_inner);
-        order.make_contiguous().sort_by_key(|(at, _)| *at);
+        // Stable: within one second, journal order (and so `seq` order) is kept.
+        order.items.make_contiguous().sort_by_key(|(at, _, _)| *at);
         let mut order = std::mem::take(order);
         let mut raised = Vec::new();
         self.evict(&mut order, &mut raised);
@@ -332,20 +364,29 @@ impl MemoryDenylist {
         self.sessions.len() + self.subjects.len()
     }
 
+    /// Whether the queue item `seq` for `slot` still stands for the entry held.
+    fn is_current(&self, slot: &Slot, seq: u64) -> bool {
+        match slot {
+            Slot::Session(sid) => self.sessions.get(sid).is_some_and(|e| e.seq == seq),
+            Slot::Subject(sub) => self.subjects.get(sub).is_some_and(|e| e.seq == seq),
+        }
+    }
+
     /// Evict oldest entries while over capacity; returns the new watermark if raised.
-    fn evict(&self, order: &mut VecDeque<(i64, Slot)>, raised: &mut Vec<i64>) {
+    ///
+    /// The revocation being recorded is queued last and carries the newest `seq`, so it
+    /// is never the one evicted (capacity is at least one): the store always answers
+    /// for the revocation it just acknowledged.
+    fn evict(&self, order: &mut Queue, raised: &mut Vec<i64>) {
         while self.held() > self.capacity {
-            let Some((at, slot)) = order.pop_front() else {
+            let Some((at, seq, slot)) = order.items.pop_front() else {
                 break;
             };
             // Every mutation holds the `order` lock, so "is this entry still the one
             // queued" cannot change between the check and the removal. The watermark is
             // raised *before* the entry goes, and `is_revoked` reads entries before the
             // watermark: a concurrent check always sees one or the other (I4).
-            let current = match &slot {
-                Slot::Session(sid) => self.sessions.get(sid).is_some_and(|e| e.at == at),
-                Slot::Subject(sub) => self.subjects.get(sub).is_some_and(|e| e.at == at),
-            };
+            let current = self.is_current(&slot, seq);
             if current {
                 self.watermark.fetch_max(at, Ordering::SeqCst);
                 match &slot {
@@ -424,12 +465,13 @@ impl MemoryDenylist {
             SessionEntry {
                 exp: upper,
                 at: i64::MAX,
+                seq: u64::MAX,
             },
         );
         let at = clock.now();
         let exp = session_ttl(auth_time, at, policy);
-        self.sessions.insert(key.clone(), SessionEntry { exp, at });
-        order.push_back((at, Slot::Session(key)));
+        let seq = order.push(at, Slot::Session(key.clone()));
+        self.sessions.insert(key, SessionEntry { exp, at, seq });
         let record = Record::Session {
             sid: sid.to_owned(),
             exp,
@@ -457,6 +499,7 @@ impl MemoryDenylist {
                 before: i64::MAX,
                 exp: i64::MAX,
                 at: i64::MAX,
+                seq: u64::MAX,
             },
         );
         let at = clock.now();
@@ -468,9 +511,16 @@ impl MemoryDenylist {
             _ => at,
         };
         let exp = subject_ttl(before, policy);
-        self.subjects
-            .insert(key.clone(), SubjectEntry { before, exp, at });
-        order.push_back((at, Slot::Subject(key)));
+        let seq = order.push(at, Slot::Subject(key.clone()));
+        self.subjects.insert(
+            key,
+            SubjectEntry {
+                before,
+                exp,
+                at,
+                seq,
+            },
+        );
         let record = Record::Subject {
             sub: sub.to_owned(),
             before,
@@ -483,11 +533,7 @@ impl MemoryDenylist {
 
     /// After a revocation was queued: enforce the capacity (I4), then journal the
     /// revocation and any watermark the eviction raised.
-    fn settle(
-        &self,
-        order: &mut VecDeque<(i64, Slot)>,
-        record: &Record,
-    ) -> Result<(), RevocationError> {
+    fn settle(&self, order: &mut Queue, record: &Record) -> Result<(), RevocationError> {
         let mut raised = Vec::new();
         self.evict(order, &mut raised);
         let mut records = vec![record.clone()];
@@ -504,13 +550,17 @@ impl MemoryDenylist {
         let applied = match record {
             Record::Session { sid, exp, at } => {
                 let key = SidKey::new(sid);
-                let merged = match self.sessions.get(&key) {
-                    Some(old) if old.exp >= *exp => None,
-                    _ => Some(SessionEntry { exp: *exp, at: *at }),
-                };
-                merged.map(|entry| {
-                    self.sessions.insert(key.clone(), entry);
-                    order.push_back((entry.at, Slot::Session(key)));
+                let stronger = self.sessions.get(&key).is_none_or(|old| old.exp < *exp);
+                stronger.then(|| {
+                    let seq = order.push(*at, Slot::Session(key.clone()));
+                    self.sessions.insert(
+                        key,
+                        SessionEntry {
+                            exp: *exp,
+                            at: *at,
+                            seq,
+                        },
+                    );
                 })
             }
             Record::Subject {
@@ -522,20 +572,20 @@ impl MemoryDenylist {
                 let key: Box<str> = sub.as_str().into();
                 let merged = match self.subjects.get(&key).map(|e| *e) {
                     Some(old) if old.before >= *before && old.exp >= *exp => None,
-                    Some(old) => Some(SubjectEntry {
-                        before: old.before.max(*before),
-                        exp: old.exp.max(*exp),
-                        at: *at,
-                    }),
-                    None => Some(SubjectEntry {
-                        before: *before,
-                        exp: *exp,
-                        at: *at,
-                    }),
+                    Some(old) => Some((old.before.max(*before), old.exp.max(*exp))),
+                    None => Some((*before, *exp)),
                 };
-                merged.map(|entry| {
-                    self.subjects.insert(key.clone(), entry);
-                    order.push_back((entry.at, Slot::Subject(key)));
+                merged.map(|(before, exp)| {
+                    let seq = order.push(*at, Slot::Subject(key.clone()));
+                    self.subjects.insert(
+                        key,
+                        SubjectEntry {
+                            before,
+                            exp,
+                            at: *at,
+                            seq,
+                        },
+                    );
                 })
             }
             Record::Watermark { .. } => None,
@@ -596,10 +646,9 @@ impl RevocationStore for MemoryDenylist {
         let before = self.held();
         self.sessions.retain(|e| e.exp > now);
         self.subjects.retain(|_, e| e.exp > now);
-        order.retain(|(at, slot)| match slot {
-            Slot::Session(sid) => self.sessions.get(sid).is_some_and(|e| e.at == *at),
-            Slot::Subject(sub) => self.subjects.get(sub).is_some_and(|e| e.at == *at),
-        });
+        order
+            .items
+            .retain(|(_, seq, slot)| self.is_current(slot, *seq));
         let removed = before.saturating_sub(self.held());
         crate::obs::denylist_size(self.held());
         drop(order);

@@ -141,9 +141,16 @@ fn issue_login<T: SessionData, B: From<String>>(
     let config = &shared.config.0;
     let now = config.clock.now();
     // A login in the same second as a "log out everywhere" of this user is dated one
-    // second later, so that `auth_time <= T` does not refuse it.
+    // second later, so that `auth_time <= T` does not refuse it. No further: a token's
+    // `auth_time` may lead its `iat` by one second at most (`Claims::check`). After a
+    // second cut-off in the same second (which already covers a login dated `now + 1`),
+    // no date works until the clock moves on: ask the client to retry.
     let auth_time = match shared.store.subject_revoked_at(&login.sub) {
-        Some(t) if t >= now => t.saturating_add(1),
+        Some(t) if t > now => {
+            tracing::warn!("login refused: the user's sessions were ended again this second");
+            return super::login_retry();
+        }
+        Some(t) if t == now => t.saturating_add(crate::claims::LOGIN_DATING_SLACK),
         _ => now,
     };
     let claims = match Claims::for_login(
@@ -209,15 +216,10 @@ fn logout<T: SessionData, B: From<String>>(
             // The revocation applies in this process, but it may not survive a restart or
             // reach other instances: say so instead of pretending.
             tracing::error!(all, error = %e, "revocation not durable");
-            let body = serde_json::json!({ "error": {
-                "code": "revocation_failed",
-                "message": "logged out here, but the logout could not be recorded durably"
-            }});
-            let mut failed = Response::new(B::from(body.to_string()));
-            *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            failed.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
+            let failed = super::error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "revocation_failed",
+                "logged out here, but the logout could not be recorded durably",
             );
             with_removal(shared, failed)
         }

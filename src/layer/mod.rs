@@ -258,20 +258,45 @@ pub(crate) fn refusal_response<B: From<String>>(
     res
 }
 
+/// A JSON error response `{"error":{"code","message"}}` with `no-store`: every failure
+/// the layer answers itself that is not a [`Refusal`].
+pub(crate) fn error_response<B: From<String>>(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> Response<B> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    let mut res = Response::new(B::from(body.to_string()));
+    *res.status_mut() = status;
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
 /// A 500 for a session that could not be issued; the handler's response is replaced so
 /// the client never believes it is logged in without a cookie.
 pub(crate) fn issue_failed<B: From<String>>(detail: &str) -> Response<B> {
     tracing::error!(error = detail, "session could not be issued");
-    let body = serde_json::json!({
-        "error": { "code": "session_issue_failed", "message": "the session could not be issued" }
-    });
-    let mut res = Response::new(B::from(body.to_string()));
-    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "session_issue_failed",
+        "the session could not be issued",
+    )
+}
+
+/// A 503 with `Retry-After: 1` for a login that cannot be dated this second (its user's
+/// sessions were ended twice in it); the handler's response is replaced, no cookie set.
+pub(crate) fn login_retry<B: From<String>>() -> Response<B> {
+    let mut res = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "session_login_retry",
+        "this user's sessions were just ended; log in again in a second",
     );
     res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     res
 }

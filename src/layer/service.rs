@@ -73,7 +73,7 @@ where
             && let Err(reason) = csrf::check_origin(
                 req.headers(),
                 req.uri().authority().map(|a| a.as_str()),
-                &config.trusted_origins,
+                &config.origins,
             )
         {
             obs::refused(reason, req.uri().path());
@@ -81,7 +81,11 @@ where
         }
         let state = match found {
             None => SlotState::Absent,
-            Some((token, _)) => match verify::<T>(shared, token) {
+            // A token that is not UTF-8 cannot be ours: refused, never skipped.
+            Some((token, _)) => match std::str::from_utf8(token)
+                .map_err(|_| Refusal::Malformed)
+                .and_then(|token| verify::<T>(shared, token))
+            {
                 Ok(session) => SlotState::Active(session),
                 Err(reason) => SlotState::Refused(reason),
             },
@@ -136,20 +140,18 @@ where
     }
 }
 
-/// The bearer token (if accepted and sent), else the session cookie.
+/// The bearer token (if accepted and sent), else the session cookie, as raw bytes.
 fn find_token<'a>(
     headers: &'a HeaderMap,
     accept_bearer: bool,
     cookie: &crate::cookie::CookieSettings,
-) -> Option<(&'a str, Source)> {
+) -> Option<(&'a [u8], Source)> {
     if accept_bearer
-        && let Some(value) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        && let Some((scheme, token)) = value.split_once(' ')
-        && scheme.eq_ignore_ascii_case("bearer")
+        && let Some(value) = headers.get(header::AUTHORIZATION)
+        && let Some(space) = value.as_bytes().iter().position(|b| *b == b' ')
+        && value.as_bytes()[..space].eq_ignore_ascii_case(b"bearer")
     {
-        return Some((token.trim(), Source::Bearer));
+        return Some((value.as_bytes()[space + 1..].trim_ascii(), Source::Bearer));
     }
     cookie.find(headers).map(|token| (token, Source::Cookie))
 }
