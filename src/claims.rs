@@ -3,12 +3,11 @@
 //! Nothing here reads a clock, touches HTTP or knows about signatures: every function
 //! takes `now` (UNIX seconds) and a [`Policy`], so each boundary is testable exactly.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
+use crate::csrf::CsrfToken;
 use crate::error::{ConfigError, EncodeError, Refusal};
+use crate::random::random_id;
 
 /// The time rules of a session: idle and absolute timeouts, when to reissue, and the
 /// clock-skew leeway. All in whole seconds. Built by [`SessionConfig`](crate::SessionConfig)
@@ -76,73 +75,6 @@ impl Policy {
     pub fn leeway(&self) -> u64 {
         self.leeway
     }
-}
-
-/// The per-session CSRF secret (double-submit token). Compared in constant time;
-/// prints as `REDACTED`.
-///
-/// A token decoded from a session must have exactly the shape minted here — 43
-/// characters of the base64url alphabet (256 bits) — or the whole token is refused as
-/// `session_malformed`: an empty or short secret could be matched by a forged header.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(try_from = "String", into = "String")]
-pub struct CsrfToken(String);
-
-/// Length of a CSRF token as minted: 32 random bytes in unpadded base64url.
-pub(crate) const CSRF_TOKEN_LEN: usize = 43;
-
-impl TryFrom<String> for CsrfToken {
-    type Error = &'static str;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
-        if value.len() == CSRF_TOKEN_LEN && value.bytes().all(alphabet) {
-            Ok(Self(value))
-        } else {
-            Err("the csrf claim must be 43 base64url characters")
-        }
-    }
-}
-
-impl From<CsrfToken> for String {
-    fn from(token: CsrfToken) -> Self {
-        token.0
-    }
-}
-
-impl CsrfToken {
-    /// A fresh random token (256 bits).
-    ///
-    /// # Errors
-    ///
-    /// [`EncodeError::Random`] if the operating system's RNG fails.
-    pub fn generate() -> Result<Self, EncodeError> {
-        random_id::<32>().map(Self)
-    }
-
-    /// The value to hand to the front end (it sends it back in `X-CSRF-Token`).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Constant-time comparison with a presented value. An empty value never matches.
-    pub fn matches(&self, presented: &[u8]) -> bool {
-        !presented.is_empty() && bool::from(self.0.as_bytes().ct_eq(presented))
-    }
-}
-
-impl fmt::Debug for CsrfToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CsrfToken(REDACTED)")
-    }
-}
-
-/// Random URL-safe id of `N` bytes from the operating system's CSPRNG.
-pub(crate) fn random_id<const N: usize>() -> Result<String, EncodeError> {
-    use base64::Engine as _;
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| EncodeError::Random(e.to_string()))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The claims of one session token.

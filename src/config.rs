@@ -115,6 +115,20 @@ impl SessionConfig {
     pub fn origins(&self) -> &OriginPolicy {
         &self.0.origins
     }
+
+    /// Whether `Authorization: Bearer` tokens are accepted.
+    pub fn accept_bearer(&self) -> bool {
+        self.0.accept_bearer
+    }
+
+    /// Capacity of the verified-token cache (0: off).
+    pub fn token_cache(&self) -> usize {
+        self.0.token_cache
+    }
+
+    pub(crate) fn passive_routes(&self) -> &[PassivePredicate] {
+        &self.0.passive_routes
+    }
 }
 
 /// Builder for [`SessionConfig`]. Every setting documents its default.
@@ -306,7 +320,7 @@ impl SessionConfigBuilder {
     /// Mark requests passive by route: validated, but they neither slide the idle timer
     /// nor get a reissued token (polling and health checks must not keep a session
     /// alive). A request is also passive when it carries the
-    /// [`PASSIVE_HEADER`](crate::layer::PASSIVE_HEADER) header. Default: none.
+    /// [`PASSIVE_HEADER`](crate::PASSIVE_HEADER) header. Default: none.
     ///
     /// ```
     /// # use jwt_session::{SessionConfig, keys::{generate, Algorithm}, Keyring};
@@ -327,7 +341,7 @@ impl SessionConfigBuilder {
     /// Also accept the token as `Authorization: Bearer <token>` (APIs, non-browser
     /// clients). Bearer tokens are not ambient credentials, so CSRF checks are skipped
     /// for them; a reissued token comes back in the
-    /// [`TOKEN_HEADER`](crate::layer::TOKEN_HEADER) response header instead of a cookie.
+    /// [`TOKEN_HEADER`](crate::TOKEN_HEADER) response header instead of a cookie.
     /// When both are sent, the bearer token is used. Default `false`.
     pub fn accept_bearer(mut self, accept: bool) -> Self {
         self.accept_bearer = accept;

@@ -4,11 +4,75 @@
 
 use http::{HeaderMap, Method, header};
 
-use crate::claims::CsrfToken;
-use crate::error::Refusal;
+use std::fmt;
 
-/// The request header that carries the CSRF token on unsafe methods.
-pub const CSRF_HEADER: &str = "x-csrf-token";
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::error::EncodeError;
+use crate::error::Refusal;
+use crate::random::random_id;
+
+use crate::headers::{CSRF_NAME, FORWARDED_PROTO_NAME};
+
+/// The per-session CSRF secret (double-submit token). Compared in constant time;
+/// prints as `REDACTED`.
+///
+/// A token decoded from a session must have exactly the shape minted here — 43
+/// characters of the base64url alphabet (256 bits) — or the whole token is refused as
+/// `session_malformed`: an empty or short secret could be matched by a forged header.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String", into = "String")]
+pub struct CsrfToken(String);
+
+/// Length of a CSRF token as minted: 32 random bytes in unpadded base64url.
+pub(crate) const CSRF_TOKEN_LEN: usize = 43;
+
+impl TryFrom<String> for CsrfToken {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if value.len() == CSRF_TOKEN_LEN && value.bytes().all(alphabet) {
+            Ok(Self(value))
+        } else {
+            Err("the csrf claim must be 43 base64url characters")
+        }
+    }
+}
+
+impl From<CsrfToken> for String {
+    fn from(token: CsrfToken) -> Self {
+        token.0
+    }
+}
+
+impl CsrfToken {
+    /// A fresh random token (256 bits).
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::Random`] if the operating system's RNG fails.
+    pub fn generate() -> Result<Self, EncodeError> {
+        random_id::<32>().map(Self)
+    }
+
+    /// The value to hand to the front end (it sends it back in `X-CSRF-Token`).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison with a presented value. An empty value never matches.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        !presented.is_empty() && bool::from(self.0.as_bytes().ct_eq(presented))
+    }
+}
+
+impl fmt::Debug for CsrfToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CsrfToken(REDACTED)")
+    }
+}
 
 /// POST, PUT, PATCH, DELETE and any non-standard method are unsafe; GET, HEAD, OPTIONS
 /// and TRACE are safe (RFC 9110 §9.2.1).
@@ -165,7 +229,7 @@ impl OriginPolicy {
         if !self.forwarded_proto {
             return Some(self.scheme);
         }
-        match headers.get(FORWARDED_PROTO) {
+        match headers.get(FORWARDED_PROTO_NAME) {
             None => Some(self.scheme),
             Some(value) => {
                 let first = value.as_bytes().split(|b| *b == b',').next()?;
@@ -200,9 +264,6 @@ impl OriginPolicy {
         origin.same(scheme, host.0, host.1.unwrap_or(scheme.default_port()))
     }
 }
-
-/// The header a TLS-terminating proxy sets to the scheme the client used.
-pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
 
 /// Refuse a request a browser marks as cross-site.
 ///
@@ -252,7 +313,7 @@ pub fn check_origin(
 pub fn check_token(headers: &HeaderMap, expected: &CsrfToken) -> Result<(), Refusal> {
     // An empty header is no token at all: it never matches (the claim is never empty).
     let presented = headers
-        .get(CSRF_HEADER)
+        .get(CSRF_NAME)
         .filter(|v| !v.is_empty())
         .ok_or(Refusal::CsrfMissing)?;
     if expected.matches(presented.as_bytes()) {

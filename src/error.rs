@@ -8,151 +8,110 @@ use std::fmt;
 
 use http::StatusCode;
 
-/// Why a session (or an unsafe request carrying one) was refused.
-///
-/// Codes are stable: front ends and tests may match on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Refusal {
+/// Declares [`Refusal`] from one table: each variant with its doc, stable code, HTTP
+/// status, human message and whether it ends the session — so a new refusal is one line,
+/// never four parallel `match`es and a hand-kept list (in the spirit of axum-core's
+/// `define_rejection!`).
+macro_rules! define_refusals {
+    ($(
+        $(#[doc = $doc:literal])+
+        $variant:ident => $code:literal, $status:ident, $ends:literal, $message:literal;
+    )+) => {
+        /// Why a session (or an unsafe request carrying one) was refused.
+        ///
+        /// Codes are stable: front ends and tests may match on them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Refusal {
+            $( $(#[doc = $doc])+ $variant, )+
+        }
+
+        impl Refusal {
+            /// Every variant, for exhaustive tests and documentation.
+            pub const ALL: [Refusal; [$(stringify!($variant)),+].len()] =
+                [ $( Refusal::$variant, )+ ];
+
+            /// The stable machine-readable code, e.g. `session_expired_idle`.
+            pub const fn code(self) -> &'static str {
+                match self { $( Refusal::$variant => $code, )+ }
+            }
+
+            /// A short human explanation (safe to show; carries no token data).
+            pub const fn message(self) -> &'static str {
+                match self { $( Refusal::$variant => $message, )+ }
+            }
+
+            /// 401 for session problems, 403 for CSRF and origin refusals, 503 when the
+            /// revocation check could not be made.
+            pub const fn status(self) -> StatusCode {
+                match self { $( Refusal::$variant => StatusCode::$status, )+ }
+            }
+
+            /// Whether the session itself is dead (the layer clears the cookie), as opposed
+            /// to a refusal of one request (CSRF, origin, an unavailable check, no session).
+            pub const fn ends_session(self) -> bool {
+                match self { $( Refusal::$variant => $ends, )+ }
+            }
+        }
+    };
+}
+
+define_refusals! {
     /// No session token was sent.
-    Missing,
+    Missing => "session_missing", UNAUTHORIZED, false, "no session: log in first";
     /// The token is not a well-formed JWT of ours (bad shape, base64, JSON, header or claims).
-    Malformed,
+    Malformed => "session_malformed", UNAUTHORIZED, true, "the session token is malformed";
     /// The token is longer than the configured cap; it was not parsed.
-    TooLarge,
+    TooLarge => "session_too_large", UNAUTHORIZED, true, "the session token is too large";
     /// The signature does not verify with the key named by `kid`.
-    BadSignature,
+    BadSignature => "session_bad_signature", UNAUTHORIZED, true,
+        "the session token's signature is invalid";
     /// No key with the token's `kid` (or no `kid` at all).
-    UnknownKey,
+    UnknownKey => "session_unknown_key", UNAUTHORIZED, true,
+        "the session token was signed by an unknown key";
     /// The token's `alg` is not the algorithm pinned to its key (this includes `none`).
-    WrongAlgorithm,
+    WrongAlgorithm => "session_wrong_algorithm", UNAUTHORIZED, true,
+        "the session token uses the wrong algorithm for its key";
     /// The `typ` header is not the configured session type.
-    WrongType,
+    WrongType => "session_wrong_type", UNAUTHORIZED, true, "the token is not a session token";
     /// `iss` is not the configured issuer.
-    WrongIssuer,
+    WrongIssuer => "session_wrong_issuer", UNAUTHORIZED, true,
+        "the session token was issued by someone else";
     /// `aud` is not the configured audience.
-    WrongAudience,
+    WrongAudience => "session_wrong_audience", UNAUTHORIZED, true,
+        "the session token is meant for another audience";
     /// The token was issued in the future, or its `nbf` is (beyond the leeway).
-    NotYetValid,
+    NotYetValid => "session_not_yet_valid", UNAUTHORIZED, true,
+        "the session token is not valid yet";
     /// The token's time claims are out of range or contradict each other (e.g. an
     /// `auth_time` after `iat`).
-    InvalidTimes,
+    InvalidTimes => "session_invalid_times", UNAUTHORIZED, true,
+        "the session token's times are out of range or inconsistent";
     /// The session was inactive for longer than the idle timeout.
-    ExpiredIdle,
+    ExpiredIdle => "session_expired_idle", UNAUTHORIZED, true,
+        "the session ended after a period of inactivity";
     /// The session reached its absolute lifetime, counted from login.
-    ExpiredAbsolute,
+    ExpiredAbsolute => "session_expired_absolute", UNAUTHORIZED, true,
+        "the session reached its maximum lifetime";
     /// The session was logged out (or all of the user's sessions were).
-    Revoked,
+    Revoked => "session_revoked", UNAUTHORIZED, true, "the session was logged out";
     /// The revocation check could not be made; the request is refused (fail closed).
-    RevocationUnavailable,
+    RevocationUnavailable => "session_check_unavailable", SERVICE_UNAVAILABLE, false,
+        "the session could not be checked; try again";
     /// An unsafe method without the `X-CSRF-Token` header.
-    CsrfMissing,
+    CsrfMissing => "csrf_missing", FORBIDDEN, false,
+        "the X-CSRF-Token header is required for this request";
     /// An unsafe method whose `X-CSRF-Token` does not match the session.
-    CsrfMismatch,
+    CsrfMismatch => "csrf_mismatch", FORBIDDEN, false,
+        "the X-CSRF-Token header does not match the session";
     /// An unsafe method sent from another site (`Origin` / `Sec-Fetch-Site`).
-    OriginRejected,
+    OriginRejected => "origin_rejected", FORBIDDEN, false, "cross-site requests are not allowed";
 }
 
 impl Refusal {
-    /// Every variant, for exhaustive tests and documentation.
-    pub const ALL: [Refusal; 18] = [
-        Refusal::Missing,
-        Refusal::Malformed,
-        Refusal::TooLarge,
-        Refusal::BadSignature,
-        Refusal::UnknownKey,
-        Refusal::WrongAlgorithm,
-        Refusal::WrongType,
-        Refusal::WrongIssuer,
-        Refusal::WrongAudience,
-        Refusal::NotYetValid,
-        Refusal::InvalidTimes,
-        Refusal::ExpiredIdle,
-        Refusal::ExpiredAbsolute,
-        Refusal::Revoked,
-        Refusal::RevocationUnavailable,
-        Refusal::CsrfMissing,
-        Refusal::CsrfMismatch,
-        Refusal::OriginRejected,
-    ];
-
-    /// The stable machine-readable code, e.g. `session_expired_idle`.
-    pub const fn code(self) -> &'static str {
-        match self {
-            Refusal::Missing => "session_missing",
-            Refusal::Malformed => "session_malformed",
-            Refusal::TooLarge => "session_too_large",
-            Refusal::BadSignature => "session_bad_signature",
-            Refusal::UnknownKey => "session_unknown_key",
-            Refusal::WrongAlgorithm => "session_wrong_algorithm",
-            Refusal::WrongType => "session_wrong_type",
-            Refusal::WrongIssuer => "session_wrong_issuer",
-            Refusal::WrongAudience => "session_wrong_audience",
-            Refusal::NotYetValid => "session_not_yet_valid",
-            Refusal::InvalidTimes => "session_invalid_times",
-            Refusal::ExpiredIdle => "session_expired_idle",
-            Refusal::ExpiredAbsolute => "session_expired_absolute",
-            Refusal::Revoked => "session_revoked",
-            Refusal::RevocationUnavailable => "session_check_unavailable",
-            Refusal::CsrfMissing => "csrf_missing",
-            Refusal::CsrfMismatch => "csrf_mismatch",
-            Refusal::OriginRejected => "origin_rejected",
-        }
-    }
-
-    /// A short human explanation (safe to show; carries no token data).
-    pub const fn message(self) -> &'static str {
-        match self {
-            Refusal::Missing => "no session: log in first",
-            Refusal::Malformed => "the session token is malformed",
-            Refusal::TooLarge => "the session token is too large",
-            Refusal::BadSignature => "the session token's signature is invalid",
-            Refusal::UnknownKey => "the session token was signed by an unknown key",
-            Refusal::WrongAlgorithm => "the session token uses the wrong algorithm for its key",
-            Refusal::WrongType => "the token is not a session token",
-            Refusal::WrongIssuer => "the session token was issued by someone else",
-            Refusal::WrongAudience => "the session token is meant for another audience",
-            Refusal::NotYetValid => "the session token is not valid yet",
-            Refusal::InvalidTimes => "the session token's times are out of range or inconsistent",
-            Refusal::ExpiredIdle => "the session ended after a period of inactivity",
-            Refusal::ExpiredAbsolute => "the session reached its maximum lifetime",
-            Refusal::Revoked => "the session was logged out",
-            Refusal::RevocationUnavailable => "the session could not be checked; try again",
-            Refusal::CsrfMissing => "the X-CSRF-Token header is required for this request",
-            Refusal::CsrfMismatch => "the X-CSRF-Token header does not match the session",
-            Refusal::OriginRejected => "cross-site requests are not allowed",
-        }
-    }
-
-    /// 401 for session problems, 403 for CSRF and origin refusals, 503 when the
-    /// revocation check could not be made.
-    pub const fn status(self) -> StatusCode {
-        match self {
-            Refusal::CsrfMissing | Refusal::CsrfMismatch | Refusal::OriginRejected => {
-                StatusCode::FORBIDDEN
-            }
-            Refusal::RevocationUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::UNAUTHORIZED,
-        }
-    }
-
-    /// Whether the session itself is dead (the layer clears the cookie), as opposed to
-    /// a refusal of one request (CSRF, origin, an unavailable check).
-    pub const fn ends_session(self) -> bool {
-        !matches!(
-            self,
-            Refusal::CsrfMissing
-                | Refusal::CsrfMismatch
-                | Refusal::OriginRejected
-                | Refusal::RevocationUnavailable
-                | Refusal::Missing
-        )
-    }
-
     /// The JSON body the layer sends: `{"error":{"code":…,"message":…}}`.
     pub fn json_body(self) -> String {
-        serde_json::json!({ "error": { "code": self.code(), "message": self.message() } })
-            .to_string()
+        crate::response::ErrorBody::new(self.code(), self.message()).to_json()
     }
 }
 

@@ -3,13 +3,14 @@
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header};
 
 use crate::config::SessionConfig;
 use crate::denylist::RevocationStore;
 use crate::error::Refusal;
-use crate::layer::{Slot, SlotState, refusal_response};
+use crate::layer::{Admission, Verdict};
+use crate::response::{ErrorBody, error_response, refusal_response};
 use crate::session::{Session, SessionData};
 
 /// Why a [`Session`] could not be extracted.
@@ -37,15 +38,14 @@ impl SessionRejection {
     pub fn body_text(&self) -> String {
         match self {
             SessionRejection::Refused(r) => r.json_body(),
-            SessionRejection::MissingLayer => serde_json::json!({ "error": {
-                "code": "session_layer_missing",
-                "message": MISSING_LAYER,
-            }})
-            .to_string(),
+            SessionRejection::MissingLayer => {
+                ErrorBody::new(MISSING_LAYER_CODE, MISSING_LAYER).to_json()
+            }
         }
     }
 }
 
+const MISSING_LAYER_CODE: &str = "session_layer_missing";
 const MISSING_LAYER: &str = "Session extractor used on a route without jwt_session::SessionLayer \
      (or with a SessionLayer of another data type): add `.layer(session_layer)` to the router";
 
@@ -55,13 +55,10 @@ impl IntoResponse for SessionRejection {
             SessionRejection::Refused(reason) => refusal_response(reason, None),
             SessionRejection::MissingLayer => {
                 tracing::error!("{MISSING_LAYER}");
-                let mut res = Response::new(self.body_text().into());
-                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                res.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                res
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorBody::new(MISSING_LAYER_CODE, MISSING_LAYER),
+                )
             }
         }
     }
@@ -78,10 +75,10 @@ impl std::fmt::Display for SessionRejection {
 
 impl std::error::Error for SessionRejection {}
 
-fn slot<T: SessionData>(parts: &Parts) -> Result<&Slot<T>, SessionRejection> {
+fn admission<T: SessionData>(parts: &Parts) -> Result<&Admission<T>, SessionRejection> {
     parts
         .extensions
-        .get::<Slot<T>>()
+        .get::<Admission<T>>()
         .ok_or(SessionRejection::MissingLayer)
 }
 
@@ -89,10 +86,10 @@ impl<S: Send + Sync, T: SessionData> FromRequestParts<S> for Session<T> {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match &slot::<T>(parts)?.state {
-            SlotState::Active(session) => Ok(session.clone()),
-            SlotState::Refused(reason) => Err(SessionRejection::Refused(*reason)),
-            SlotState::Absent => Err(SessionRejection::Refused(Refusal::Missing)),
+        match &admission::<T>(parts)?.verdict {
+            Verdict::Active(session) => Ok(session.clone()),
+            Verdict::Refused(reason) => Err(SessionRejection::Refused(*reason)),
+            Verdict::Absent => Err(SessionRejection::Refused(Refusal::Missing)),
         }
     }
 }
@@ -104,9 +101,9 @@ impl<S: Send + Sync, T: SessionData> OptionalFromRequestParts<S> for Session<T> 
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match &slot::<T>(parts)?.state {
-            SlotState::Active(session) => Ok(Some(session.clone())),
-            SlotState::Refused(_) | SlotState::Absent => Ok(None),
+        match &admission::<T>(parts)?.verdict {
+            Verdict::Active(session) => Ok(Some(session.clone())),
+            Verdict::Refused(_) | Verdict::Absent => Ok(None),
         }
     }
 }
@@ -114,7 +111,7 @@ impl<S: Send + Sync, T: SessionData> OptionalFromRequestParts<S> for Session<T> 
 /// The layer's configuration and revocation store, for handlers that need them (status
 /// pages, JWKS, admin revocation). Extracting it never fails behind the layer.
 pub struct SessionContext<T = ()> {
-    slot: Slot<T>,
+    admission: Admission<T>,
 }
 
 impl<T> std::fmt::Debug for SessionContext<T> {
@@ -126,23 +123,23 @@ impl<T> std::fmt::Debug for SessionContext<T> {
 impl<T> SessionContext<T> {
     /// The configuration.
     pub fn config(&self) -> &SessionConfig {
-        &self.slot.shared.config
+        &self.admission.state.config
     }
 
     /// The revocation store.
     pub fn store(&self) -> &dyn RevocationStore {
-        &*self.slot.shared.store
+        &*self.admission.state.store
     }
 
     /// Now, by the configured clock.
     pub fn now(&self) -> i64 {
-        self.slot.shared.config.0.clock.now()
+        self.admission.state.config.clock().now()
     }
 
     /// Why the request's session was refused, if it carried one that was.
     pub fn refusal(&self) -> Option<Refusal> {
-        match self.slot.state {
-            SlotState::Refused(r) => Some(r),
+        match self.admission.verdict {
+            Verdict::Refused(r) => Some(r),
             _ => None,
         }
     }
@@ -153,7 +150,7 @@ impl<S: Send + Sync, T: SessionData> FromRequestParts<S> for SessionContext<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(Self {
-            slot: slot::<T>(parts)?.clone(),
+            admission: admission::<T>(parts)?.clone(),
         })
     }
 }

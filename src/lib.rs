@@ -73,15 +73,18 @@ pub mod csrf;
 pub mod denylist;
 mod error;
 mod extract;
+pub mod headers;
 pub mod keys;
 pub mod layer;
 pub mod obs;
+mod random;
+mod response;
 pub mod routes;
 mod session;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
-pub use crate::claims::{Claims, CsrfToken, MAX_TIME, Policy};
+pub use crate::claims::{Claims, MAX_TIME, Policy};
 #[cfg(any(test, feature = "test-util"))]
 pub use crate::clock::ManualClock;
 pub use crate::clock::{Clock, SystemClock};
@@ -91,16 +94,17 @@ pub use crate::config::{
     DEFAULT_TOKEN_CACHE, PassivePredicate, SessionConfig, SessionConfigBuilder,
 };
 pub use crate::cookie::{CookieSettings, MAX_COOKIE_LEN};
+pub use crate::csrf::CsrfToken;
 pub use crate::denylist::{MemoryDenylist, RevocationStore};
 #[cfg(feature = "redis")]
 pub use crate::denylist::{RedisDenylist, RedisDenylistOptions, RedisStatus};
 pub use crate::error::{ConfigError, EncodeError, KeyError, Refusal, RevocationError};
 pub use crate::extract::{SessionContext, SessionRejection};
+pub use crate::headers::{CSRF_HEADER, EXPIRES_IN_HEADER, PASSIVE_HEADER, TOKEN_HEADER};
 pub use crate::keys::{Algorithm, Key, Keyring};
-pub use crate::layer::{
-    EXPIRES_IN_HEADER, PASSIVE_HEADER, SessionLayer, SessionService, TOKEN_HEADER,
-};
+pub use crate::layer::{SessionLayer, SessionService};
 pub use crate::obs::sid_tag;
+pub use crate::response::ErrorBody;
 pub use crate::routes::{SessionStatus, session_routes};
 pub use crate::session::{Login, Logout, LogoutAll, Refresh, Session, SessionData};
 pub use ::cookie::SameSite;

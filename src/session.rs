@@ -9,7 +9,8 @@ use axum_core::response::{IntoResponse, IntoResponseParts, Response, ResponsePar
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::claims::{Claims, CsrfToken, Policy};
+use crate::claims::{Claims, Policy};
+use crate::csrf::CsrfToken;
 use crate::error::EncodeError;
 
 /// What app data in a session must be: small, serializable, cloneable, shareable.

@@ -1,0 +1,173 @@
+//! The request half of the layer, as one synchronous step: from the request to one
+//! [`Decision`] — let it through with its [`Admission`], or answer it now.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Request, header};
+
+use super::{LayerState, cache};
+use crate::cookie::CookieSettings;
+use crate::error::Refusal;
+use crate::headers::PASSIVE_NAME;
+use crate::session::{Session, SessionData};
+use crate::{csrf, obs};
+
+/// Where the request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Cookie,
+    Bearer,
+}
+
+/// What the layer found for one request.
+pub(crate) enum Verdict<T> {
+    /// A valid session.
+    Active(Session<T>),
+    /// A token was sent and refused.
+    Refused(Refusal),
+    /// No token was sent.
+    Absent,
+}
+
+impl<T> Clone for Verdict<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Verdict::Active(s) => Verdict::Active(s.clone()),
+            Verdict::Refused(r) => Verdict::Refused(*r),
+            Verdict::Absent => Verdict::Absent,
+        }
+    }
+}
+
+/// The layer's decision about one request that goes on to the handler: handed to the
+/// extractors (request extensions) and kept by the response future.
+pub(crate) struct Admission<T> {
+    pub(crate) state: Arc<LayerState<T>>,
+    pub(crate) verdict: Verdict<T>,
+    pub(crate) source: Option<Source>,
+    /// Validated, but neither slides nor reissues.
+    pub(crate) passive: bool,
+}
+
+impl<T> Clone for Admission<T> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            verdict: self.verdict.clone(),
+            source: self.source,
+            passive: self.passive,
+        }
+    }
+}
+
+impl<T> Admission<T> {
+    /// The session, when the request carries a valid one.
+    pub(crate) fn session(&self) -> Option<&Session<T>> {
+        match &self.verdict {
+            Verdict::Active(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// A refused cookie whose session is dead is cleared on the response, so the browser
+    /// stops sending it.
+    pub(crate) fn clears_cookie(&self) -> bool {
+        self.source == Some(Source::Cookie)
+            && matches!(self.verdict, Verdict::Refused(r) if r.ends_session())
+    }
+}
+
+/// Let the request through, or answer it now.
+pub(crate) enum Decision<T> {
+    Admit(Admission<T>),
+    /// Refused before the handler; `true` when the refused cookie is to be cleared.
+    Reject(Refusal, bool),
+}
+
+/// Decide about `req`: find the token, check the origin of unsafe requests, verify the
+/// token, check CSRF for a cookie-borne session, and apply `require_session`.
+pub(crate) fn admit<T: SessionData, B>(
+    state: &Arc<LayerState<T>>,
+    req: &Request<B>,
+) -> Decision<T> {
+    let config = &state.config;
+    let headers = req.headers();
+    let unsafe_method = csrf::is_unsafe(req.method());
+    let found = find_token(headers, config.accept_bearer(), config.cookie());
+    let source = found.map(|(_, source)| source);
+    let refuse = |reason: Refusal, clear: bool| {
+        obs::refused(reason, req.uri().path());
+        Decision::Reject(reason, clear)
+    };
+    // Bearer tokens are not ambient credentials: no cross-site or CSRF checks for them.
+    if unsafe_method
+        && source != Some(Source::Bearer)
+        && let Err(reason) = csrf::check_origin(
+            headers,
+            req.uri().authority().map(|a| a.as_str()),
+            config.origins(),
+        )
+    {
+        return refuse(reason, false);
+    }
+    let verdict = match found {
+        None => Verdict::Absent,
+        // A token that is not UTF-8 cannot be ours: refused, never skipped.
+        Some((token, _)) => match std::str::from_utf8(token)
+            .map_err(|_| Refusal::Malformed)
+            .and_then(|token| cache::verify(state, token))
+        {
+            Ok(session) => Verdict::Active(session),
+            Err(reason) => Verdict::Refused(reason),
+        },
+    };
+    match &verdict {
+        Verdict::Active(session) if unsafe_method && source == Some(Source::Cookie) => {
+            if let Err(reason) = csrf::check_token(headers, &session.claims().csrf) {
+                return refuse(reason, false);
+            }
+        }
+        Verdict::Refused(reason) if state.require => {
+            let clear = source == Some(Source::Cookie) && reason.ends_session();
+            return refuse(*reason, clear);
+        }
+        Verdict::Refused(reason) => obs::refused(*reason, req.uri().path()),
+        Verdict::Absent if state.require => return refuse(Refusal::Missing, false),
+        _ => {}
+    }
+    let passive = matches!(verdict, Verdict::Active(_)) && is_passive(req, config);
+    Decision::Admit(Admission {
+        state: state.clone(),
+        verdict,
+        source,
+        passive,
+    })
+}
+
+/// The bearer token (if accepted and sent), else the session cookie, as raw bytes.
+fn find_token<'a>(
+    headers: &'a HeaderMap,
+    accept_bearer: bool,
+    cookie: &CookieSettings,
+) -> Option<(&'a [u8], Source)> {
+    if accept_bearer
+        && let Some(value) = headers.get(header::AUTHORIZATION)
+        && let Some(space) = value.as_bytes().iter().position(|b| *b == b' ')
+        && value.as_bytes()[..space].eq_ignore_ascii_case(b"bearer")
+    {
+        return Some((value.as_bytes()[space + 1..].trim_ascii(), Source::Bearer));
+    }
+    cookie.find(headers).map(|token| (token, Source::Cookie))
+}
+
+fn is_passive<B>(req: &Request<B>, config: &crate::config::SessionConfig) -> bool {
+    let by_header = req
+        .headers()
+        .get(PASSIVE_NAME)
+        .is_some_and(|v| !(v.as_bytes() == b"0" || v.as_bytes().eq_ignore_ascii_case(b"false")));
+    by_header
+        || config
+            .passive_routes()
+            .iter()
+            .any(|p| p(req.method(), req.uri().path()))
+}
