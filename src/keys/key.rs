@@ -1,29 +1,8 @@
-//! The keyring: one signing key plus any number of verify-only keys, each with its
-//! `kid` and exactly one algorithm.
-//!
-//! Keys load from PEM (files, a directory, or bytes) or from an HMAC secret. Rotation is
-//! [`Keyring::add`] → [`Keyring::promote`] → (after the absolute timeout)
-//! [`Keyring::retire`]. [`Keyring::jwks`] exports public keys only. Every key type prints
-//! as `REDACTED`; the underlying key material is zeroized on drop by `jsonwebtoken`.
-//!
-//! # Key directory layout
-//!
-//! | file | meaning |
-//! | --- | --- |
-//! | `<kid>.pem` | PKCS#8 private key (Ed25519 → EdDSA, P-256 → ES256): can sign |
-//! | `<kid>.pub.pem` | SPKI public key: verify-only (ignored if `<kid>.pem` exists, but must match it) |
-//! | `<kid>.hs256` | base64 or base64url HMAC secret of at least 32 bytes: can sign |
-//! | `SIGNER` | the `kid` of the signing key; optional when exactly one key can sign |
-//!
-//! Other files (e.g. `README.md`) are ignored.
+//! One key: its `kid`, its one algorithm, the verifying and (if it can sign) the signing
+//! half, with a redacted `Debug`.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
-use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 
@@ -70,11 +49,11 @@ impl fmt::Display for Algorithm {
 /// One key: a `kid`, its algorithm, the verifying half and, if it can sign, the signing half.
 #[derive(Clone)]
 pub struct Key {
-    kid: String,
-    alg: Algorithm,
+    pub(super) kid: String,
+    pub(super) alg: Algorithm,
     pub(crate) decoding: DecodingKey,
     pub(crate) encoding: Option<EncodingKey>,
-    public_jwk: Option<Jwk>,
+    pub(super) public_jwk: Option<Jwk>,
 }
 
 impl fmt::Debug for Key {
@@ -105,7 +84,7 @@ fn check_kid(kid: &str) -> Result<(), KeyError> {
     }
 }
 
-fn invalid(kid: &str, expected: &'static str) -> KeyError {
+pub(super) fn invalid(kid: &str, expected: &'static str) -> KeyError {
     KeyError::Invalid {
         kid: kid.to_owned(),
         expected,
@@ -250,7 +229,7 @@ impl Key {
             .and_then(|j| serde_json::to_value(j).ok())
     }
 
-    fn same_public_key(&self, other: &Key) -> bool {
+    pub(super) fn same_public_key(&self, other: &Key) -> bool {
         match (&self.public_jwk, &other.public_jwk) {
             (Some(a), Some(b)) => a.algorithm == b.algorithm,
             _ => false,
@@ -268,357 +247,7 @@ fn label(jwk: &mut Jwk, kid: &str) {
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
 }
 
-/// Keys by `kid`: exactly one signer, any number of verify-only keys.
-#[derive(Clone)]
-pub struct Keyring {
-    signer: Arc<Key>,
-    keys: HashMap<String, Arc<Key>>,
-}
-
-impl fmt::Debug for Keyring {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut kids: Vec<_> = self.keys.keys().collect();
-        kids.sort();
-        f.debug_struct("Keyring")
-            .field("signer", &self.signer.kid)
-            .field("kids", &kids)
-            .finish()
-    }
-}
-
-impl Keyring {
-    /// A keyring whose signer is `signer`.
-    ///
-    /// # Errors
-    ///
-    /// [`KeyError::CannotSign`] if `signer` is verify-only.
-    pub fn new(signer: Key) -> Result<Self, KeyError> {
-        if !signer.can_sign() {
-            return Err(KeyError::CannotSign(signer.kid));
-        }
-        let signer = Arc::new(signer);
-        Ok(Self {
-            signer: signer.clone(),
-            keys: HashMap::from([(signer.kid.clone(), signer)]),
-        })
-    }
-
-    /// Builder form of [`add`](Self::add).
-    ///
-    /// # Errors
-    ///
-    /// As [`add`](Self::add).
-    pub fn with_key(mut self, key: Key) -> Result<Self, KeyError> {
-        self.add(key)?;
-        Ok(self)
-    }
-
-    /// Add a key for verification (rotation step 1). It does not sign until promoted.
-    ///
-    /// # Errors
-    ///
-    /// [`KeyError::DuplicateKid`] if the `kid` is taken.
-    pub fn add(&mut self, key: Key) -> Result<(), KeyError> {
-        if self.keys.contains_key(&key.kid) {
-            return Err(KeyError::DuplicateKid(key.kid));
-        }
-        self.keys.insert(key.kid.clone(), Arc::new(key));
-        Ok(())
-    }
-
-    /// Make `kid` the signer (rotation step 2). The previous signer stays for verification.
-    ///
-    /// # Errors
-    ///
-    /// [`KeyError::NoSuchKey`], or [`KeyError::CannotSign`] for a verify-only key.
-    pub fn promote(&mut self, kid: &str) -> Result<(), KeyError> {
-        let key = self
-            .keys
-            .get(kid)
-            .ok_or_else(|| KeyError::NoSuchKey(kid.to_owned()))?;
-        if !key.can_sign() {
-            return Err(KeyError::CannotSign(kid.to_owned()));
-        }
-        self.signer = key.clone();
-        Ok(())
-    }
-
-    /// Remove `kid` (rotation step 3, once the absolute timeout has passed since it last
-    /// signed). Tokens that name it are refused with `session_unknown_key` from then on.
-    ///
-    /// # Errors
-    ///
-    /// [`KeyError::NoSuchKey`], or [`KeyError::RetireSigner`] for the current signer.
-    pub fn retire(&mut self, kid: &str) -> Result<(), KeyError> {
-        if kid == self.signer.kid {
-            return Err(KeyError::RetireSigner(kid.to_owned()));
-        }
-        self.keys
-            .remove(kid)
-            .map(|_| ())
-            .ok_or_else(|| KeyError::NoSuchKey(kid.to_owned()))
-    }
-
-    /// The key that signs new tokens.
-    pub fn signer(&self) -> &Key {
-        &self.signer
-    }
-
-    /// The key named `kid`, if any.
-    pub fn get(&self, kid: &str) -> Option<&Key> {
-        self.keys.get(kid).map(|k| &**k)
-    }
-
-    /// All key ids, sorted.
-    pub fn kids(&self) -> Vec<&str> {
-        let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
-        kids.sort_unstable();
-        kids
-    }
-
-    /// The public JWK Set (`{"keys":[…]}`), sorted by `kid`. HMAC keys are never included.
-    pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<serde_json::Value> = self
-            .kids()
-            .into_iter()
-            .filter_map(|kid| self.get(kid)?.public_jwk())
-            .collect();
-        serde_json::json!({ "keys": keys })
-    }
-
-    /// Load a key directory (see the [module docs](self) for its layout).
-    ///
-    /// # Errors
-    ///
-    /// [`KeyError::Io`] for unreadable files, [`KeyError::Directory`] when no key can sign
-    /// or the signer is ambiguous or unknown, and any error of the individual keys.
-    pub fn load_dir(dir: impl AsRef<Path>) -> Result<Self, KeyError> {
-        let dir = dir.as_ref();
-        let shown = dir.display().to_string();
-        let io = |path: &Path| {
-            let path = path.display().to_string();
-            move |source| KeyError::Io { path, source }
-        };
-        let mut private: Vec<Key> = Vec::new();
-        let mut public: Vec<Key> = Vec::new();
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(io(dir))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(io(dir))?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            let read = || std::fs::read(&path).map_err(io(&path));
-            if let Some(kid) = name.strip_suffix(".pub.pem") {
-                public.push(Key::from_pem(kid, &read()?)?);
-            } else if let Some(kid) = name.strip_suffix(".pem") {
-                private.push(Key::from_pem(kid, &read()?)?);
-            } else if let Some(kid) = name.strip_suffix(".hs256") {
-                let text = String::from_utf8(read()?).map_err(|_| invalid(kid, "base64 HMAC"))?;
-                let text = text.trim();
-                let secret = URL_SAFE_NO_PAD
-                    .decode(text.trim_end_matches('='))
-                    .or_else(|_| STANDARD.decode(text))
-                    .map_err(|_| invalid(kid, "base64 HMAC"))?;
-                private.push(Key::hs256(kid, &secret)?);
-            }
-        }
-        let problem = |p: String| KeyError::Directory {
-            dir: shown.clone(),
-            problem: p,
-        };
-        let signer_file = dir.join("SIGNER");
-        let chosen = match std::fs::read_to_string(&signer_file) {
-            Ok(text) => Some(text.trim().to_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(KeyError::Io {
-                    path: signer_file.display().to_string(),
-                    source: e,
-                });
-            }
-        };
-        let signing: Vec<&Key> = private.iter().filter(|k| k.can_sign()).collect();
-        let signer_kid = match (chosen, signing.as_slice()) {
-            (Some(kid), _) => kid,
-            (None, [one]) => one.kid.clone(),
-            (None, []) => return Err(problem("no private key (<kid>.pem or <kid>.hs256)".into())),
-            (None, _) => {
-                return Err(problem(
-                    "several private keys: name the signer in a SIGNER file".into(),
-                ));
-            }
-        };
-        let index = private
-            .iter()
-            .position(|k| k.kid == signer_kid)
-            .ok_or_else(|| {
-                problem(format!(
-                    "SIGNER names `{signer_kid}`, which has no private key"
-                ))
-            })?;
-        let mut ring = Keyring::new(private.swap_remove(index))?;
-        for key in private {
-            ring.add(key)?;
-        }
-        for key in public {
-            match ring.get(&key.kid) {
-                Some(existing) if existing.same_public_key(&key) => {}
-                Some(_) => {
-                    return Err(problem(format!(
-                        "{}.pub.pem does not match {}.pem",
-                        key.kid, key.kid
-                    )));
-                }
-                None => ring.add(key)?,
-            }
-        }
-        Ok(ring)
-    }
-}
-
 /// DER prefix of an Ed25519 PKCS#8 v1 private key (RFC 8410 §7), before the 32-byte seed.
-const ED25519_PKCS8_PREFIX: [u8; 16] = [
+pub(super) const ED25519_PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
-/// DER prefix of an Ed25519 SPKI public key (RFC 8410 §4), before the 32-byte point.
-const ED25519_SPKI_PREFIX: [u8; 12] = [
-    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-];
-
-/// A freshly generated key and the files that hold it.
-pub struct GeneratedKey {
-    /// The key, ready for a [`Keyring`].
-    pub key: Key,
-    /// The private key file's text (`<kid>.pem` or `<kid>.hs256`). Secret.
-    pub private_file: String,
-    /// The public key file's text (`<kid>.pub.pem`); `None` for HMAC.
-    pub public_file: Option<String>,
-}
-
-impl fmt::Debug for GeneratedKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GeneratedKey")
-            .field("key", &self.key)
-            .finish_non_exhaustive()
-    }
-}
-
-impl GeneratedKey {
-    /// Write `<kid>.pem` (or `<kid>.hs256`) and `<kid>.pub.pem` into `dir`; the private
-    /// file is created with mode 0600 on Unix and never overwrites an existing file.
-    ///
-    /// # Errors
-    ///
-    /// [`KeyError::Io`] if a file exists or cannot be written.
-    pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<(), KeyError> {
-        use std::io::Write as _;
-        let dir = dir.as_ref();
-        let kid = self.key.kid();
-        let private_name = match self.key.algorithm() {
-            Algorithm::HS256 => format!("{kid}.hs256"),
-            _ => format!("{kid}.pem"),
-        };
-        let write = |name: &str, text: &str, secret: bool| -> Result<(), KeyError> {
-            let path = dir.join(name);
-            let err = |source| KeyError::Io {
-                path: path.display().to_string(),
-                source,
-            };
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            if secret {
-                use std::os::unix::fs::OpenOptionsExt as _;
-                options.mode(0o600);
-            }
-            let _ = secret;
-            let mut file = options.open(&path).map_err(err)?;
-            file.write_all(text.as_bytes()).map_err(err)?;
-            file.sync_all().map_err(err)
-        };
-        write(&private_name, &self.private_file, true)?;
-        if let Some(public) = &self.public_file {
-            write(&format!("{kid}.pub.pem"), public, false)?;
-        }
-        Ok(())
-    }
-}
-
-fn random_bytes<const N: usize>() -> Result<[u8; N], KeyError> {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
-    Ok(bytes)
-}
-
-/// Generate a new key with the operating system's RNG, no openssl needed.
-///
-/// The `kid` is `prefix` followed by the first 16 characters of the key's RFC 7638
-/// thumbprint (EdDSA) or of a random id (HS256), e.g. `ed25519-Zq3…`.
-/// ES256 keys are loaded, not generated (use `openssl genpkey -algorithm EC
-/// -pkeyopt ec_paramgen_curve:P-256`).
-///
-/// # Errors
-///
-/// [`KeyError::Random`] if the RNG fails, [`KeyError::Invalid`] for
-/// [`Algorithm::ES256`].
-pub fn generate(alg: Algorithm, prefix: &str) -> Result<GeneratedKey, KeyError> {
-    match alg {
-        Algorithm::EdDSA => {
-            let seed: [u8; 32] = random_bytes()?;
-            let mut der = Vec::with_capacity(48);
-            der.extend_from_slice(&ED25519_PKCS8_PREFIX);
-            der.extend_from_slice(&seed);
-            let probe = Key::ed25519_from_pkcs8_der("probe", &der)?;
-            let jwk = probe
-                .public_jwk
-                .as_ref()
-                .ok_or_else(|| invalid("probe", "Ed25519"))?;
-            let thumb = jwk
-                .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
-                .map_err(|_| invalid("probe", "Ed25519"))?;
-            let kid = format!("{prefix}{}", &thumb[..16.min(thumb.len())]);
-            let jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(okp) = &jwk.algorithm else {
-                return Err(invalid(&kid, "Ed25519"));
-            };
-            let point = URL_SAFE_NO_PAD
-                .decode(&okp.x)
-                .map_err(|_| invalid(&kid, "Ed25519"))?;
-            let mut spki = Vec::with_capacity(44);
-            spki.extend_from_slice(&ED25519_SPKI_PREFIX);
-            spki.extend_from_slice(&point);
-            let private_file = pem::encode_config(&pem::Pem::new("PRIVATE KEY", der.clone()), lf());
-            let public_file = pem::encode_config(&pem::Pem::new("PUBLIC KEY", spki), lf());
-            let key = Key::ed25519_from_pkcs8_der(kid, &der)?;
-            der.fill(0);
-            Ok(GeneratedKey {
-                key,
-                private_file,
-                public_file: Some(public_file),
-            })
-        }
-        Algorithm::HS256 => {
-            let secret: [u8; 32] = random_bytes()?;
-            let id: [u8; 12] = random_bytes()?;
-            let kid = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(id));
-            let key = Key::hs256(kid, &secret)?;
-            let private_file = format!("{}\n", URL_SAFE_NO_PAD.encode(secret));
-            Ok(GeneratedKey {
-                key,
-                private_file,
-                public_file: None,
-            })
-        }
-        Algorithm::ES256 => Err(invalid(
-            prefix,
-            "generatable (ES256 keys are loaded from PEM)",
-        )),
-    }
-}
-
-fn lf() -> pem::EncodeConfig {
-    pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF)
-}

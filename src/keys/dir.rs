@@ -1,0 +1,148 @@
+//! The key directory (see the [module docs](super) for its layout): loading a keyring
+//! from it, the `SIGNER` file, and writing a generated key into it.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+use super::generate::GeneratedKey;
+use super::key::{Algorithm, Key, invalid};
+use super::ring::Keyring;
+use crate::error::KeyError;
+
+impl Keyring {
+    /// Load a key directory (see the [module docs](crate::keys) for its layout).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Io`] for unreadable files, [`KeyError::Directory`] when no key can sign
+    /// or the signer is ambiguous or unknown, and any error of the individual keys.
+    pub fn load_dir(dir: impl AsRef<Path>) -> Result<Self, KeyError> {
+        let dir = dir.as_ref();
+        let shown = dir.display().to_string();
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| KeyError::Io { path, source }
+        };
+        let mut private: Vec<Key> = Vec::new();
+        let mut public: Vec<Key> = Vec::new();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io(dir))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io(dir))?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let read = || std::fs::read(&path).map_err(io(&path));
+            if let Some(kid) = name.strip_suffix(".pub.pem") {
+                public.push(Key::from_pem(kid, &read()?)?);
+            } else if let Some(kid) = name.strip_suffix(".pem") {
+                private.push(Key::from_pem(kid, &read()?)?);
+            } else if let Some(kid) = name.strip_suffix(".hs256") {
+                let text = String::from_utf8(read()?).map_err(|_| invalid(kid, "base64 HMAC"))?;
+                let text = text.trim();
+                let secret = URL_SAFE_NO_PAD
+                    .decode(text.trim_end_matches('='))
+                    .or_else(|_| STANDARD.decode(text))
+                    .map_err(|_| invalid(kid, "base64 HMAC"))?;
+                private.push(Key::hs256(kid, &secret)?);
+            }
+        }
+        let problem = |p: String| KeyError::Directory {
+            dir: shown.clone(),
+            problem: p,
+        };
+        let signer_file = dir.join("SIGNER");
+        let chosen = match std::fs::read_to_string(&signer_file) {
+            Ok(text) => Some(text.trim().to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(KeyError::Io {
+                    path: signer_file.display().to_string(),
+                    source: e,
+                });
+            }
+        };
+        let signing: Vec<&Key> = private.iter().filter(|k| k.can_sign()).collect();
+        let signer_kid = match (chosen, signing.as_slice()) {
+            (Some(kid), _) => kid,
+            (None, [one]) => one.kid.clone(),
+            (None, []) => return Err(problem("no private key (<kid>.pem or <kid>.hs256)".into())),
+            (None, _) => {
+                return Err(problem(
+                    "several private keys: name the signer in a SIGNER file".into(),
+                ));
+            }
+        };
+        let index = private
+            .iter()
+            .position(|k| k.kid == signer_kid)
+            .ok_or_else(|| {
+                problem(format!(
+                    "SIGNER names `{signer_kid}`, which has no private key"
+                ))
+            })?;
+        let mut ring = Keyring::new(private.swap_remove(index))?;
+        for key in private {
+            ring.add(key)?;
+        }
+        for key in public {
+            match ring.get(&key.kid) {
+                Some(existing) if existing.same_public_key(&key) => {}
+                Some(_) => {
+                    return Err(problem(format!(
+                        "{}.pub.pem does not match {}.pem",
+                        key.kid, key.kid
+                    )));
+                }
+                None => ring.add(key)?,
+            }
+        }
+        Ok(ring)
+    }
+}
+
+impl GeneratedKey {
+    /// Write `<kid>.pem` (or `<kid>.hs256`) and `<kid>.pub.pem` into `dir`; the private
+    /// file is created with mode 0600 on Unix and never overwrites an existing file.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Io`] if a file exists or cannot be written.
+    pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<(), KeyError> {
+        use std::io::Write as _;
+        let dir = dir.as_ref();
+        let kid = self.key.kid();
+        let private_name = match self.key.algorithm() {
+            Algorithm::HS256 => format!("{kid}.hs256"),
+            _ => format!("{kid}.pem"),
+        };
+        let write = |name: &str, text: &str, secret: bool| -> Result<(), KeyError> {
+            let path = dir.join(name);
+            let err = |source| KeyError::Io {
+                path: path.display().to_string(),
+                source,
+            };
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            if secret {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                options.mode(0o600);
+            }
+            let _ = secret;
+            let mut file = options.open(&path).map_err(err)?;
+            file.write_all(text.as_bytes()).map_err(err)?;
+            file.sync_all().map_err(err)
+        };
+        write(&private_name, &self.private_file, true)?;
+        if let Some(public) = &self.public_file {
+            write(&format!("{kid}.pub.pem"), public, false)?;
+        }
+        Ok(())
+    }
+}

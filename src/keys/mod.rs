@@ -1,0 +1,31 @@
+//! The keyring: one signing key plus any number of verify-only keys, each with its
+//! `kid` and exactly one algorithm.
+//!
+//! Keys load from PEM (files, a directory, or bytes) or from an HMAC secret. Rotation is
+//! [`Keyring::add`] → [`Keyring::promote`] → (after the absolute timeout)
+//! [`Keyring::retire`]. [`Keyring::jwks`] exports public keys only. Every key type prints
+//! as `REDACTED`; the underlying key material is zeroized on drop by `jsonwebtoken`.
+//!
+//! # Key directory layout
+//!
+//! | file | meaning |
+//! | --- | --- |
+//! | `<kid>.pem` | PKCS#8 private key (Ed25519 → EdDSA, P-256 → ES256): can sign |
+//! | `<kid>.pub.pem` | SPKI public key: verify-only (ignored if `<kid>.pem` exists, but must match it) |
+//! | `<kid>.hs256` | base64 or base64url HMAC secret of at least 32 bytes: can sign |
+//! | `SIGNER` | the `kid` of the signing key; optional when exactly one key can sign |
+//!
+//! Other files (e.g. `README.md`) are ignored.
+//!
+//! The files by role: `key` (one key, its algorithm, redacted `Debug`), `ring` (the
+//! keyring, rotation, JWKS), `dir` (the directory above: [`Keyring::load_dir`],
+//! [`GeneratedKey::write_to`]) and `generate` (new keys from the OS RNG).
+
+mod dir;
+mod generate;
+mod key;
+mod ring;
+
+pub use generate::{GeneratedKey, generate};
+pub use key::{Algorithm, Key, MIN_HMAC_SECRET};
+pub use ring::Keyring;

@@ -1,0 +1,127 @@
+//! The keyring: keys by `kid`, one signer, rotation and the JWK Set.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::key::Key;
+use crate::error::KeyError;
+
+/// Keys by `kid`: exactly one signer, any number of verify-only keys.
+#[derive(Clone)]
+pub struct Keyring {
+    signer: Arc<Key>,
+    keys: HashMap<String, Arc<Key>>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kids: Vec<_> = self.keys.keys().collect();
+        kids.sort();
+        f.debug_struct("Keyring")
+            .field("signer", &self.signer.kid)
+            .field("kids", &kids)
+            .finish()
+    }
+}
+
+impl Keyring {
+    /// A keyring whose signer is `signer`.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::CannotSign`] if `signer` is verify-only.
+    pub fn new(signer: Key) -> Result<Self, KeyError> {
+        if !signer.can_sign() {
+            return Err(KeyError::CannotSign(signer.kid));
+        }
+        let signer = Arc::new(signer);
+        Ok(Self {
+            signer: signer.clone(),
+            keys: HashMap::from([(signer.kid.clone(), signer)]),
+        })
+    }
+
+    /// Builder form of [`add`](Self::add).
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Self::add).
+    pub fn with_key(mut self, key: Key) -> Result<Self, KeyError> {
+        self.add(key)?;
+        Ok(self)
+    }
+
+    /// Add a key for verification (rotation step 1). It does not sign until promoted.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::DuplicateKid`] if the `kid` is taken.
+    pub fn add(&mut self, key: Key) -> Result<(), KeyError> {
+        if self.keys.contains_key(&key.kid) {
+            return Err(KeyError::DuplicateKid(key.kid));
+        }
+        self.keys.insert(key.kid.clone(), Arc::new(key));
+        Ok(())
+    }
+
+    /// Make `kid` the signer (rotation step 2). The previous signer stays for verification.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NoSuchKey`], or [`KeyError::CannotSign`] for a verify-only key.
+    pub fn promote(&mut self, kid: &str) -> Result<(), KeyError> {
+        let key = self
+            .keys
+            .get(kid)
+            .ok_or_else(|| KeyError::NoSuchKey(kid.to_owned()))?;
+        if !key.can_sign() {
+            return Err(KeyError::CannotSign(kid.to_owned()));
+        }
+        self.signer = key.clone();
+        Ok(())
+    }
+
+    /// Remove `kid` (rotation step 3, once the absolute timeout has passed since it last
+    /// signed). Tokens that name it are refused with `session_unknown_key` from then on.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::NoSuchKey`], or [`KeyError::RetireSigner`] for the current signer.
+    pub fn retire(&mut self, kid: &str) -> Result<(), KeyError> {
+        if kid == self.signer.kid {
+            return Err(KeyError::RetireSigner(kid.to_owned()));
+        }
+        self.keys
+            .remove(kid)
+            .map(|_| ())
+            .ok_or_else(|| KeyError::NoSuchKey(kid.to_owned()))
+    }
+
+    /// The key that signs new tokens.
+    pub fn signer(&self) -> &Key {
+        &self.signer
+    }
+
+    /// The key named `kid`, if any.
+    pub fn get(&self, kid: &str) -> Option<&Key> {
+        self.keys.get(kid).map(|k| &**k)
+    }
+
+    /// All key ids, sorted.
+    pub fn kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
+    }
+
+    /// The public JWK Set (`{"keys":[…]}`), sorted by `kid`. HMAC keys are never included.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = self
+            .kids()
+            .into_iter()
+            .filter_map(|kid| self.get(kid)?.public_jwk())
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
