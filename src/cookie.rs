@@ -67,16 +67,31 @@ impl CookieSettings {
     /// Borrows from the headers; copies nothing.
     pub fn find<'a>(&self, headers: &'a HeaderMap) -> Option<&'a [u8]> {
         let name = self.name.as_bytes();
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .flat_map(|line| line.as_bytes().split(|b| *b == b';'))
-            .filter_map(|pair| {
-                let eq = pair.iter().position(|b| *b == b'=')?;
-                let (key, value) = pair.split_at(eq);
-                (key.trim_ascii() == name).then(|| unquote(value[1..].trim_ascii()))
-            })
-            .find(|value| !value.is_empty())
+        // Search for the name (memmem) instead of splitting every pair: a header full of
+        // other cookies stays cheap. A hit counts only where a pair starts (line start or
+        // `;`, then whitespace) and is followed by optional whitespace and `=` — exactly
+        // the pairs a split on `;` would name so (a name never holds `;` or whitespace).
+        for line in headers.get_all(COOKIE) {
+            let line = line.as_bytes();
+            for at in memchr::memmem::find_iter(line, name) {
+                let before = line[..at].trim_ascii_end();
+                if !(before.is_empty() || before.ends_with(b";")) {
+                    continue;
+                }
+                let Some(rest) = line[at + name.len()..]
+                    .trim_ascii_start()
+                    .strip_prefix(b"=")
+                else {
+                    continue;
+                };
+                let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+                let value = unquote(rest[..end].trim_ascii());
+                if !value.is_empty() {
+                    return Some(value);
+                }
+            }
+        }
+        None
     }
 
     fn build<'c>(&self, value: &'c str, max_age: i64) -> Cookie<'c> {
