@@ -4,6 +4,10 @@
 //! request, slides the inactivity deadline by reissuing the token, enforces CSRF on
 //! unsafe methods, and refuses revoked sessions through a bounded [`MemoryDenylist`].
 //!
+//! The invariants the code cites as I1–I7 (never resurrect, tight revocation TTL, reissue
+//! re-checks, bounded, fail closed, no secrets in logs, injected time) are defined in the
+//! repository's `docs/invariants.md`, with the tests that prove each.
+//!
 //! # Quick start
 //!
 //! ```no_run
