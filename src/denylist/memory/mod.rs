@@ -1,0 +1,302 @@
+//! The in-memory denylist: `dashmap` lookups, a fixed capacity with a watermark instead
+//! of forgetting (I4), a sweeper (I2) and an optional journal (I1 across restarts).
+//!
+//! The files by role: this one holds the store, its builder and its
+//! [`RevocationStore`] answers; `ids` the maps (22-byte session ids inline); `evict` the
+//! eviction queue and the watermark; `restore` the journal (restore at start, append,
+//! compaction); `replicate` recording revocations, local or made elsewhere.
+
+mod evict;
+mod ids;
+mod replicate;
+mod restore;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+use self::evict::Queue;
+use self::ids::{Hasher, SessionMap, SubjectEntry};
+use super::journal::{Journal, Record};
+use super::{RevocationStore, TokenFacts};
+use crate::claims::Policy;
+use crate::clock::Clock;
+use crate::error::RevocationError;
+
+/// Default capacity: one million revocations.
+pub const DEFAULT_CAPACITY: usize = 1_000_000;
+
+/// Bounded in-memory revocation store (the default backend).
+///
+/// * Lookups are lock-free reads of two `DashMap`s and an atomic.
+/// * At capacity, the **oldest** revocation is evicted and the *idle watermark* is raised
+///   to its revocation time: every token whose last activity is at or before the
+///   watermark is refused from then on. That only ends sessions that have been idle
+///   longer than the evicted entry's age, and never silently re-admits a revoked one
+///   (I4). Each eviction is logged at `warn`.
+/// * [`sweep`](RevocationStore::sweep) drops entries past their I2 TTL.
+/// * With a journal, each revocation is appended and fsynced before the call returns;
+///   the journal is compacted when opened, so a restart forgets no logout.
+pub struct MemoryDenylist {
+    sessions: SessionMap,
+    subjects: DashMap<Box<str>, SubjectEntry, Hasher>,
+    order: Mutex<Queue>,
+    capacity: usize,
+    watermark: AtomicI64,
+    evictions: AtomicU64,
+    journal: Option<Mutex<Journal>>,
+}
+
+impl std::fmt::Debug for MemoryDenylist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryDenylist")
+            .field("sessions", &self.sessions.len())
+            .field("subjects", &self.subjects.len())
+            .field("capacity", &self.capacity)
+            .field("watermark", &self.watermark())
+            .field("journaled", &self.journal.is_some())
+            .finish()
+    }
+}
+
+/// Builder for [`MemoryDenylist`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct MemoryDenylistBuilder {
+    capacity: usize,
+    journal: Option<PathBuf>,
+}
+
+impl MemoryDenylistBuilder {
+    /// Most revocations held at once (sessions and subjects together). Default
+    /// [`DEFAULT_CAPACITY`] (1,000,000).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Journal file: every revocation is appended and fsynced; the file is read and
+    /// compacted by [`build`](Self::build). Default: none (revocations die with the
+    /// process).
+    ///
+    /// One process per journal: `build` takes an exclusive lock on `<journal>.lock`
+    /// (released when the denylist is dropped or the process dies) and fails while
+    /// another holds it. Unreadable lines (a torn last write, corruption) are skipped and
+    /// appended to `<journal>.rejected` before compaction, so nothing is lost.
+    pub fn journal(mut self, path: impl Into<PathBuf>) -> Self {
+        self.journal = Some(path.into());
+        self
+    }
+
+    /// Open the journal (if any) and load its live entries as of `clock`'s now.
+    ///
+    /// # Errors
+    ///
+    /// [`RevocationError::Journal`] if the journal cannot be read or rewritten;
+    /// [`RevocationError::Backend`] for a zero capacity.
+    pub fn build(self, clock: &dyn Clock) -> Result<Arc<MemoryDenylist>, RevocationError> {
+        if self.capacity == 0 {
+            return Err(RevocationError::Backend(
+                "capacity must be at least 1".into(),
+            ));
+        }
+        let mut list = MemoryDenylist {
+            sessions: SessionMap::default(),
+            subjects: DashMap::default(),
+            order: Mutex::new(Queue::default()),
+            capacity: self.capacity,
+            watermark: AtomicI64::new(i64::MIN),
+            evictions: AtomicU64::new(0),
+            journal: None,
+        };
+        if let Some(path) = &self.journal {
+            list.open_journal(path, clock.now())?;
+        }
+        Ok(Arc::new(list))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere while holding the lock leaves consistent data (every update is a
+    // single insert/remove), so recover the guard rather than refuse forever.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MemoryDenylist {
+    /// Start building one.
+    pub fn builder() -> MemoryDenylistBuilder {
+        MemoryDenylistBuilder {
+            capacity: DEFAULT_CAPACITY,
+            journal: None,
+        }
+    }
+
+    /// An unjournaled store with `capacity`.
+    ///
+    /// # Errors
+    ///
+    /// [`RevocationError::Backend`] for a zero capacity.
+    pub fn with_capacity(capacity: usize) -> Result<Arc<Self>, RevocationError> {
+        Self::builder()
+            .capacity(capacity)
+            .build(&crate::clock::SystemClock)
+    }
+
+    /// The fixed capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Run [`sweep`](RevocationStore::sweep) every `every` (real time) with `clock`'s
+    /// now, until the store is dropped.
+    pub fn spawn_sweeper(
+        self: &Arc<Self>,
+        clock: Arc<dyn Clock>,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(list) = weak.upgrade() else { break };
+                list.sweep(clock.now());
+            }
+        })
+    }
+
+    fn held(&self) -> usize {
+        self.sessions.len() + self.subjects.len()
+    }
+}
+
+impl RevocationStore for MemoryDenylist {
+    fn revoke_session(
+        &self,
+        sid: &str,
+        auth_time: i64,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> Result<(), RevocationError> {
+        self.revoke_session_record(sid, auth_time, policy, clock).1
+    }
+
+    fn revoke_subject(
+        &self,
+        sub: &str,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> Result<i64, RevocationError> {
+        let (record, result) = self.revoke_subject_record(sub, policy, clock);
+        result?;
+        Ok(match record {
+            Record::Subject { before, .. } => before,
+            _ => clock.now(),
+        })
+    }
+
+    fn is_revoked(&self, token: TokenFacts<'_>) -> Result<bool, RevocationError> {
+        // Entries first, watermark last: see `evict`.
+        if self.sessions.contains_str(token.sid) {
+            return Ok(true);
+        }
+        if self
+            .subjects
+            .get(token.sub)
+            .is_some_and(|e| token.auth_time <= e.before)
+        {
+            return Ok(true);
+        }
+        Ok(token.lat <= self.watermark.load(Ordering::SeqCst))
+    }
+
+    fn subject_revoked_at(&self, sub: &str) -> Option<i64> {
+        self.subjects.get(sub).map(|e| e.before)
+    }
+
+    fn sweep(&self, now: i64) -> usize {
+        let mut order = lock(&self.order);
+        let before = self.held();
+        self.sessions.retain(|e| e.exp > now);
+        self.subjects.retain(|_, e| e.exp > now);
+        order
+            .items
+            .retain(|(_, seq, key)| self.is_current(key, *seq));
+        let removed = before.saturating_sub(self.held());
+        crate::obs::denylist_size(self.held());
+        drop(order);
+        if removed > 0 {
+            tracing::debug!(removed, held = self.held(), "revocation sweep");
+        }
+        let stale = self
+            .journal
+            .as_ref()
+            .is_some_and(|j| lock(j).lines() > 2 * self.held() + 1024);
+        if stale && let Err(e) = self.compact_journal() {
+            tracing::error!(error = %e, "revocation journal compaction failed");
+        }
+        removed
+    }
+
+    fn len(&self) -> usize {
+        self.held()
+    }
+}
+
+/// One revocation held by a [`MemoryDenylist`], as listed by
+/// [`MemoryDenylist::snapshot`]. A read-only copy: changing it changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RevocationEntry {
+    /// The revoked session id, or — for a subject revocation — the subject.
+    pub id: String,
+    /// `None` for a session revocation; `Some(T)` for a subject revocation: every
+    /// session of that subject with `auth_time <= T` is refused.
+    pub before: Option<i64>,
+    /// When the revocation was recorded (UNIX seconds). `i64::MAX` for a revocation
+    /// caught while it is being recorded (visible, not yet dated).
+    pub revoked_at: i64,
+    /// The end of its I2 TTL (UNIX seconds): a sweep at or after this drops it, since no
+    /// token it refuses can still be valid then.
+    pub expires_at: i64,
+}
+
+impl RevocationEntry {
+    /// Whether this revokes every session of a subject (rather than one session).
+    pub fn is_subject(&self) -> bool {
+        self.before.is_some()
+    }
+}
+
+impl MemoryDenylist {
+    /// A copy of every revocation held now, sessions and subjects, ordered by
+    /// revocation time (then id). Read-only; for operators' tools and diagnostics. Each
+    /// entry is read consistently, but revocations made during the call may or may not
+    /// be included. The overflow watermark is [`watermark`](Self::watermark).
+    pub fn snapshot(&self) -> Vec<RevocationEntry> {
+        let mut entries: Vec<RevocationEntry> = self
+            .sessions
+            .entries()
+            .into_iter()
+            .map(|(id, e)| RevocationEntry {
+                id,
+                before: None,
+                revoked_at: e.at,
+                expires_at: e.exp,
+            })
+            .collect();
+        entries.extend(self.subjects.iter().map(|e| RevocationEntry {
+            id: e.key().to_string(),
+            before: Some(e.value().before),
+            revoked_at: e.value().at,
+            expires_at: e.value().exp,
+        }));
+        entries.sort_by(|a, b| (a.revoked_at, &a.id).cmp(&(b.revoked_at, &b.id)));
+        entries
+    }
+}

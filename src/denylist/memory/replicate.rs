@@ -1,0 +1,163 @@
+//! Recording revocations: local ones (which return the record, so a shared backend can
+//! publish it) and ones made elsewhere and replayed here, merged so the stronger wins.
+//! Both end in one settle step: evict at capacity, journal, report the size.
+
+use super::evict::{Queue, QueuedKey};
+use super::ids::{SessionEntry, SidKey, SubjectEntry};
+use super::{MemoryDenylist, lock};
+use crate::claims::Policy;
+use crate::clock::Clock;
+use crate::denylist::journal::Record;
+use crate::denylist::{session_ttl, subject_ttl};
+use crate::error::RevocationError;
+
+impl MemoryDenylist {
+    /// Revoke a session; returns the record (always applied in memory) and whether it
+    /// was made durable. Shared backends publish the record.
+    pub(crate) fn revoke_session_record(
+        &self,
+        sid: &str,
+        auth_time: i64,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> (Record, Result<(), RevocationError>) {
+        let mut order = lock(&self.order);
+        let key = SidKey::new(sid);
+        // Visible first (with a safe upper-bound TTL), dated after.
+        let upper = session_ttl(auth_time, i64::MAX, policy);
+        self.sessions.insert(
+            key.clone(),
+            SessionEntry {
+                exp: upper,
+                at: i64::MAX,
+                seq: u64::MAX,
+            },
+        );
+        let at = clock.now();
+        let exp = session_ttl(auth_time, at, policy);
+        let seq = order.push(at, QueuedKey::Session(key.clone()));
+        self.sessions.insert(key, SessionEntry { exp, at, seq });
+        let record = Record::Session {
+            sid: sid.to_owned(),
+            exp,
+            at,
+        };
+        let result = self.settle(&mut order, &record);
+        (record, result)
+    }
+
+    /// Revoke every session of a subject up to now; as
+    /// [`revoke_session_record`](Self::revoke_session_record).
+    pub(crate) fn revoke_subject_record(
+        &self,
+        sub: &str,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> (Record, Result<(), RevocationError>) {
+        let mut order = lock(&self.order);
+        let key: Box<str> = sub.into();
+        let previous = self.subjects.get(&key).map(|e| e.before);
+        // Visible first, covering everything up to "forever"; then dated.
+        self.subjects.insert(
+            key.clone(),
+            SubjectEntry {
+                before: i64::MAX,
+                exp: i64::MAX,
+                at: i64::MAX,
+                seq: u64::MAX,
+            },
+        );
+        let at = clock.now();
+        // A login in the same second as an earlier log-out-everywhere was dated one
+        // second past it (see `subject_revoked_at`); a second one in that second must
+        // still cover it.
+        let before = match previous {
+            Some(p) if p >= at => p.saturating_add(1),
+            _ => at,
+        };
+        let exp = subject_ttl(before, policy);
+        let seq = order.push(at, QueuedKey::Subject(key.clone()));
+        self.subjects.insert(
+            key,
+            SubjectEntry {
+                before,
+                exp,
+                at,
+                seq,
+            },
+        );
+        let record = Record::Subject {
+            sub: sub.to_owned(),
+            before,
+            exp,
+            at,
+        };
+        let result = self.settle(&mut order, &record);
+        (record, result)
+    }
+
+    /// After a revocation was queued: enforce the capacity (I4), then journal the
+    /// revocation and any watermark the eviction raised.
+    fn settle(&self, order: &mut Queue, record: &Record) -> Result<(), RevocationError> {
+        let mut raised = Vec::new();
+        self.evict(order, &mut raised);
+        let mut records = vec![record.clone()];
+        records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
+        crate::obs::denylist_size(self.held());
+        self.journal_append(&records)
+    }
+
+    /// Apply a revocation made elsewhere (another instance), keeping whichever of the
+    /// existing and the new entry refuses more. Watermark records are local and ignored.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn apply(&self, record: &Record) -> Result<(), RevocationError> {
+        let mut order = lock(&self.order);
+        let applied = match record {
+            Record::Session { sid, exp, at } => {
+                let key = SidKey::new(sid);
+                let stronger = self.sessions.get(&key).is_none_or(|old| old.exp < *exp);
+                stronger.then(|| {
+                    let seq = order.push(*at, QueuedKey::Session(key.clone()));
+                    self.sessions.insert(
+                        key,
+                        SessionEntry {
+                            exp: *exp,
+                            at: *at,
+                            seq,
+                        },
+                    );
+                })
+            }
+            Record::Subject {
+                sub,
+                before,
+                exp,
+                at,
+            } => {
+                let key: Box<str> = sub.as_str().into();
+                let merged = match self.subjects.get(&key).map(|e| *e) {
+                    Some(old) if old.before >= *before && old.exp >= *exp => None,
+                    Some(old) => Some((old.before.max(*before), old.exp.max(*exp))),
+                    None => Some((*before, *exp)),
+                };
+                merged.map(|(before, exp)| {
+                    let seq = order.push(*at, QueuedKey::Subject(key.clone()));
+                    self.subjects.insert(
+                        key,
+                        SubjectEntry {
+                            before,
+                            exp,
+                            at: *at,
+                            seq,
+                        },
+                    );
+                })
+            }
+            Record::Watermark { .. } => None,
+        };
+        if applied.is_none() {
+            return Ok(());
+        }
+        self.settle(&mut order, record)
+    }
+}
