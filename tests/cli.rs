@@ -20,8 +20,14 @@ struct Run {
 }
 
 fn run_with(args: &[&str], stdin: Option<&[u8]>) -> Run {
+    run_env(args, stdin, &[])
+}
+
+/// As [`run_with`], with extra environment variables.
+fn run_env(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &Path)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jwt-session"));
     cmd.args(args)
+        .envs(env.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -576,6 +582,74 @@ fn revoke_then_status_lists_it() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("1 unreadable"), "{}", r.stderr);
     assert!(r.stdout.contains("sid sid-123"), "{}", r.stdout);
+}
+
+#[test]
+fn status_and_inspect_read_the_journal_a_running_server_holds() {
+    use jwt_session::{MemoryDenylist, RevocationStore};
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("keys");
+    keygen(&keys);
+    let config = SessionConfig::builder(Keyring::load_dir(&keys).unwrap())
+        .build()
+        .unwrap();
+    let (token, claims) = mint(&keys, SystemClock.now() - 30);
+    let data = tmp.path().join("data");
+    let journal = data.join("revocations.jsonl");
+    let j = path(&journal);
+    // The server: it holds the journal (and its lock) while the denylist lives.
+    let server = MemoryDenylist::builder()
+        .journal(&journal)
+        .build(&SystemClock)
+        .unwrap();
+    server
+        .revoke_session(&claims.sid, claims.auth_time, config.policy(), &SystemClock)
+        .unwrap();
+    server
+        .revoke_subject("bob", config.policy(), &SystemClock)
+        .unwrap();
+    let files = || {
+        let mut names: Vec<_> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let (bytes, names) = (std::fs::read(&journal).unwrap(), files());
+
+    // The lock is held: a second writer is refused...
+    let r = run(&["revoke", "--journal", j, "--sub", "carol"]);
+    assert_usage_error(&r, "in use by another process");
+    // ...but readers need no lock, and no private copy (TMPDIR does not even exist).
+    let nowhere = tmp.path().join("no-tmp");
+    let env = [("TMPDIR", nowhere.as_path())];
+    let r = run_env(&["status", "--journal", j], None, &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("sessions (1):"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("sid {}", claims.sid)),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("sub bob"), "{}", r.stdout);
+    let args = ["inspect", &token, "--keys", path(&keys), "--journal", j];
+    assert_refused(&run_env(&args, None, &env), "session_revoked");
+    assert_eq!(std::fs::read(&journal).unwrap(), bytes, "byte-identical");
+    assert_eq!(
+        files(),
+        names,
+        "no lock, rejected or compacted file written"
+    );
+
+    // The server's journal was not replaced under it: what it records next is kept.
+    server
+        .revoke_subject("carol", config.policy(), &SystemClock)
+        .unwrap();
+    drop(server);
+    let r = run(&["status", "--journal", j]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("sub carol"), "{}", r.stdout);
 }
 
 #[test]

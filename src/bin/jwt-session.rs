@@ -73,6 +73,9 @@ enum Command {
     /// servers using FILE are stopped, then start them.
     Revoke(RevokeArgs),
     /// List the live revocations of a journal file (read-only).
+    ///
+    /// Takes no lock and writes nothing, so it also reads the journal of a running
+    /// server.
     Status(StatusArgs),
 }
 

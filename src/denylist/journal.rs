@@ -1,5 +1,6 @@
 //! The append-only revocation journal: one JSON object per line, `fsync`ed per
-//! revocation, compacted (expired entries dropped) when opened.
+//! revocation, compacted (expired entries dropped) when opened. [`read`] loads one
+//! without opening it for writing, for operators' tools.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
@@ -53,19 +54,7 @@ pub struct JournalSummary {
 /// Count what a journal file's bytes hold, the way [`MemoryDenylist`](super::MemoryDenylist)
 /// reads them at start-up. Never panics, whatever the bytes.
 pub fn summarize(bytes: &[u8]) -> JournalSummary {
-    let loaded = parse(bytes);
-    let mut summary = JournalSummary {
-        unreadable: loaded.unreadable,
-        ..JournalSummary::default()
-    };
-    for record in &loaded.records {
-        match record {
-            Record::Session { .. } => summary.sessions += 1,
-            Record::Subject { .. } => summary.subjects += 1,
-            Record::Watermark { .. } => summary.watermarks += 1,
-        }
-    }
-    summary
+    parse(bytes).summary()
 }
 
 /// What reading a journal found: the records, and how many lines could not be read.
@@ -73,6 +62,24 @@ pub fn summarize(bytes: &[u8]) -> JournalSummary {
 pub(crate) struct Loaded {
     pub(crate) records: Vec<Record>,
     pub(crate) unreadable: usize,
+}
+
+impl Loaded {
+    /// Count the records by kind, and the unreadable lines.
+    fn summary(&self) -> JournalSummary {
+        let mut summary = JournalSummary {
+            unreadable: self.unreadable,
+            ..JournalSummary::default()
+        };
+        for record in &self.records {
+            match record {
+                Record::Session { .. } => summary.sessions += 1,
+                Record::Subject { .. } => summary.subjects += 1,
+                Record::Watermark { .. } => summary.watermarks += 1,
+            }
+        }
+        summary
+    }
 }
 
 /// Parse journal bytes. Unreadable lines (a torn last write, corruption) are counted and
@@ -140,11 +147,7 @@ impl Journal {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
+        let bytes = read_bytes(path)?;
         let mut loaded = parse(&bytes);
         if loaded.unreadable > 0 {
             keep_rejected(path, &bytes)?;
@@ -183,6 +186,30 @@ impl Journal {
         self.file = rewrite(&self.path, records)?;
         self.lines = records.len();
         Ok(())
+    }
+}
+
+/// Read the journal at `path` without opening it for writing: no lock, no compaction,
+/// nothing written (not even `<journal>.rejected`), so an operator can read the journal a
+/// running server holds. Returns the records live at `now` (as [`Journal::open`] keeps
+/// them) and a summary of every line. A missing file reads as empty, as it opens empty.
+///
+/// A server only appends whole lines and compacts by an atomic rename, so this reads
+/// either the old file or the new one; a line being appended at that moment is at worst
+/// torn, and counted as unreadable.
+pub(crate) fn read(path: &Path, now: i64) -> io::Result<(Loaded, JournalSummary)> {
+    let mut loaded = parse(&read_bytes(path)?);
+    let summary = loaded.summary();
+    loaded.records.retain(|r| r.live(now));
+    Ok((loaded, summary))
+}
+
+/// The file's bytes; none if it does not exist.
+fn read_bytes(path: &Path) -> io::Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }
 

@@ -1,25 +1,16 @@
 //! `revoke` and `status`, and read-only loading of a revocation journal.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use jwt_session::denylist::{MemoryDenylist, summarize_journal};
+use jwt_session::denylist::{JournalSummary, MemoryDenylist, summarize_journal};
 use jwt_session::{Clock, RevocationStore, SystemClock};
 
 use crate::{CliError, FixedClock, RevokeArgs, StatusArgs, human_secs, human_time, printable};
 
-/// Readable and unreadable lines of journal bytes (blank lines are neither).
-fn classify(bytes: &[u8]) -> (usize, usize) {
-    let summary = summarize_journal(bytes);
-    (
-        summary.sessions + summary.subjects + summary.watermarks,
-        summary.unreadable,
-    )
-}
-
-/// Read a journal file, refusing what is clearly not one.
-fn read_journal(path: &Path) -> Result<Vec<u8>, CliError> {
+/// Refuse a journal path that is missing or not a regular file.
+fn check_file(path: &Path) -> Result<(), CliError> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => CliError(format!("journal {shown} does not exist")),
@@ -28,8 +19,15 @@ fn read_journal(path: &Path) -> Result<Vec<u8>, CliError> {
     if !meta.is_file() {
         return Err(CliError(format!("journal {shown} is not a regular file")));
     }
-    let bytes = std::fs::read(path).map_err(|e| CliError(format!("journal {shown}: {e}")))?;
-    let (readable, unreadable) = classify(&bytes);
+    Ok(())
+}
+
+/// Refuse what is clearly not a journal (unreadable lines, none readable); warn about
+/// unreadable lines in one that is.
+fn check_lines(path: &Path, summary: JournalSummary) -> Result<(), CliError> {
+    let shown = path.display();
+    let readable = summary.sessions + summary.subjects + summary.watermarks;
+    let unreadable = summary.unreadable;
     if unreadable > 0 && readable == 0 {
         return Err(CliError(format!(
             "{shown} is not a revocation journal ({unreadable} unreadable lines, none readable)"
@@ -41,51 +39,27 @@ fn read_journal(path: &Path) -> Result<Vec<u8>, CliError> {
              or corruption; servers skip them too)"
         );
     }
-    Ok(bytes)
+    Ok(())
 }
 
-/// A private temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self, CliError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path =
-            std::env::temp_dir().join(format!("jwt-session-cli-{}-{nanos}", std::process::id()));
-        let mut builder = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt as _;
-            builder.mode(0o700);
-        }
-        builder
-            .create(&path)
-            .map_err(|e| CliError(format!("creating {}: {e}", path.display())))?;
-        Ok(Self(path))
-    }
+/// Read a journal file, refusing what is clearly not one.
+fn read_journal(path: &Path) -> Result<(), CliError> {
+    check_file(path)?;
+    let bytes =
+        std::fs::read(path).map_err(|e| CliError(format!("journal {}: {e}", path.display())))?;
+    check_lines(path, summarize_journal(&bytes))
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Load a journal as a server starting at `now` would, without touching the file:
-/// opening a journal compacts (rewrites) it, so the library opens a private copy.
+/// Load a journal as a server starting at `now` would, without writing anything: no
+/// lock, no compaction, so this also reads the journal of a running server.
 pub(crate) fn load_readonly(path: &Path, now: i64) -> Result<Arc<MemoryDenylist>, CliError> {
-    let bytes = read_journal(path)?;
-    let tmp = TempDir::new()?;
-    let copy = tmp.0.join("journal.jsonl");
-    std::fs::write(&copy, &bytes)
-        .map_err(|e| CliError(format!("copying the journal to {}: {e}", copy.display())))?;
-    MemoryDenylist::builder()
-        .journal(&copy)
-        .build(&FixedClock(now))
-        .map_err(|e| CliError(format!("loading journal {}: {e}", path.display())))
+    check_file(path)?;
+    let (list, summary) = MemoryDenylist::builder()
+        .journal(path)
+        .build_read_only(&FixedClock(now))
+        .map_err(|e| CliError(format!("loading journal {}: {e}", path.display())))?;
+    check_lines(path, summary)?;
+    Ok(list)
 }
 
 pub(crate) fn revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {

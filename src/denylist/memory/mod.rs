@@ -20,7 +20,7 @@ use dashmap::DashMap;
 
 use self::evict::Queue;
 use self::ids::{Hasher, SessionMap, SubjectEntry};
-use super::journal::{Journal, Record};
+use super::journal::{Journal, JournalSummary, Record};
 use super::{RevocationStore, TokenFacts};
 use crate::claims::Policy;
 use crate::clock::Clock;
@@ -98,12 +98,46 @@ impl MemoryDenylistBuilder {
     /// [`RevocationError::Journal`] if the journal cannot be read or rewritten;
     /// [`RevocationError::Backend`] for a zero capacity.
     pub fn build(self, clock: &dyn Clock) -> Result<Arc<MemoryDenylist>, RevocationError> {
+        let mut list = self.empty()?;
+        if let Some(path) = &self.journal {
+            list.open_journal(path, clock.now())?;
+        }
+        Ok(Arc::new(list))
+    }
+
+    /// Load the journal (if any) as [`build`](Self::build) would at `clock`'s now, but
+    /// only read it: no lock, no compaction, nothing written (not even
+    /// `<journal>.rejected`). For operators' tools that read the journal of a running
+    /// server, such as `jwt-session status`. Also returns what the file's lines hold,
+    /// unreadable ones included. A missing file reads as empty.
+    ///
+    /// The store it returns keeps no journal: revocations made on it are held in memory
+    /// only, and the file is never touched again.
+    ///
+    /// # Errors
+    ///
+    /// [`RevocationError::Journal`] if the journal cannot be read;
+    /// [`RevocationError::Backend`] for a zero capacity.
+    pub fn build_read_only(
+        self,
+        clock: &dyn Clock,
+    ) -> Result<(Arc<MemoryDenylist>, JournalSummary), RevocationError> {
+        let mut list = self.empty()?;
+        let summary = match &self.journal {
+            Some(path) => list.read_journal(path, clock.now())?,
+            None => JournalSummary::default(),
+        };
+        Ok((Arc::new(list), summary))
+    }
+
+    /// A store with this capacity holding nothing, not yet journaled.
+    fn empty(&self) -> Result<MemoryDenylist, RevocationError> {
         if self.capacity == 0 {
             return Err(RevocationError::Backend(
                 "capacity must be at least 1".into(),
             ));
         }
-        let mut list = MemoryDenylist {
+        Ok(MemoryDenylist {
             sessions: SessionMap::default(),
             subjects: DashMap::default(),
             order: Mutex::new(Queue::default()),
@@ -111,11 +145,7 @@ impl MemoryDenylistBuilder {
             watermark: AtomicI64::new(i64::MIN),
             evictions: AtomicU64::new(0),
             journal: None,
-        };
-        if let Some(path) = &self.journal {
-            list.open_journal(path, clock.now())?;
-        }
-        Ok(Arc::new(list))
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! The journal side of the store: restoring revocations from a journal at start, then
-//! appending each new one and compacting the file.
+//! appending each new one and compacting the file; or, for operators' tools, only
+//! reading it.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -8,7 +9,7 @@ use std::sync::{Mutex, PoisonError};
 use super::evict::QueuedKey;
 use super::ids::{SessionEntry, SidKey, SubjectEntry};
 use super::{MemoryDenylist, lock};
-use crate::denylist::journal::{Journal, Record};
+use crate::denylist::journal::{self, Journal, JournalSummary, Record};
 use crate::error::RevocationError;
 
 impl MemoryDenylist {
@@ -29,6 +30,18 @@ impl MemoryDenylist {
         self.journal = Some(Mutex::new(journal));
         // Re-write what survived eviction, so the file is compact and consistent.
         self.compact_journal()
+    }
+
+    /// Read the journal at `path` without opening it for writing (see
+    /// [`journal::read`]) and load what is live at `now`; the store stays unjournaled.
+    pub(super) fn read_journal(
+        &mut self,
+        path: &Path,
+        now: i64,
+    ) -> Result<JournalSummary, RevocationError> {
+        let (loaded, summary) = journal::read(path, now)?;
+        self.restore_all(loaded.records);
+        Ok(summary)
     }
 
     /// Restore journal records in journal order, then enforce the capacity.
@@ -121,5 +134,80 @@ impl MemoryDenylist {
         }
         lock(journal).compact(&records)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::Write as _;
+    use std::time::Duration;
+
+    use crate::claims::Policy;
+    use crate::clock::ManualClock;
+    use crate::denylist::{MemoryDenylist, RevocationStore};
+
+    #[test]
+    fn a_read_only_load_sees_what_a_running_store_holds_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revocations.jsonl");
+        let clock = ManualClock::new(1_000_000);
+        let policy = Policy::new(1800, 8 * 3600, 60, 0).unwrap();
+        let server = MemoryDenylist::builder()
+            .capacity(2)
+            .journal(&path)
+            .build(&clock)
+            .unwrap();
+        server
+            .revoke_session("s1", 999_000, &policy, &clock)
+            .unwrap();
+        clock.advance(Duration::from_secs(1));
+        server
+            .revoke_session("s2", 999_000, &policy, &clock)
+            .unwrap();
+        // Over capacity: s1 is evicted and the watermark raised, both journaled.
+        server.revoke_subject("bob", &policy, &clock).unwrap();
+        assert_eq!(server.watermark(), Some(1_000_000));
+        // A torn last line, as a crash mid-append leaves.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"{\"t\":\"s\",\"sid\":\"x").unwrap();
+        let files = || {
+            let mut names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        let (bytes, names) = (std::fs::read(&path).unwrap(), files());
+
+        // The server holds the lock; a read-only load needs none.
+        let (copy, summary) = MemoryDenylist::builder()
+            .capacity(2)
+            .journal(&path)
+            .build_read_only(&clock)
+            .unwrap();
+        assert_eq!(copy.snapshot(), server.snapshot());
+        assert_eq!(copy.watermark(), server.watermark());
+        assert_eq!(
+            (summary.sessions, summary.subjects, summary.watermarks),
+            (2, 1, 1)
+        );
+        assert_eq!(summary.unreadable, 1);
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "not rewritten");
+        assert_eq!(files(), names, "no .rejected or .compacting written");
+
+        // What is past its TTL at the reader's now is not loaded, as at a start.
+        clock.advance(Duration::from_secs(9 * 3600));
+        let (later, _) = MemoryDenylist::builder()
+            .journal(&path)
+            .build_read_only(&clock)
+            .unwrap();
+        assert!(later.snapshot().is_empty());
+        assert_eq!(later.watermark(), Some(1_000_000));
     }
 }
