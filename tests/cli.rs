@@ -653,6 +653,23 @@ fn status_and_inspect_read_the_journal_a_running_server_holds() {
 }
 
 #[test]
+fn revoke_takes_ids_that_start_with_a_dash() {
+    // Session ids are base64url, so one in 64 starts with `-`; a subject may too.
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = tmp.path().join("revocations.jsonl");
+    let j = path(&journal);
+    let auth = (SystemClock.now() - 60).to_string();
+    let sid = "-Zq3t8mWcY0aB1cD2eF3gH";
+    let r = run(&["revoke", "--journal", j, "--sid", sid, "--auth-time", &auth]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&["revoke", "--journal", j, "--sub", "-bob"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&["status", "--journal", j]);
+    assert!(r.stdout.contains(&format!("sid {sid}")), "{}", r.stdout);
+    assert!(r.stdout.contains("sub -bob"), "{}", r.stdout);
+}
+
+#[test]
 fn bad_arguments_and_inputs_exit_2_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let keys = tmp.path().join("keys");

@@ -167,13 +167,24 @@ struct RevokeArgs {
     #[arg(long, value_name = "FILE")]
     journal: PathBuf,
     /// Revoke this session (needs --auth-time, the session's login time).
-    #[arg(long, value_name = "SID", requires = "auth_time")]
+    // A session id is base64url: one in 64 starts with `-`.
+    #[arg(
+        long,
+        value_name = "SID",
+        requires = "auth_time",
+        allow_hyphen_values = true
+    )]
     sid: Option<String>,
     /// The session's `auth_time` (UNIX seconds or RFC 3339; see `inspect`).
     #[arg(long, value_name = "UNIX", requires = "sid", value_parser = parse_time)]
     auth_time: Option<i64>,
     /// Revoke every session of this subject that logged in until now.
-    #[arg(long, value_name = "SUB", conflicts_with = "auth_time")]
+    #[arg(
+        long,
+        value_name = "SUB",
+        conflicts_with = "auth_time",
+        allow_hyphen_values = true
+    )]
     sub: Option<String>,
     #[command(flatten)]
     policy: PolicyArgs,
