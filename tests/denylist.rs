@@ -6,180 +6,24 @@
 //! is the kit's manual clock throughout: no sleeps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::Path;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use http::{Method, Request, StatusCode};
-use http_body_util::BodyExt as _;
+use http::StatusCode;
 use jwt_session::denylist::TokenFacts;
-use jwt_session::testing::{SetCookie, TestKit, refusal};
-use jwt_session::{
-    Clock, Login, ManualClock, MemoryDenylist, Refusal, RevocationError, RevocationStore, Session,
-    session_routes,
-};
+use jwt_session::testing::TestKit;
+use jwt_session::{Clock, ManualClock, MemoryDenylist, Refusal, RevocationError, RevocationStore};
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
+
+// `router`, not `app`: the tests rebuild the app of a restarted process as `app`.
+use support::harness::{Client, app as router, login_as, secs};
 
 // ---------------------------------------------------------------------------------------
 // Fixtures and helpers
 // ---------------------------------------------------------------------------------------
-
-const COOKIE_NAME: &str = "__Host-session";
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-async fn login(Path(user): Path<String>) -> (Login, Json<Value>) {
-    let login = Login::new(user.clone(), ()).unwrap();
-    let csrf = login.csrf().to_owned();
-    (login, Json(json!({ "user": user, "csrf": csrf })))
-}
-
-async fn me(s: Session) -> Json<Value> {
-    Json(json!({ "sub": s.subject(), "sid": s.id() }))
-}
-
-fn router(kit: &TestKit) -> Router {
-    Router::new()
-        .route("/login/{user}", post(login))
-        .route("/me", get(me))
-        .merge(session_routes::<(), ()>())
-        .layer(kit.layer::<()>())
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    refusal: Option<Refusal>,
-    cookie: Option<SetCookie>,
-    body: Bytes,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    #[track_caller]
-    fn assert_ok(&self, what: &str) {
-        assert_eq!(self.status, StatusCode::OK, "{what}: {}", self.text());
-    }
-
-    #[track_caller]
-    fn assert_refused(&self, reason: Refusal, what: &str) {
-        assert_eq!(self.status, reason.status(), "{what}: {}", self.text());
-        assert_eq!(self.json()["error"]["code"], reason.code(), "{what}");
-        assert_eq!(self.refusal, Some(reason), "{what}");
-        assert!(
-            self.cookie.as_ref().is_some_and(SetCookie::is_removal),
-            "{what}: the refused cookie is cleared"
-        );
-    }
-}
-
-async fn call(kit: &TestKit, app: &Router, req: Request<Body>) -> Reply {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let cookie = kit.set_cookie(&res);
-    let refusal = refusal(&res);
-    let (parts, body) = res.into_parts();
-    Reply {
-        status: parts.status,
-        refusal,
-        cookie,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Client {
-    token: String,
-    csrf: String,
-}
-
-impl Client {
-    fn minted(kit: &TestKit, sub: &str) -> Self {
-        let (token, claims) = kit.mint(sub, ()).unwrap();
-        Self {
-            token,
-            csrf: claims.csrf.expose().to_owned(),
-        }
-    }
-
-    fn cookie(&self) -> String {
-        format!("{COOKIE_NAME}={}", self.token)
-    }
-
-    fn follow(&mut self, reply: &Reply) -> bool {
-        match reply.cookie.as_ref().filter(|c| !c.is_removal()) {
-            Some(c) => {
-                self.token = c.value.clone();
-                true
-            }
-            None => false,
-        }
-    }
-
-    async fn get(&self, kit: &TestKit, app: &Router, uri: &str) -> Reply {
-        let req = Request::get(uri)
-            .header("cookie", self.cookie())
-            .body(Body::empty())
-            .unwrap();
-        call(kit, app, req).await
-    }
-
-    async fn post(&self, kit: &TestKit, app: &Router, uri: &str) -> Reply {
-        let req = Request::post(uri)
-            .header("cookie", self.cookie())
-            .header("x-csrf-token", &self.csrf)
-            .body(Body::empty())
-            .unwrap();
-        call(kit, app, req).await
-    }
-
-    /// Use the session now and keep the reissued token.
-    async fn touch(&mut self, kit: &TestKit, app: &Router, what: &str) {
-        let reply = self.get(kit, app, "/me").await;
-        reply.assert_ok(what);
-        assert!(self.follow(&reply), "{what}: reissued");
-    }
-
-    async fn logout(&self, kit: &TestKit, app: &Router) {
-        let reply = self.post(kit, app, "/session/logout").await;
-        reply.assert_ok("logout");
-        assert!(reply.cookie.as_ref().is_some_and(SetCookie::is_removal));
-    }
-
-    async fn logout_all(&self, kit: &TestKit, app: &Router) {
-        let reply = self.post(kit, app, "/session/logout-all").await;
-        reply.assert_ok("logout-all");
-        assert!(reply.cookie.as_ref().is_some_and(SetCookie::is_removal));
-    }
-}
-
-async fn login_as(kit: &TestKit, app: &Router, user: &str) -> Client {
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(format!("/login/{user}"))
-        .body(Body::empty())
-        .unwrap();
-    let reply = call(kit, app, req).await;
-    reply.assert_ok("login");
-    Client {
-        token: reply.cookie.as_ref().unwrap().value.clone(),
-        csrf: reply.json()["csrf"].as_str().unwrap().to_owned(),
-    }
-}
 
 /// A restart in one process: the kit lets go of its journaled store (and so of the
 /// journal's lock) before the next one opens the journal.
@@ -269,7 +113,10 @@ async fn overflow_evicts_the_oldest_revocation_and_raises_the_watermark_never_re
                 client
                     .get(&kit, &app, "/me")
                     .await
-                    .assert_refused(Refusal::Revoked, &format!("step {i}: user{j} {which}"));
+                    .assert_refused_and_cleared(
+                        Refusal::Revoked,
+                        &format!("step {i}: user{j} {which}"),
+                    );
             }
         }
     }
@@ -279,12 +126,12 @@ async fn overflow_evicts_the_oldest_revocation_and_raises_the_watermark_never_re
 
     // A session active after the watermark still works; so does a new login.
     keeper.get(&kit, &app, "/me").await.assert_ok("keeper");
-    let fresh = login_as(&kit, &app, "newcomer").await;
+    let (fresh, _) = login_as(&kit, &app, "newcomer").await;
     fresh.get(&kit, &app, "/me").await.assert_ok("new login");
     // The documented price: a session idle since before the watermark must log in again.
     idle.get(&kit, &app, "/me")
         .await
-        .assert_refused(Refusal::Revoked, "idle since before the watermark");
+        .assert_refused_and_cleared(Refusal::Revoked, "idle since before the watermark");
 
     // Sweeping never lowers the watermark nor re-admits anyone.
     kit.advance(secs(20 * 60));
@@ -333,7 +180,7 @@ async fn evicting_a_logout_all_keeps_every_session_of_that_subject_out() {
     for (what, c) in [("phone", &phone), ("laptop", &laptop)] {
         c.get(&kit, &app, "/me")
             .await
-            .assert_refused(Refusal::Revoked, what);
+            .assert_refused_and_cleared(Refusal::Revoked, what);
     }
 }
 
@@ -519,14 +366,14 @@ async fn journaled_revocations_survive_a_restart() {
     ] {
         c.get(&kit, &app, "/me")
             .await
-            .assert_refused(Refusal::Revoked, what);
+            .assert_refused_and_cleared(Refusal::Revoked, what);
     }
     alice_other
         .get(&kit, &app, "/me")
         .await
         .assert_ok("alice's other session");
     // The subject revocation time came back too: a login in the same second works.
-    let carol_new = login_as(&kit, &app, "carol").await;
+    let (carol_new, _) = login_as(&kit, &app, "carol").await;
     carol_new
         .get(&kit, &app, "/me")
         .await
@@ -589,7 +436,7 @@ async fn a_torn_or_corrupt_journal_line_is_skipped_and_everything_else_kept() {
     for (what, c) in [("alice", &alice), ("bob", &bob), ("carol", &carol)] {
         c.get(&kit, &app, "/me")
             .await
-            .assert_refused(Refusal::Revoked, what);
+            .assert_refused_and_cleared(Refusal::Revoked, what);
     }
     dave.get(&kit, &app, "/me").await.assert_ok("dave");
 
@@ -610,7 +457,7 @@ async fn a_torn_or_corrupt_journal_line_is_skipped_and_everything_else_kept() {
     ] {
         c.get(&kit, &app, "/me")
             .await
-            .assert_refused(Refusal::Revoked, what);
+            .assert_refused_and_cleared(Refusal::Revoked, what);
     }
 }
 
@@ -650,7 +497,7 @@ async fn expired_journal_entries_are_compacted_away_when_opened() {
     assert!(
         lines
             .iter()
-            .all(|l| l["sid"] != json!(alice_sid(&kit, &alice)))
+            .all(|l| l["sid"] != json!(alice.claims(&kit).sid))
     );
     let kit2 = kit.clone().with_store(store);
     let app = router(&kit2);
@@ -658,10 +505,10 @@ async fn expired_journal_entries_are_compacted_away_when_opened() {
     alice
         .get(&kit2, &app, "/me")
         .await
-        .assert_refused(Refusal::ExpiredIdle, "alice after compaction");
+        .assert_refused_and_cleared(Refusal::ExpiredIdle, "alice after compaction");
     dave.get(&kit2, &app, "/me")
         .await
-        .assert_refused(Refusal::Revoked, "dave");
+        .assert_refused_and_cleared(Refusal::Revoked, "dave");
     drop(app);
     drop(kit2);
 
@@ -670,15 +517,6 @@ async fn expired_journal_entries_are_compacted_away_when_opened() {
     let store = journaled(&kit, &path, 1000);
     assert_eq!(store.len(), 0);
     assert_eq!(journal(&path).len(), 0);
-}
-
-fn alice_sid(kit: &TestKit, c: &Client) -> String {
-    kit.config()
-        .codec()
-        .decode::<()>(c.token.as_bytes())
-        .unwrap()
-        .claims
-        .sid
 }
 
 #[tokio::test]
@@ -716,7 +554,7 @@ async fn the_overflow_watermark_survives_restarts_even_with_a_smaller_capacity()
                 for (which, c) in [("first", f), ("latest", l)] {
                     c.get(&kit, &app, "/me")
                         .await
-                        .assert_refused(Refusal::Revoked, &format!("user{j} {which}"));
+                        .assert_refused_and_cleared(Refusal::Revoked, &format!("user{j} {which}"));
                 }
             }
         }
@@ -770,7 +608,7 @@ async fn memory_stays_bounded_by_logout_rate_times_idle_plus_leeway() {
 
     for i in 1..=STEPS {
         kit.advance(secs(1));
-        let client = login_as(&kit, &app, "alice").await;
+        let (client, _) = login_as(&kit, &app, "alice").await;
         client.logout(&kit, &app).await;
         tokens.push(client);
 
@@ -794,11 +632,11 @@ async fn memory_stays_bounded_by_logout_rate_times_idle_plus_leeway() {
                 dropped
                     .get(&kit, &app, "/me")
                     .await
-                    .assert_refused(Refusal::ExpiredIdle, &format!("swept at {i}"));
+                    .assert_refused_and_cleared(Refusal::ExpiredIdle, &format!("swept at {i}"));
                 let kept = &tokens[usize::try_from(i - HELD_AFTER_SWEEP).unwrap()];
                 kept.get(&kit, &app, "/me")
                     .await
-                    .assert_refused(Refusal::Revoked, &format!("kept at {i}"));
+                    .assert_refused_and_cleared(Refusal::Revoked, &format!("kept at {i}"));
             }
         }
     }
@@ -851,13 +689,13 @@ async fn each_revocation_is_kept_exactly_as_long_as_a_token_of_it_could_be_valid
     alice
         .get(&kit, &app, "/me")
         .await
-        .assert_refused(Refusal::Revoked, "alice before her TTL");
+        .assert_refused_and_cleared(Refusal::Revoked, "alice before her TTL");
     at(3605);
     assert_eq!(store.sweep(kit.now()), 1);
     alice
         .get(&kit, &app, "/me")
         .await
-        .assert_refused(Refusal::ExpiredAbsolute, "alice at her TTL");
+        .assert_refused_and_cleared(Refusal::ExpiredAbsolute, "alice at her TTL");
 
     at(3000 + 1800 + 4);
     assert_eq!(store.sweep(kit.now()), 0);
@@ -865,7 +703,7 @@ async fn each_revocation_is_kept_exactly_as_long_as_a_token_of_it_could_be_valid
     assert_eq!(store.sweep(kit.now()), 1);
     bob.get(&kit, &app, "/me")
         .await
-        .assert_refused(Refusal::ExpiredIdle, "bob at his TTL");
+        .assert_refused_and_cleared(Refusal::ExpiredIdle, "bob at his TTL");
 
     at(3000 + 3600 + 4);
     assert_eq!(store.sweep(kit.now()), 0);

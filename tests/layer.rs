@@ -5,26 +5,28 @@
 //! ready-made routes, cookie parsing, and refusal reasons in response extensions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::Path;
-use axum::routing::{any, get, post};
-use axum::{Json, Router};
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
 use base64::Engine as _;
-use http::{HeaderMap, Method, Request, StatusCode, header};
-use http_body_util::BodyExt as _;
+use http::{Method, Request, StatusCode, header};
 use jwt_session::denylist::TokenFacts;
-use jwt_session::testing::{SetCookie, TestKit, refusal, set_cookies};
+use jwt_session::testing::{TestKit, set_cookies};
 use jwt_session::{
-    Claims, Clock, EXPIRES_IN_HEADER, Login, MemoryDenylist, Policy, Refusal, RevocationError,
-    RevocationStore, SameSite, Session, SessionContext, SessionLayer, session_routes,
+    Clock, EXPIRES_IN_HEADER, MemoryDenylist, Policy, Refusal, RevocationError, RevocationStore,
+    SameSite, Session, SessionLayer,
 };
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 use tower::ServiceExt as _;
+
+use support::harness::{COOKIE_NAME, Client, app, call, get_with, login_as, req, routes, secs};
 
 // ---------------------------------------------------------------------------------------
 // Fixtures and helpers
@@ -33,72 +35,6 @@ use tower::ServiceExt as _;
 const MIN: u64 = 60;
 const IDLE: i64 = 30 * 60;
 const ABSOLUTE: i64 = 8 * 3600;
-const COOKIE_NAME: &str = "__Host-session";
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-async fn login(Path(user): Path<String>) -> (Login, Json<Value>) {
-    let login = Login::new(user.clone(), ()).unwrap();
-    let csrf = login.csrf().to_owned();
-    (login, Json(json!({ "user": user, "csrf": csrf })))
-}
-
-async fn me(s: Session) -> Json<Value> {
-    Json(json!({ "sub": s.subject(), "sid": s.id() }))
-}
-
-async fn public() -> &'static str {
-    "public"
-}
-
-async fn maybe(s: Option<Session>) -> Json<Value> {
-    Json(json!({ "session": s.map(|s| s.subject().to_owned()) }))
-}
-
-async fn write(s: Session) -> String {
-    format!("written by {}", s.subject())
-}
-
-async fn with_status(Path(code): Path<u16>, _s: Session) -> StatusCode {
-    StatusCode::from_u16(code).unwrap()
-}
-
-async fn redirect(_s: Session) -> (StatusCode, [(header::HeaderName, &'static str); 1]) {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, "/me")])
-}
-
-/// A handler that revokes its own session and still answers 200.
-async fn revoke_self(s: Session, ctx: SessionContext) -> &'static str {
-    ctx.store()
-        .revoke_session(
-            s.id(),
-            s.auth_time(),
-            ctx.config().policy(),
-            ctx.config().clock(),
-        )
-        .unwrap();
-    "revoked"
-}
-
-/// Every route the tests use, without the layer.
-fn routes() -> Router {
-    Router::new()
-        .route("/login/{user}", post(login))
-        .route("/me", get(me))
-        .route("/public", get(public))
-        .route("/maybe", get(maybe))
-        .route("/write", any(write))
-        .route("/status/{code}", get(with_status))
-        .route("/redirect", get(redirect))
-        .route("/revoke-self", get(revoke_self))
-        .merge(session_routes::<(), ()>())
-}
-
-fn app(kit: &TestKit) -> Router {
-    routes().layer(kit.layer::<()>())
-}
 
 /// idle 30 min, absolute 2 h, zero leeway: exact boundaries.
 fn short_kit() -> TestKit {
@@ -108,199 +44,6 @@ fn short_kit() -> TestKit {
             .leeway(Duration::ZERO)
     })
     .unwrap()
-}
-
-fn req(method: Method, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
-    let mut builder = Request::builder().method(method).uri(uri);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(Body::empty()).unwrap()
-}
-
-fn get_with(uri: &str, cookie: &str) -> Request<Body> {
-    req(Method::GET, uri, &[("cookie", cookie)])
-}
-
-fn post_with(uri: &str, cookie: &str, csrf: &str) -> Request<Body> {
-    req(
-        Method::POST,
-        uri,
-        &[("cookie", cookie), ("x-csrf-token", csrf)],
-    )
-}
-
-/// A response, taken apart: everything a test asserts on.
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    /// `testing::refusal(&res)`.
-    refusal: Option<Refusal>,
-    /// `kit.set_cookie(&res)`: the session cookie the response sets, if any.
-    cookie: Option<SetCookie>,
-    /// Every `Set-Cookie`, parsed.
-    all_cookies: Vec<SetCookie>,
-    body: Bytes,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| format!("body is not JSON ({e}): {:?}", self.text()))
-            .unwrap()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .ok_or_else(|| format!("no error code in {:?}", self.text()))
-            .unwrap()
-            .to_owned()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    /// The new token this response sets (not a removal).
-    fn new_token(&self) -> Option<String> {
-        self.cookie
-            .as_ref()
-            .filter(|c| !c.is_removal())
-            .map(|c| c.value.clone())
-    }
-
-    /// Refused with `reason`: its status, JSON code and the extension.
-    #[track_caller]
-    fn assert_refused(&self, reason: Refusal) {
-        assert_eq!(self.status, reason.status(), "status; body {}", self.text());
-        assert_eq!(self.code(), reason.code());
-        assert_eq!(self.refusal, Some(reason), "Refusal in response extensions");
-    }
-
-    /// The response clears the session cookie — and sets nothing else for it.
-    #[track_caller]
-    fn assert_cleared(&self) {
-        let session: Vec<_> = self
-            .all_cookies
-            .iter()
-            .filter(|c| c.name == COOKIE_NAME)
-            .collect();
-        assert_eq!(session.len(), 1, "one session Set-Cookie: {session:?}");
-        assert_removal_with_default_attributes(session[0]);
-    }
-
-    /// No `Set-Cookie` at all.
-    #[track_caller]
-    fn assert_no_cookie(&self) {
-        assert!(
-            self.all_cookies.is_empty(),
-            "unexpected Set-Cookie: {:?}",
-            self.all_cookies
-        );
-    }
-}
-
-#[track_caller]
-fn assert_removal_with_default_attributes(c: &SetCookie) {
-    assert!(c.is_removal(), "not a removal: {}", c.raw);
-    let parsed = cookie::Cookie::parse(c.raw.clone()).unwrap();
-    assert_eq!(parsed.value(), "");
-    assert_eq!(parsed.max_age(), Some(cookie::time::Duration::ZERO));
-    assert_eq!(parsed.path(), Some("/"), "{}", c.raw);
-    assert_eq!(parsed.same_site(), Some(SameSite::Lax), "{}", c.raw);
-    assert_eq!(parsed.secure(), Some(true), "{}", c.raw);
-    assert_eq!(parsed.http_only(), Some(true), "{}", c.raw);
-    assert_eq!(parsed.domain(), None, "{}", c.raw);
-    let expires = parsed
-        .expires_datetime()
-        .expect("a removal has a past Expires");
-    assert!(expires.unix_timestamp() <= 0, "{}", c.raw);
-}
-
-async fn call(kit: &TestKit, app: &Router, req: Request<Body>) -> Reply {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let cookie = kit.set_cookie(&res);
-    let all_cookies = set_cookies(&res);
-    let refusal = refusal(&res);
-    let (parts, body) = res.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        refusal,
-        cookie,
-        all_cookies,
-        body,
-    }
-}
-
-fn decode(kit: &TestKit, token: &str) -> Claims {
-    kit.config()
-        .codec()
-        .decode::<()>(token.as_bytes())
-        .unwrap()
-        .claims
-}
-
-/// A browser holding one session: its cookie and CSRF token.
-#[derive(Debug, Clone)]
-struct Client {
-    token: String,
-    csrf: String,
-}
-
-impl Client {
-    fn minted(kit: &TestKit, sub: &str) -> Self {
-        let (token, claims) = kit.mint(sub, ()).unwrap();
-        Self {
-            token,
-            csrf: claims.csrf.expose().to_owned(),
-        }
-    }
-
-    fn cookie(&self) -> String {
-        format!("{COOKIE_NAME}={}", self.token)
-    }
-
-    fn claims(&self, kit: &TestKit) -> Claims {
-        decode(kit, &self.token)
-    }
-
-    /// Keep the reissued token, if the response set one. Returns whether it did.
-    fn follow(&mut self, reply: &Reply) -> bool {
-        match reply.new_token() {
-            Some(token) => {
-                self.token = token;
-                true
-            }
-            None => false,
-        }
-    }
-
-    async fn get(&self, kit: &TestKit, app: &Router, uri: &str) -> Reply {
-        call(kit, app, get_with(uri, &self.cookie())).await
-    }
-
-    async fn post(&self, kit: &TestKit, app: &Router, uri: &str) -> Reply {
-        call(kit, app, post_with(uri, &self.cookie(), &self.csrf)).await
-    }
-}
-
-/// Log in through the app's login handler.
-async fn login_as(kit: &TestKit, app: &Router, user: &str) -> (Client, Reply) {
-    let reply = call(kit, app, req(Method::POST, &format!("/login/{user}"), &[])).await;
-    assert_eq!(reply.status, StatusCode::OK, "login: {}", reply.text());
-    let client = Client {
-        token: reply.new_token().expect("login sets the session cookie"),
-        csrf: reply.json()["csrf"].as_str().unwrap().to_owned(),
-    };
-    (client, reply)
 }
 
 /// `token` with one character of its signature changed.

@@ -2,17 +2,19 @@
 //! every refusal, issue, reissue, revocation, overflow and rotation is logged.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
-use axum::routing::{get, post};
 use http::{Request, StatusCode};
 use jwt_session::testing::TestKit;
-use jwt_session::{Login, LogoutAll, MemoryDenylist, Session, session_routes, sid_tag};
+use jwt_session::{MemoryDenylist, sid_tag};
 use tower::ServiceExt as _;
+
+use support::harness::app;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -32,25 +34,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
     }
-}
-
-fn app(kit: &TestKit) -> Router {
-    Router::new()
-        .route(
-            "/login",
-            post(|| async {
-                let login = Login::new("alice", ()).unwrap();
-                let csrf = login.csrf().to_owned();
-                (login, csrf)
-            }),
-        )
-        .route(
-            "/me",
-            get(|s: Session| async move { s.subject().to_owned() }),
-        )
-        .route("/all", post(|_s: Session| async { LogoutAll }))
-        .merge(session_routes::<(), ()>())
-        .layer(kit.layer::<()>())
 }
 
 #[test]
@@ -80,7 +63,7 @@ fn no_secret_reaches_a_log_line() {
             let send = |req: Request<Body>| app.clone().oneshot(req);
 
             // Login through the layer.
-            let res = send(Request::post("/login").body(Body::empty()).unwrap())
+            let res = send(Request::post("/login/alice").body(Body::empty()).unwrap())
                 .await
                 .unwrap();
             assert_eq!(res.status(), StatusCode::OK);

@@ -4,25 +4,16 @@
 #![cfg(feature = "metrics")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
-use axum::routing::get;
 use http::Request;
 use jwt_session::testing::TestKit;
-use jwt_session::{Session, session_routes};
 use tower::ServiceExt as _;
 
-fn app(kit: &TestKit) -> Router {
-    Router::new()
-        .route(
-            "/me",
-            get(|s: Session| async move { s.subject().to_owned() }),
-        )
-        .merge(session_routes::<(), ()>())
-        .layer(kit.layer::<()>())
-}
+use support::harness::app;
 
 #[test]
 fn metrics_count_refusals_reissues_and_revocations() {

@@ -35,6 +35,8 @@
 //! model's decision for every token (with `--nocapture`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,16 +44,16 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Path;
-use axum::routing::{get, post};
+use axum::routing::post;
 use http::{Request, Response, StatusCode};
 use jwt_session::denylist::TokenFacts;
 use jwt_session::testing::{TestKit, refusal};
 use jwt_session::{
-    Login, ManualClock, MemoryDenylist, Refusal, RevocationStore, Session, SessionContext,
-    SessionLayer, session_routes,
+    ManualClock, MemoryDenylist, Refusal, RevocationStore, Session, SessionContext, SessionLayer,
 };
 use proptest::prelude::*;
-use tower::ServiceExt as _;
+
+use support::harness::{routes, send};
 
 // ---------------------------------------------------------------------------------------
 // Policy and sizes
@@ -112,9 +114,9 @@ enum Deadline {
 enum Op {
     /// `POST /login/{user}`.
     Login(usize),
-    /// `GET /ok`, `/fail` or a passive `/ok` with token `.0`.
+    /// `GET /me`, `/status/500` or a passive `/me` with token `.0`.
     Request(usize, Handler),
-    /// Move the clock to the token's reissue time (if ahead), then `GET /ok`.
+    /// Move the clock to the token's reissue time (if ahead), then `GET /me`.
     ReissueWhenDue(usize),
     /// `POST /session/refresh`.
     Refresh(usize),
@@ -422,10 +424,6 @@ impl Model {
 // The system under test
 // ---------------------------------------------------------------------------------------
 
-async fn login(Path(user): Path<String>) -> Login {
-    Login::new(user, ()).unwrap()
-}
-
 /// A handler during which the session is logged out (as by a concurrent request) and
 /// the clock moves on by `takes` seconds; it then answers 200, so the layer would
 /// reissue if the token is due — unless it re-checks revocation first (I3).
@@ -497,13 +495,7 @@ impl Sut {
     fn app(kit: &TestKit) -> (SessionLayer, Router) {
         let layer = kit.layer::<()>();
         let clock = kit.clock().clone();
-        let app = Router::new()
-            .route("/login/{user}", post(login))
-            .route("/ok", get(|_s: Session| async { "ok" }))
-            .route(
-                "/fail",
-                get(|_s: Session| async { StatusCode::INTERNAL_SERVER_ERROR }),
-            )
+        let app = routes()
             .route(
                 "/race/{all}/{takes}",
                 post(
@@ -514,7 +506,6 @@ impl Sut {
                     },
                 ),
             )
-            .merge(session_routes::<(), ()>())
             .layer(layer.clone());
         (layer, app)
     }
@@ -540,7 +531,7 @@ impl Sut {
     }
 
     async fn send(&self, req: Request<Body>) -> Response<Body> {
-        self.app.clone().oneshot(req).await.unwrap()
+        send(&self.app, req).await
     }
 
     fn get(&self, path: &str, token: &str, passive: bool) -> Request<Body> {
@@ -855,9 +846,9 @@ impl Run {
         let tok = self.model.tokens[i].clone();
         let expected = self.model.decide(&tok);
         let (path, passive) = match handler {
-            Handler::Ok => ("/ok", false),
-            Handler::Fail => ("/fail", false),
-            Handler::Passive => ("/ok", true),
+            Handler::Ok => ("/me", false),
+            Handler::Fail => ("/status/500", false),
+            Handler::Passive => ("/me", true),
         };
         let res = self.sut.send(self.sut.get(path, &tok.token, passive)).await;
         assert_eq!(

@@ -11,6 +11,8 @@
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -20,15 +22,12 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::routing::get;
-use http::{Request, StatusCode};
+use http::StatusCode;
 use jwt_session::denylist::TokenFacts;
 use jwt_session::testing::{TestKit, refusal};
-use jwt_session::{
-    RedisDenylist, RedisDenylistOptions, Refusal, RevocationStore, Session, SessionLayer,
-    session_routes,
-};
-use tower::ServiceExt as _;
+use jwt_session::{RedisDenylist, RedisDenylistOptions, Refusal, RevocationStore, SessionLayer};
+
+use support::harness::{get_with, post_with, routes, send};
 
 // ---------------------------------------------------------------------------------------
 // A redis-server child process
@@ -260,13 +259,7 @@ fn options(kit: &TestKit) -> RedisDenylistOptions {
 
 fn instance_with(kit: &TestKit, url: &str, options: RedisDenylistOptions) -> Instance {
     let store = RedisDenylist::connect(url, options).unwrap();
-    let app = Router::new()
-        .route(
-            "/api/me",
-            get(|s: Session| async move { s.subject().to_owned() }),
-        )
-        .merge(session_routes::<(), ()>())
-        .layer(SessionLayer::<()>::new(kit.config().clone(), store.clone()));
+    let app = routes().layer(SessionLayer::<()>::new(kit.config().clone(), store.clone()));
     Instance { store, app }
 }
 
@@ -281,13 +274,9 @@ async fn instance(kit: &TestKit, url: &str) -> Instance {
 }
 
 impl Instance {
-    /// `GET /api/me`: `Ok(())` if accepted, else the refusal.
+    /// `GET /me`: `Ok(())` if accepted, else the refusal.
     async fn me(&self, cookie: &str) -> Result<(), Refusal> {
-        let req = Request::get("/api/me")
-            .header("cookie", cookie)
-            .body(Body::empty())
-            .unwrap();
-        let res = self.app.clone().oneshot(req).await.unwrap();
+        let res = send(&self.app, get_with("/me", cookie)).await;
         match res.status() {
             StatusCode::OK => Ok(()),
             status => Err(refusal(&res).unwrap_or_else(|| panic!("{status} without a refusal"))),
@@ -295,12 +284,7 @@ impl Instance {
     }
 
     async fn post(&self, path: &str, cookie: &str, csrf: &str) -> http::Response<Body> {
-        let req = Request::post(path)
-            .header("cookie", cookie)
-            .header("x-csrf-token", csrf)
-            .body(Body::empty())
-            .unwrap();
-        self.app.clone().oneshot(req).await.unwrap()
+        send(&self.app, post_with(path, cookie, csrf)).await
     }
 
     async fn logout(&self, s: &Sess) {
@@ -538,11 +522,7 @@ async fn fails_closed_until_the_first_resync() {
     assert!(!status.ready && !status.connected);
     assert_eq!(status.summary(), "not_synced");
     // Every session is refused, 503: D cannot know what was revoked while it was away.
-    let req = Request::get("/api/me")
-        .header("cookie", &bob.cookie)
-        .body(Body::empty())
-        .unwrap();
-    let res = d.app.clone().oneshot(req).await.unwrap();
+    let res = send(&d.app, get_with("/me", &bob.cookie)).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refusal(&res), Some(Refusal::RevocationUnavailable));
     assert!(

@@ -9,11 +9,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -21,13 +22,14 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use jwt_session::denylist::TokenFacts;
 use jwt_session::testing::{TestKit, refusal};
 use jwt_session::{
-    Clock, Key, Keyring, MAX_TIME, ManualClock, MemoryDenylist, Refusal, RevocationStore, Session,
-    SessionConfig, SessionConfigBuilder, SessionLayer, session_routes,
+    Clock, Key, Keyring, MAX_TIME, ManualClock, MemoryDenylist, Refusal, RevocationStore,
+    SessionConfig, SessionConfigBuilder, SessionLayer,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tower::ServiceExt as _;
+
+use support::harness::{app, routes, send};
 
 const SECRET: &[u8] = b"security-round-two-secret-32-bytes-long!";
 const KID: &str = "hs-1";
@@ -57,17 +59,7 @@ fn harness(configure: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuilder)
     let config = configure(builder).build().unwrap();
     let store = MemoryDenylist::with_capacity(1000).unwrap();
     let layer = SessionLayer::<()>::new(config, store);
-    let app = Router::new()
-        .route(
-            "/me",
-            get(|s: Session| async move { s.subject().to_owned() }),
-        )
-        .route(
-            "/write",
-            post(|s: Session| async move { format!("written by {}", s.subject()) }),
-        )
-        .merge(session_routes::<(), ()>())
-        .layer(layer.clone());
+    let app = routes().layer(layer.clone());
     Harness { clock, layer, app }
 }
 
@@ -111,10 +103,6 @@ fn session_cookie(token: &str) -> String {
     format!("__Host-session={token}")
 }
 
-async fn send(app: &Router, req: Request<Body>) -> Response<Body> {
-    app.clone().oneshot(req).await.unwrap()
-}
-
 async fn body(res: Response<Body>) -> String {
     let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
         .await
@@ -132,7 +120,10 @@ async fn me_with_cookie_lines(app: &Router, lines: &[&[u8]]) -> Result<String, R
     let res = send(app, req).await;
     match refusal(&res) {
         Some(r) => Err(r),
-        None => Ok(body(res).await),
+        None => {
+            let me: Value = serde_json::from_str(&body(res).await).unwrap();
+            Ok(me["sub"].as_str().unwrap().to_owned())
+        }
     }
 }
 
@@ -757,17 +748,16 @@ proptest! {
 async fn a_logout_then_a_login_in_the_same_second_is_dated_within_one_second() {
     // Through the test kit's layer and the ready-made routes: logout-all, then login.
     let kit = TestKit::new();
-    let app = Router::new()
-        .route(
-            "/login",
-            post(|| async { jwt_session::Login::new("alice", ()).unwrap() }),
-        )
-        .layer(kit.layer::<()>());
+    let app = app(&kit);
     let config = kit.config();
     kit.store()
         .revoke_subject("alice", config.policy(), config.clock())
         .unwrap();
-    let res = send(&app, Request::post("/login").body(Body::empty()).unwrap()).await;
+    let res = send(
+        &app,
+        Request::post("/login/alice").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     let cookie = kit.set_cookie(&res).unwrap();
     let session = kit.layer::<()>().verify_token(&cookie.value).unwrap();
@@ -780,13 +770,21 @@ async fn a_logout_then_a_login_in_the_same_second_is_dated_within_one_second() {
         kit.layer::<()>().verify_token(&cookie.value).map(|_| ()),
         Err(Refusal::Revoked)
     );
-    let res = send(&app, Request::post("/login").body(Body::empty()).unwrap()).await;
+    let res = send(
+        &app,
+        Request::post("/login/alice").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.headers()["retry-after"], "1");
     assert!(kit.set_cookie(&res).is_none());
     let text = body(res).await;
     assert!(text.contains("session_login_retry"), "{text}");
     kit.advance(Duration::from_secs(1));
-    let res = send(&app, Request::post("/login").body(Body::empty()).unwrap()).await;
+    let res = send(
+        &app,
+        Request::post("/login/alice").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
 }

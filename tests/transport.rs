@@ -1,18 +1,18 @@
 //! Passive requests, bearer transport and the verified-token cache, through `oneshot`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
-use axum::routing::{get, post};
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use jwt_session::testing::{TestKit, refusal};
 use jwt_session::{
-    EXPIRES_IN_HEADER, PASSIVE_HEADER, Refusal, RevocationStore, Session, SessionConfigBuilder,
-    TOKEN_HEADER,
+    EXPIRES_IN_HEADER, PASSIVE_HEADER, Refusal, RevocationStore, SessionConfigBuilder, TOKEN_HEADER,
 };
-use tower::ServiceExt as _;
+
+use support::harness::{app, send};
 
 fn kit(f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuilder) -> TestKit {
     TestKit::configure(|b| {
@@ -23,27 +23,7 @@ fn kit(f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuilder) -> TestKit 
     .unwrap()
 }
 
-fn app(kit: &TestKit) -> Router {
-    Router::new()
-        .route(
-            "/me",
-            get(|s: Session| async move { s.subject().to_owned() }),
-        )
-        .route(
-            "/poll",
-            get(|s: Session| async move { s.subject().to_owned() }),
-        )
-        .route(
-            "/write",
-            post(|s: Session| async move { s.subject().to_owned() }),
-        )
-        .layer(kit.layer::<()>())
-}
-
-async fn send(app: &Router, req: Request<Body>) -> Response<Body> {
-    app.clone().oneshot(req).await.unwrap()
-}
-
+/// `GET path` with one header (a cookie or a bearer token).
 fn get_with(path: &str, header: (&str, String)) -> Request<Body> {
     Request::get(path)
         .header(header.0, header.1)

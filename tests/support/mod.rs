@@ -1,11 +1,16 @@
-//! Shared by the tests that run the example server as a child process.
+//! Helpers shared by several test binaries, each of which uses only part of them (hence
+//! `dead_code` is allowed here): [`harness`], the in-process HTTP harness (routes,
+//! requests, replies, clients), and locating the example server that `server.rs` and
+//! `browser.rs` run as a child process.
+#![allow(dead_code)]
+
+pub(crate) mod harness;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 /// `target/` of the running test binary (`target/<profile>/deps/<test>`).
-#[allow(dead_code)]
 pub(crate) fn target_dir() -> PathBuf {
     profile_dir().parent().expect("target dir").to_path_buf()
 }
