@@ -129,7 +129,8 @@ async fn run() -> Result<(), String> {
         tracing::warn!(
             kid = keyring.signer().kid(),
             "SIGNING WITH THE DEVELOPMENT KEY from keys/: anyone can forge sessions. \
-             Make a real key with `cargo run --example keygen -- DIR` and set JWT_SESSION_KEYS."
+             Make a real key with `cargo run --features cli --bin jwt-session -- keygen DIR` \
+             and set JWT_SESSION_KEYS."
         );
     }
     let mut builder = SessionConfig::builder(keyring)
