@@ -76,6 +76,7 @@ fn facts(sid: &str) -> TokenFacts<'_> {
         sub: "bench-user",
         auth_time: 1_767_225_600,
         lat: 1_767_225_600,
+        generation: 0,
     }
 }
 

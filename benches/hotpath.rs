@@ -168,6 +168,7 @@ fn denylist(c: &mut Criterion) {
             sub: "alice",
             auth_time: clock.now(),
             lat: clock.now(),
+            generation: 0,
         };
         group.bench_with_input(
             BenchmarkId::from_parameter(n),

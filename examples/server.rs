@@ -15,8 +15,17 @@
 //! | `JWT_SESSION_DATA` | `data` | data folder (the revocation journal) |
 //! | `JWT_SESSION_SECURE_COOKIES` | unset | `1`: `__Host-` + `Secure` cookies (behind HTTPS) |
 //! | `JWT_SESSION_REDIS_URL` | unset | shared revocation on Redis (`redis://host:port/`; needs `--features redis`) |
+//! | `JWT_SESSION_FRESH` | `5m` | how recent a login (or re-authentication) must be for `POST /api/password` |
+//! | `JWT_SESSION_REMEMBER_IDLE` | `7d` | idle timeout of a remembered ("remember me") session |
+//! | `JWT_SESSION_REMEMBER_ABSOLUTE` | `30d` | absolute timeout of a remembered session |
 //!
 //! The first line on stdout is `listening on http://ADDR`, with the real port.
+//!
+//! Session lifecycle: `POST /login` takes `"remember": true` for a persistent cookie with
+//! the remembered lifetimes (else a browser-session cookie); a login over a live session
+//! ends it. `POST /api/profile` changes the display name in the session in place,
+//! `POST /api/password` needs a login or `POST /reauth` within `JWT_SESSION_FRESH`
+//! (else 403 `session_reauth_required` with `max_age`).
 //!
 //! With `JWT_SESSION_REDIS_URL` (and `cargo run --example server --features redis`) the
 //! revocations are shared with every instance on that Redis ([`jwt_session::RedisDenylist`]);
@@ -37,10 +46,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jwt_session::{
-    Keyring, Login, MemoryDenylist, RevocationStore, Session, SessionConfig, SessionLayer,
-    session_routes,
+    Keyring, Login, MemoryDenylist, Reauthenticated, RevocationStore, SessionConfig, SessionLayer,
+    Update, session_routes,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq as _;
 
@@ -48,9 +57,50 @@ const USERS: [(&str, &str); 2] = [("alice", "wonderland"), ("bob", "builder")];
 const SPA: &str = include_str!("spa/index.html");
 const SPA_CLIENT: &str = include_str!("spa/session-client.js");
 
-#[derive(Clone, Default)]
+/// What the example keeps in the session besides the user id. `#[serde(default)]` on
+/// every field: a field added later does not log anyone out (older tokens lack it).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct UserData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    display_name: Option<String>,
+}
+
+type Session = jwt_session::Session<UserData>;
+
+#[derive(Clone)]
 struct App {
     notes: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// The demo users' passwords (changed by `POST /api/password`, in memory only).
+    passwords: Arc<Mutex<HashMap<String, String>>>,
+    /// How recent a proof of the password `POST /api/password` needs.
+    fresh: Duration,
+}
+
+impl App {
+    fn new(fresh: Duration) -> Self {
+        let passwords = USERS
+            .iter()
+            .map(|(user, password)| ((*user).to_owned(), (*password).to_owned()))
+            .collect();
+        Self {
+            notes: Arc::default(),
+            passwords: Arc::new(Mutex::new(passwords)),
+            fresh,
+        }
+    }
+
+    /// Whether `username`/`password` match a user. Every user is compared, so the time
+    /// taken does not reveal which names exist.
+    fn check(&self, username: &str, password: &str) -> bool {
+        let Ok(passwords) = self.passwords.lock() else {
+            return false;
+        };
+        passwords.iter().fold(false, |found, (user, pass)| {
+            let user_ok = user.as_bytes().ct_eq(username.as_bytes());
+            let pass_ok = pass.as_bytes().ct_eq(password.as_bytes());
+            found | bool::from(user_ok & pass_ok)
+        })
+    }
 }
 
 struct Settings {
@@ -62,6 +112,9 @@ struct Settings {
     keys: PathBuf,
     data: PathBuf,
     secure_cookies: bool,
+    fresh: Duration,
+    remember_idle: Duration,
+    remember_absolute: Duration,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     redis_url: Option<String>,
 }
@@ -99,6 +152,9 @@ fn settings() -> Result<Settings, String> {
         keys: std::env::var_os("JWT_SESSION_KEYS").map_or_else(|| "keys".into(), PathBuf::from),
         data: std::env::var_os("JWT_SESSION_DATA").map_or_else(|| "data".into(), PathBuf::from),
         secure_cookies: std::env::var("JWT_SESSION_SECURE_COOKIES").is_ok_and(|v| v == "1"),
+        fresh: env_duration("JWT_SESSION_FRESH", "5m")?,
+        remember_idle: env_duration("JWT_SESSION_REMEMBER_IDLE", "7d")?,
+        remember_absolute: env_duration("JWT_SESSION_REMEMBER_ABSOLUTE", "30d")?,
         redis_url,
     })
 }
@@ -137,7 +193,9 @@ async fn run() -> Result<(), String> {
         .idle_timeout(s.idle)
         .absolute_timeout(s.absolute)
         .reissue_after(s.reissue_after)
-        .leeway(s.leeway);
+        .leeway(s.leeway)
+        .remember_me(s.remember_idle, s.remember_absolute)
+        .browser_session_cookies(true);
     if !s.secure_cookies {
         tracing::info!(
             "development cookies (plain http): set JWT_SESSION_SECURE_COOKIES=1 behind HTTPS"
@@ -147,7 +205,7 @@ async fn run() -> Result<(), String> {
     let config = builder.build().map_err(|e| e.to_string())?;
     let (denylist, readiness) = revocation_store(&s, &config).await?;
 
-    let app = router(config, denylist, readiness.clone());
+    let app = router(config, denylist, readiness.clone(), App::new(s.fresh));
     let listener = tokio::net::TcpListener::bind(s.addr)
         .await
         .map_err(|e| format!("binding {}: {e}", s.addr))?;
@@ -248,6 +306,7 @@ fn router(
     config: SessionConfig,
     denylist: Arc<dyn RevocationStore>,
     readiness: Readiness,
+    app: App,
 ) -> Router {
     Router::new()
         .route("/", get(|| async { Html(SPA) }))
@@ -265,15 +324,20 @@ fn router(
         .route("/login", post(login))
         .route("/api/me", get(me))
         .route("/api/notes", get(list_notes).post(add_note))
-        .merge(session_routes::<(), App>())
-        .with_state(App::default())
-        .layer(SessionLayer::<()>::new(config, denylist))
+        .route("/api/profile", post(profile))
+        .route("/api/password", post(change_password))
+        .route("/reauth", post(reauth))
+        .merge(session_routes::<UserData, App>())
+        .with_state(app)
+        .layer(SessionLayer::<UserData>::new(config, denylist))
 }
 
 #[derive(Deserialize)]
 struct Credentials {
     username: String,
     password: String,
+    #[serde(default)]
+    remember: bool,
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -285,30 +349,27 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 async fn login(
+    State(app): State<App>,
     body: Result<Json<Credentials>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Ok(Json(creds)) = body else {
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            "send JSON {\"username\":…,\"password\":…}",
+            "send JSON {\"username\":…,\"password\":…,\"remember\":false}",
         );
     };
-    // Compare every user so the time taken does not reveal which names exist.
-    let known = USERS.iter().fold(false, |found, (user, password)| {
-        let user_ok = user.as_bytes().ct_eq(creds.username.as_bytes());
-        let pass_ok = password.as_bytes().ct_eq(creds.password.as_bytes());
-        found | bool::from(user_ok & pass_ok)
-    });
-    if !known {
+    if !app.check(&creds.username, &creds.password) {
         return error(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
             "wrong username or password",
         );
     }
-    match Login::new(creds.username.clone(), ()) {
+    // Over a live session of this request, the layer ends that session first.
+    match Login::new(creds.username.clone(), UserData::default()) {
         Ok(login) => {
+            let login = login.remember(creds.remember);
             let body = json!({ "user": creds.username, "csrf": login.csrf() });
             (login, Json(body)).into_response()
         }
@@ -323,10 +384,119 @@ async fn login(
 async fn me(session: Session) -> Json<serde_json::Value> {
     Json(json!({
         "user": session.subject(),
+        "display_name": session.data().display_name,
         "sid": session.id(),
         "auth_time": session.auth_time(),
+        "fresh_at": session.fresh_at(),
+        "remember": session.remembered(),
         "expires_in": session.seconds_left(),
     }))
+}
+
+#[derive(Deserialize)]
+struct Profile {
+    display_name: String,
+}
+
+/// Change the display name kept in the session: one new cookie, same session.
+async fn profile(
+    session: Session,
+    body: Result<Json<Profile>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(profile)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "send JSON {\"display_name\":…}",
+        );
+    };
+    let name = profile.display_name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_display_name",
+            "a display name has 1 to 64 characters",
+        );
+    }
+    let data = UserData {
+        display_name: Some(name.to_owned()),
+    };
+    let body = json!({ "user": session.subject(), "display_name": name });
+    (Update::new(data), Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct NewPassword {
+    new_password: String,
+}
+
+/// A sensitive route: needs a login or re-authentication within `JWT_SESSION_FRESH`.
+async fn change_password(
+    State(app): State<App>,
+    session: Session,
+    body: Result<Json<NewPassword>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(reauth) = session.require_fresh(app.fresh) {
+        return reauth.into_response();
+    }
+    let Ok(Json(new)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "send JSON {\"new_password\":…}",
+        );
+    };
+    let length = new.new_password.chars().count();
+    if !(8..=128).contains(&length) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_password",
+            "a password has 8 to 128 characters",
+        );
+    }
+    let Ok(mut passwords) = app.passwords.lock() else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "passwords unavailable",
+        );
+    };
+    passwords.insert(session.subject().to_owned(), new.new_password);
+    Json(json!({ "changed": true })).into_response()
+}
+
+#[derive(Deserialize)]
+struct Reauth {
+    password: String,
+}
+
+/// Step-up: the current user's password again marks the session fresh; `auth_time` and
+/// the absolute deadline do not move. A wrong password is 401 `invalid_credentials` and
+/// the session stays valid.
+async fn reauth(
+    State(app): State<App>,
+    session: Session,
+    body: Result<Json<Reauth>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(reauth)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "send JSON {\"password\":…}",
+        );
+    };
+    if !app.check(session.subject(), &reauth.password) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "wrong password",
+        );
+    }
+    (
+        Reauthenticated,
+        Json(json!({ "user": session.subject(), "fresh": true })),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]

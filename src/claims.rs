@@ -106,6 +106,19 @@ pub struct Claims<T = ()> {
     /// §4.1.5), as any standard verifier would.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// When the user last proved their credentials (UNIX seconds): the login, or a later
+    /// re-authentication. Separate from `auth_time`, so re-authenticating never moves the
+    /// absolute deadline. Absent in tokens minted before it existed: `auth_time` then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh: Option<i64>,
+    /// A remembered ("remember me") session: its lifetimes are the configured remembered
+    /// policy, and its cookie is persistent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rem: bool,
+    /// The session's data generation: raised by an update that retires older tokens, so
+    /// a revocation store can refuse tokens of this session below it.
+    #[serde(rename = "gen", default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
     /// The double-submit CSRF secret, the same for every token of one login.
     pub csrf: CsrfToken,
     /// The app's payload.
@@ -139,6 +152,9 @@ impl<T> Claims<T> {
             lat: now,
             exp: 0,
             nbf: None,
+            fresh: None,
+            rem: false,
+            generation: 0,
             csrf: CsrfToken::generate()?,
             data,
         };
@@ -147,12 +163,14 @@ impl<T> Claims<T> {
     }
 
     /// Claims for a login at `now` with a CSRF token chosen earlier and an `auth_time`
-    /// that may be a second later than `now` (see `RevocationStore::subject_revoked_at`).
+    /// that may be a second later than `now` (see `RevocationStore::subject_revoked_at`),
+    /// under the policy of its kind (`remember`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn for_login(
         sub: String,
         data: T,
         csrf: CsrfToken,
+        remember: bool,
         auth_time: i64,
         now: i64,
         policy: &Policy,
@@ -161,9 +179,59 @@ impl<T> Claims<T> {
     ) -> Result<Self, EncodeError> {
         let mut claims = Self::new(sub, data, now, policy, iss, aud)?;
         claims.csrf = csrf;
+        claims.rem = remember;
         claims.auth_time = auth_time;
+        claims.fresh = Some(auth_time);
         claims.exp = claims.deadline(policy);
         Ok(claims)
+    }
+
+    /// A copy of the claims without the app data.
+    fn without_data(&self) -> Claims<()> {
+        Claims {
+            iss: self.iss.clone(),
+            aud: self.aud.clone(),
+            sub: self.sub.clone(),
+            sid: self.sid.clone(),
+            jti: self.jti.clone(),
+            auth_time: self.auth_time,
+            iat: self.iat,
+            lat: self.lat,
+            exp: self.exp,
+            nbf: self.nbf,
+            fresh: self.fresh,
+            rem: self.rem,
+            generation: self.generation,
+            csrf: self.csrf.clone(),
+            data: (),
+        }
+    }
+
+    /// The same claims with other app data.
+    pub(crate) fn with_data<U>(self, data: U) -> Claims<U> {
+        Claims {
+            iss: self.iss,
+            aud: self.aud,
+            sub: self.sub,
+            sid: self.sid,
+            jti: self.jti,
+            auth_time: self.auth_time,
+            iat: self.iat,
+            lat: self.lat,
+            exp: self.exp,
+            nbf: self.nbf,
+            fresh: self.fresh,
+            rem: self.rem,
+            generation: self.generation,
+            csrf: self.csrf,
+            data,
+        }
+    }
+
+    /// When the user last proved their credentials: `fresh`, or `auth_time` for tokens
+    /// without it.
+    pub fn fresh_at(&self) -> i64 {
+        self.fresh.unwrap_or(self.auth_time)
     }
 
     /// `auth_time + absolute`: the session ends here however active it is.
@@ -198,7 +266,8 @@ impl<T> Claims<T> {
     ///    `0..=`[`MAX_TIME`] → else [`Refusal::InvalidTimes`];
     /// 2. `iat`, `lat` and `nbf` are not later than `now + leeway` →
     ///    else [`Refusal::NotYetValid`];
-    /// 3. `auth_time <= iat + 1` and `auth_time <= lat + 1` → else
+    /// 3. `auth_time <= iat + 1` and `auth_time <= lat + 1`, and `fresh` (when present)
+    ///    between `auth_time` and that same bound → else
     ///    [`Refusal::InvalidTimes`]. The one second allows a login in the same second as
     ///    a "log out everywhere" of its user, which is dated one second later so the
     ///    logout does not end it; an `auth_time` further ahead would slide past the
@@ -229,7 +298,12 @@ impl<T> Claims<T> {
         if self.iat > ahead || self.lat > ahead || self.nbf.is_some_and(|nbf| nbf > ahead) {
             return Err(Refusal::NotYetValid);
         }
-        if self.auth_time > self.iat.min(self.lat).saturating_add(LOGIN_DATING_SLACK) {
+        let newest_proof = self.iat.min(self.lat).saturating_add(LOGIN_DATING_SLACK);
+        if self.auth_time > newest_proof
+            || self
+                .fresh
+                .is_some_and(|f| !sane(f) || f < self.auth_time || f > newest_proof)
+        {
             return Err(Refusal::InvalidTimes);
         }
         if late(self.absolute_deadline(policy)) {
@@ -244,6 +318,37 @@ impl<T> Claims<T> {
     /// Is a reissue due at `now`? True once `now - lat >= reissue_after`.
     pub fn reissue_due(&self, now: i64, policy: &Policy) -> bool {
         now.saturating_sub(self.lat) >= secs(policy.reissue_after)
+    }
+
+    /// The claims of the token that carries new app `data` at `now`: as
+    /// [`slid`](Self::slid) (same `sid`, `auth_time`, `csrf`, freshness), with the data
+    /// replaced and, when `retire_older`, the generation raised.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::Random`] if the operating system's RNG fails.
+    pub fn updated<U>(
+        &self,
+        data: U,
+        now: i64,
+        policy: &Policy,
+        retire_older: bool,
+    ) -> Result<Claims<U>, EncodeError> {
+        let lat = now.max(self.lat);
+        let mut next = Claims {
+            jti: random_id::<16>()?,
+            iat: lat,
+            lat,
+            nbf: None,
+            generation: self
+                .generation
+                .saturating_add(u32::from(retire_older))
+                .min(crate::denylist::NEWEST_GENERATION),
+            ..self.without_data()
+        }
+        .with_data(data);
+        next.exp = next.deadline(policy);
+        Ok(next)
     }
 
     /// The claims of the token that replaces this one at `now`: same `sid`, `sub`,
@@ -267,6 +372,10 @@ impl<T> Claims<T> {
         next.exp = next.deadline(policy);
         Ok(next)
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The latest time any claim may hold: 9999-12-31T23:59:59Z. Anything beyond is refused

@@ -18,6 +18,10 @@ use crate::keys::Keyring;
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(30 * 60);
 /// Default absolute timeout: 8 hours (a working day).
 pub const DEFAULT_ABSOLUTE: Duration = Duration::from_secs(8 * 3600);
+/// Default idle timeout of a remembered session: 7 days.
+pub const DEFAULT_REMEMBER_IDLE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Default absolute timeout of a remembered session: 30 days.
+pub const DEFAULT_REMEMBER_ABSOLUTE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default reissue-after: 60 seconds (at most one signature per user per minute).
 pub const DEFAULT_REISSUE_AFTER: Duration = Duration::from_secs(60);
 /// Default leeway for clock skew between instances: 5 seconds.
@@ -32,6 +36,8 @@ pub struct SessionConfig(pub(crate) Arc<Inner>);
 pub(crate) struct Inner {
     pub(crate) codec: Codec,
     pub(crate) policy: Policy,
+    pub(crate) remember_policy: Option<Policy>,
+    pub(crate) browser_session_cookies: bool,
     pub(crate) cookie: CookieSettings,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) origins: OriginPolicy,
@@ -52,6 +58,8 @@ impl fmt::Debug for SessionConfig {
         f.debug_struct("SessionConfig")
             .field("codec", &self.0.codec)
             .field("policy", &self.0.policy)
+            .field("remember_policy", &self.0.remember_policy)
+            .field("browser_session_cookies", &self.0.browser_session_cookies)
             .field("cookie", &self.0.cookie)
             .field("clock", &self.0.clock)
             .field("origins", &self.0.origins)
@@ -69,6 +77,8 @@ impl SessionConfig {
             keyring,
             idle: DEFAULT_IDLE,
             absolute: DEFAULT_ABSOLUTE,
+            remember: None,
+            browser_session_cookies: false,
             reissue_after: DEFAULT_REISSUE_AFTER,
             leeway: DEFAULT_LEEWAY,
             issuer: DEFAULT_ISSUER.into(),
@@ -94,6 +104,38 @@ impl SessionConfig {
     /// The time rules.
     pub fn policy(&self) -> &Policy {
         &self.0.policy
+    }
+
+    /// The time rules of remembered ("remember me") sessions, when configured with
+    /// [`remember_me`](SessionConfigBuilder::remember_me): the remembered idle and
+    /// absolute timeouts, the same reissue-after and leeway.
+    pub fn remember_policy(&self) -> Option<&Policy> {
+        self.0.remember_policy.as_ref()
+    }
+
+    /// The policy of a session: the remembered one for a remembered session (when
+    /// configured), else the normal one.
+    pub fn policy_for(&self, remembered: bool) -> &Policy {
+        match &self.0.remember_policy {
+            Some(remember) if remembered => remember,
+            _ => &self.0.policy,
+        }
+    }
+
+    /// The longest-lived policy: what a "log out everywhere" must outlive.
+    pub(crate) fn longest_policy(&self) -> &Policy {
+        match &self.0.remember_policy {
+            Some(remember) if remember.absolute_timeout() > self.0.policy.absolute_timeout() => {
+                remember
+            }
+            _ => &self.0.policy,
+        }
+    }
+
+    /// Whether sessions that are not remembered get a browser-session cookie (no
+    /// `Max-Age`: the browser drops it when it closes).
+    pub fn browser_session_cookies(&self) -> bool {
+        self.0.browser_session_cookies
     }
 
     /// The cookie settings.
@@ -137,6 +179,8 @@ pub struct SessionConfigBuilder {
     keyring: Keyring,
     idle: Duration,
     absolute: Duration,
+    remember: Option<(Duration, Duration)>,
+    browser_session_cookies: bool,
     reissue_after: Duration,
     leeway: Duration,
     issuer: String,
@@ -186,6 +230,31 @@ impl SessionConfigBuilder {
     /// Lifetime of a session from login, however active. Default 8 h ([`DEFAULT_ABSOLUTE`]).
     pub fn absolute_timeout(mut self, d: Duration) -> Self {
         self.absolute = d;
+        self
+    }
+
+    /// Lifetimes of remembered sessions ("remember me",
+    /// [`Login::remember`](crate::Login::remember)): inactivity `idle` and lifetime
+    /// `absolute` from login, e.g. [`DEFAULT_REMEMBER_IDLE`] (7 days) and
+    /// [`DEFAULT_REMEMBER_ABSOLUTE`] (30 days). Carried in the token (`rem`), enforced by
+    /// every instance and, through `exp`, by any standard verifier. Default: not set — a
+    /// remembered login then keeps the normal lifetimes and only gets a persistent cookie.
+    ///
+    /// # Memory
+    ///
+    /// A logout of a remembered session is held by the denylist for up to `idle`, and a
+    /// "log out everywhere" for `absolute` (I2): size the denylist for logouts per second
+    /// × this idle timeout.
+    pub fn remember_me(mut self, idle: Duration, absolute: Duration) -> Self {
+        self.remember = Some((idle, absolute));
+        self
+    }
+
+    /// Give sessions that are not remembered a browser-session cookie (no `Max-Age` or
+    /// `Expires`: gone when the browser closes); remembered ones stay persistent.
+    /// Default `false`: every cookie's `Max-Age` follows its token's `exp`.
+    pub fn browser_session_cookies(mut self, on: bool) -> Self {
+        self.browser_session_cookies = on;
         self
     }
 
@@ -364,12 +433,23 @@ impl SessionConfigBuilder {
     /// or type, a tiny token cap, cookie attributes that contradict the name's prefix or
     /// the cookie grammar, or a key that fails the round trip.
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
+        let reissue_after = whole_secs(self.reissue_after, "reissue-after")?;
+        let leeway = whole_secs(self.leeway, "leeway")?;
         let policy = Policy::new(
             whole_secs(self.idle, "idle timeout")?,
             whole_secs(self.absolute, "absolute timeout")?,
-            whole_secs(self.reissue_after, "reissue-after")?,
-            whole_secs(self.leeway, "leeway")?,
+            reissue_after,
+            leeway,
         )?;
+        let remember_policy = match self.remember {
+            Some((idle, absolute)) => Some(Policy::new(
+                whole_secs(idle, "remembered idle timeout")?,
+                whole_secs(absolute, "remembered absolute timeout")?,
+                reissue_after,
+                leeway,
+            )?),
+            None => None,
+        };
         for (field, value) in [
             ("issuer", &self.issuer),
             ("audience", &self.audience),
@@ -453,6 +533,8 @@ impl SessionConfigBuilder {
         Ok(SessionConfig(Arc::new(Inner {
             codec,
             policy,
+            remember_policy,
+            browser_session_cookies: self.browser_session_cookies,
             cookie: self.cookie,
             clock: self.clock,
             origins,

@@ -94,13 +94,15 @@ impl CookieSettings {
         None
     }
 
-    fn build<'c>(&self, value: &'c str, max_age: i64) -> Cookie<'c> {
+    fn build<'c>(&self, value: &'c str, max_age: Option<i64>) -> Cookie<'c> {
         let mut cookie = Cookie::build((self.name.clone(), value))
             .path(self.path.clone())
             .secure(self.secure)
             .http_only(true)
-            .same_site(self.same_site)
-            .max_age(cookie::time::Duration::seconds(max_age));
+            .same_site(self.same_site);
+        if let Some(max_age) = max_age {
+            cookie = cookie.max_age(cookie::time::Duration::seconds(max_age));
+        }
         if let Some(domain) = &self.domain {
             cookie = cookie.domain(domain.clone());
         }
@@ -114,7 +116,26 @@ impl CookieSettings {
     ///
     /// [`EncodeError::CookieTooLarge`] if the header would pass [`MAX_COOKIE_LEN`].
     pub fn issue(&self, token: &str, max_age: u64) -> Result<HeaderValue, EncodeError> {
-        let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
+        self.issue_with(token, Some(max_age))
+    }
+
+    /// `Set-Cookie` carrying `token` as a browser-session cookie: no `Max-Age`, no
+    /// `Expires`, so the browser drops it when it closes (the token's `exp` still ends it
+    /// on the server).
+    ///
+    /// # Errors
+    ///
+    /// As [`issue`](Self::issue).
+    pub fn issue_browser_session(&self, token: &str) -> Result<HeaderValue, EncodeError> {
+        self.issue_with(token, None)
+    }
+
+    pub(crate) fn issue_with(
+        &self,
+        token: &str,
+        max_age: Option<u64>,
+    ) -> Result<HeaderValue, EncodeError> {
+        let max_age = max_age.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
         let line = self.build(token, max_age).to_string();
         if line.len() > MAX_COOKIE_LEN {
             return Err(EncodeError::CookieTooLarge { len: line.len() });
@@ -126,7 +147,7 @@ impl CookieSettings {
     /// `Expires`, and every other attribute (`Path`, `Domain`, `Secure`, `SameSite`,
     /// `HttpOnly`) the same as when it was set, so the browser really drops it.
     pub fn removal(&self) -> HeaderValue {
-        let mut cookie = self.build("", 0);
+        let mut cookie = self.build("", Some(0));
         cookie.set_expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
         // Name and attributes were validated when the config was built.
         HeaderValue::from_str(&cookie.to_string())

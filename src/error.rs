@@ -106,6 +106,14 @@ define_refusals! {
         "the X-CSRF-Token header does not match the session";
     /// An unsafe method sent from another site (`Origin` / `Sec-Fetch-Site`).
     OriginRejected => "origin_rejected", FORBIDDEN, false, "cross-site requests are not allowed";
+    /// A valid session that is not fresh enough for this route (step-up): log in again
+    /// or re-authenticate. The session itself stays valid.
+    ReauthRequired => "session_reauth_required", FORBIDDEN, false,
+        "this action needs a recent login: enter your password again";
+    /// The token is valid, but its app data no longer deserializes into the app's type
+    /// (the type changed without `#[serde(default)]` for new fields).
+    DataInvalid => "session_data_invalid", UNAUTHORIZED, true,
+        "the session's data is from an incompatible version: log in again";
 }
 
 impl Refusal {
@@ -219,6 +227,10 @@ pub enum EncodeError {
     /// The operating system's random number generator failed.
     #[error("random number generator failed: {0}")]
     Random(String),
+    /// The user's sessions were ended twice in this second ("log out everywhere"): no
+    /// login can be dated after both until the clock moves on. Retry in a second.
+    #[error("this user's sessions were just ended; log in again in a second")]
+    LoginTooSoon,
 }
 
 /// The configuration cannot work; returned by the builder's `build()`.

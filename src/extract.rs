@@ -131,6 +131,14 @@ impl<T> SessionContext<T> {
         &*self.admission.state.store
     }
 
+    /// A handle on the layer's sessions (issue a token, end a session or a user's).
+    pub fn handle(&self) -> crate::SessionHandle<T>
+    where
+        T: SessionData,
+    {
+        crate::SessionHandle::new(self.admission.state.clone())
+    }
+
     /// Now, by the configured clock.
     pub fn now(&self) -> i64 {
         self.admission.state.config.clock().now()

@@ -77,6 +77,7 @@ pub mod csrf;
 pub mod denylist;
 mod error;
 mod extract;
+mod handle;
 pub mod headers;
 pub mod keys;
 pub mod layer;
@@ -95,7 +96,8 @@ pub use crate::clock::{Clock, SystemClock};
 pub use crate::codec::{Codec, Verified};
 pub use crate::config::{
     DEFAULT_ABSOLUTE, DEFAULT_IDLE, DEFAULT_ISSUER, DEFAULT_LEEWAY, DEFAULT_REISSUE_AFTER,
-    DEFAULT_TOKEN_CACHE, PassivePredicate, SessionConfig, SessionConfigBuilder,
+    DEFAULT_REMEMBER_ABSOLUTE, DEFAULT_REMEMBER_IDLE, DEFAULT_TOKEN_CACHE, PassivePredicate,
+    SessionConfig, SessionConfigBuilder,
 };
 pub use crate::cookie::{CookieSettings, MAX_COOKIE_LEN};
 pub use crate::csrf::CsrfToken;
@@ -104,13 +106,17 @@ pub use crate::denylist::{MemoryDenylist, RevocationStore};
 pub use crate::denylist::{RedisDenylist, RedisDenylistOptions, RedisStatus};
 pub use crate::error::{ConfigError, EncodeError, KeyError, Refusal, RevocationError};
 pub use crate::extract::{SessionContext, SessionRejection};
+pub use crate::handle::{IssuedSession, SessionHandle};
 pub use crate::headers::{CSRF_HEADER, EXPIRES_IN_HEADER, PASSIVE_HEADER, TOKEN_HEADER};
 pub use crate::keys::{Algorithm, Key, Keyring};
 pub use crate::layer::{SessionLayer, SessionService};
 pub use crate::obs::sid_tag;
 pub use crate::response::ErrorBody;
 pub use crate::routes::{SessionStatus, session_routes};
-pub use crate::session::{Login, Logout, LogoutAll, Refresh, Session, SessionData};
+pub use crate::session::{
+    Login, Logout, LogoutAll, ReauthRequired, Reauthenticated, Refresh, Session, SessionData,
+    Update,
+};
 pub use ::cookie::SameSite;
 
 // The README's examples compile and run as doc tests.

@@ -128,6 +128,16 @@ pub(crate) fn revocation_failed<B: From<String>>() -> Response<B> {
     )
 }
 
+/// A 500 for response parts that contradict each other (or need a session there is
+/// not); nothing they asked is done.
+pub(crate) fn parts_conflict<B: From<String>>(detail: &str) -> Response<B> {
+    tracing::error!(detail, "contradictory session response parts");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorBody::new("session_parts_conflict", detail),
+    )
+}
+
 /// Every response of a live session: the seconds left, `no-store`, and the header
 /// exposed to cross-origin readers.
 pub(crate) fn stamp(headers: &mut HeaderMap, seconds_left: u64) {

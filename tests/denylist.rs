@@ -231,6 +231,7 @@ fn a_check_racing_an_eviction_never_sees_neither_the_entry_nor_the_watermark() {
                         sub: "someone",
                         auth_time: t0,
                         lat: t0 + i64::try_from(k).unwrap(),
+                        generation: 0,
                     };
                     if !store.is_revoked(facts).unwrap() {
                         slipped.fetch_add(1, Ordering::SeqCst);
@@ -318,6 +319,7 @@ fn concurrent_revocations_at_capacity_forget_none() {
             sub: "someone",
             auth_time: t0,
             lat: *lat,
+            generation: 0,
         };
         assert!(
             store.is_revoked(facts).unwrap(),

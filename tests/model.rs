@@ -991,6 +991,7 @@ fn holds(store: &MemoryDenylist, rev: &Revocation) -> bool {
                 sub: "nobody",
                 auth_time: i64::MAX,
                 lat: i64::MAX,
+                generation: 0,
             })
             .unwrap(),
         Key::Subject(u) => store.subject_revoked_at(USERS[*u]) == Some(rev.before),

@@ -304,6 +304,7 @@ impl Instance {
                 sub: &s.sub,
                 auth_time: s.auth_time,
                 lat: s.auth_time,
+                generation: 0,
             })
             .unwrap()
     }
@@ -531,7 +532,8 @@ async fn fails_closed_until_the_first_resync() {
                 sid: &bob.sid,
                 sub: &bob.sub,
                 auth_time: bob.auth_time,
-                lat: bob.auth_time
+                lat: bob.auth_time,
+                generation: 0,
             })
             .is_err()
     );

@@ -562,6 +562,7 @@ fn overflow_never_evicts_the_revocation_being_recorded() {
         sub: "nobody",
         auth_time: 0,
         lat: i64::MAX,
+        generation: 0,
     };
     // One of the flood went instead, the oldest queued.
     assert!(!store.is_revoked(facts("s1")).unwrap());
@@ -787,4 +788,61 @@ async fn a_logout_then_a_login_in_the_same_second_is_dated_within_one_second() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// The reference reading of RFC 6265 pairs the cookie search must agree with: split every
+/// line on `;`, split each pair at its first `=`, compare the trimmed name exactly, take
+/// the first non-empty (unquoted) value.
+fn reference_find<'a>(lines: &[&'a [u8]], name: &[u8]) -> Option<&'a [u8]> {
+    lines
+        .iter()
+        .flat_map(|line| line.split(|b| *b == b';'))
+        .filter_map(|pair| {
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            (pair[..eq].trim_ascii() == name).then(|| {
+                let v = pair[eq + 1..].trim_ascii();
+                match v {
+                    [b'"', inner @ .., b'"'] => inner,
+                    _ => v,
+                }
+            })
+        })
+        .find(|v| !v.is_empty())
+}
+
+fn cookie_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"__Host-session".to_vec()),
+        Just(b"session".to_vec()),
+        Just(b"_".to_vec()),
+        Just(b";".to_vec()),
+        Just(b"=".to_vec()),
+        Just(b" ".to_vec()),
+        Just(b"\t".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b"tok.en".to_vec()),
+        Just(vec![0xff]),
+        Just(vec![0xc3]),
+        prop::collection::vec(0x20u8..0x7f, 1..4),
+    ];
+    prop::collection::vec(piece, 0..16).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_cookie_search_agrees_with_the_pairwise_reading(
+        lines in prop::collection::vec(cookie_bytes(), 1..4)
+    ) {
+        let settings = jwt_session::CookieSettings::default();
+        let mut headers = http::HeaderMap::new();
+        for line in &lines {
+            if let Ok(value) = HeaderValue::from_bytes(line) {
+                headers.append(header::COOKIE, value);
+            }
+        }
+        let stored: Vec<&[u8]> = headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()).collect();
+        prop_assert_eq!(settings.find(&headers), reference_find(&stored, b"__Host-session"));
+    }
 }

@@ -509,8 +509,8 @@ async fn login_api_csrf_and_status_follow_the_contract() {
     cookie.assert_session_attributes();
     assert!(cookie.attr("secure").is_none(), "plain-http dev cookie");
     assert!(
-        (595..=600).contains(&cookie.max_age()),
-        "Max-Age follows exp (idle 10m): {:?}",
+        cookie.attr("max-age").is_none() && cookie.attr("expires").is_none(),
+        "without remember: a browser-session cookie: {:?}",
         cookie.raw
     );
     assert_no_store(&headers);
@@ -673,7 +673,11 @@ async fn login_api_csrf_and_status_follow_the_contract() {
     let fresh = one_session_cookie(&headers);
     fresh.assert_session_attributes();
     assert_ne!(fresh.value, alice.token, "refresh mints a new token");
-    assert!((595..=600).contains(&fresh.max_age()), "{:?}", fresh.raw);
+    assert!(
+        fresh.attr("max-age").is_none(),
+        "a reissue keeps the browser-session cookie: {:?}",
+        fresh.raw
+    );
     let refreshed = Sess {
         token: fresh.value,
         csrf: csrf.clone(),
@@ -788,6 +792,176 @@ async fn hostile_sibling_cookies_and_wrong_scheme_origins_are_handled_over_a_soc
     expect_error(res, 403, "origin_rejected").await;
     let res = post_note(own).await.unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+/// The session lifecycle of DESIGN.md over a real socket: remember me, profile update in
+/// place, a sensitive route that needs a fresh login, re-authentication, and a login
+/// over a live session.
+#[tokio::test]
+async fn session_lifecycle_follows_the_contract() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        data.path(),
+        &[
+            ("JWT_SESSION_IDLE", "10m"),
+            ("JWT_SESSION_FRESH", "1s"),
+            ("JWT_SESSION_REMEMBER_IDLE", "2h"),
+            ("JWT_SESSION_REMEMBER_ABSOLUTE", "3h"),
+        ],
+    );
+    let http = client();
+
+    // Remember me: a persistent cookie with the remembered lifetimes.
+    let res = http
+        .post(server.url("/login"))
+        .json(&json!({ "username": "bob", "password": "builder", "remember": true }))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cookie = one_session_cookie(&headers);
+    assert!(
+        (7195..=7200).contains(&cookie.max_age()),
+        "{:?}",
+        cookie.raw
+    );
+    let bob = Sess {
+        token: cookie.value,
+        csrf: body["csrf"].as_str().unwrap().to_owned(),
+    };
+    assert_eq!(bob.claims()["rem"], true);
+    let me = expect_me(&http, &server, &bob, "bob").await;
+    assert_eq!(me["remember"], true);
+
+    // Profile: the app data changes in place — one new cookie, same session.
+    let alice = login(&http, &server, "alice", "wonderland").await;
+    let res = post_with(
+        &http,
+        &server,
+        "/api/profile",
+        &alice,
+        Some(json!({ "display_name": "Alice L." })),
+    )
+    .await;
+    let (status, headers, body) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cookie = one_session_cookie(&headers);
+    let updated = Sess {
+        token: cookie.value,
+        csrf: alice.csrf.clone(),
+    };
+    let (old, new) = (alice.claims(), updated.claims());
+    for claim in ["sid", "auth_time", "csrf"] {
+        assert_eq!(old[claim], new[claim], "{claim} kept by an update");
+    }
+    assert_ne!(old["jti"], new["jti"]);
+    let me = expect_me(&http, &server, &updated, "alice").await;
+    assert_eq!(me["display_name"], "Alice L.");
+    let res = post_with(
+        &http,
+        &server,
+        "/api/profile",
+        &updated,
+        Some(json!({ "display_name": "" })),
+    )
+    .await;
+    expect_error(res, 422, "invalid_display_name").await;
+
+    // A sensitive route: fresh right after login…
+    let res = post_with(
+        &http,
+        &server,
+        "/api/password",
+        &updated,
+        Some(json!({ "new_password": "looking-glass" })),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // …not 2 s later (JWT_SESSION_FRESH=1s): 403 with max_age, the session stays valid.
+    sleep_until_unix(
+        new["fresh"].as_i64().unwrap() + 2,
+        Duration::from_millis(50),
+    )
+    .await;
+    let res = post_with(
+        &http,
+        &server,
+        "/api/password",
+        &updated,
+        Some(json!({ "new_password": "through-the-glass" })),
+    )
+    .await;
+    let url = res.url().clone();
+    let (status, headers, body) = body_json(res).await;
+    assert_eq!(status.as_u16(), 403, "{url}: {body}");
+    assert_eq!(body["error"]["code"], "session_reauth_required");
+    assert_eq!(body["error"]["max_age"], 1);
+    assert_no_session_cookie(&headers, "a reauth refusal keeps the session");
+    expect_me(&http, &server, &updated, "alice").await;
+
+    // Re-authentication: a wrong password is 401 invalid_credentials, the session lives.
+    let res = post_with(
+        &http,
+        &server,
+        "/reauth",
+        &updated,
+        Some(json!({ "password": "wonderland" })),
+    )
+    .await;
+    let headers = expect_error(res, 401, "invalid_credentials").await;
+    assert_no_session_cookie(&headers, "a wrong reauth password keeps the session");
+    expect_me(&http, &server, &updated, "alice").await;
+    // The right (changed) password marks it fresh; auth_time does not move.
+    let res = post_with(
+        &http,
+        &server,
+        "/reauth",
+        &updated,
+        Some(json!({ "password": "looking-glass" })),
+    )
+    .await;
+    let (status, headers, body) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh = Sess {
+        token: one_session_cookie(&headers).value,
+        csrf: alice.csrf.clone(),
+    };
+    assert_eq!(fresh.claims()["auth_time"], old["auth_time"]);
+    assert!(fresh.claims()["fresh"].as_i64() > new["fresh"].as_i64());
+    let res = post_with(
+        &http,
+        &server,
+        "/api/password",
+        &fresh,
+        Some(json!({ "new_password": "through-the-glass" })),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // A login over a live session (with its CSRF token) ends that session.
+    let res = http
+        .post(server.url("/login"))
+        .header(COOKIE, fresh.cookie())
+        .header(CSRF, &fresh.csrf)
+        .json(&json!({ "username": "alice", "password": "through-the-glass" }))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let next = one_session_cookie(&headers);
+    let next = Sess {
+        token: next.value,
+        csrf: body["csrf"].as_str().unwrap().to_owned(),
+    };
+    assert_ne!(next.claims()["sid"], fresh.claims()["sid"]);
+    expect_session_refused(
+        get_with(&http, &server, "/api/me", &fresh).await,
+        "session_revoked",
+    )
+    .await;
+    expect_me(&http, &server, &next, "alice").await;
 }
 
 #[tokio::test]
@@ -972,6 +1146,10 @@ async fn idle_expiry_over_a_real_socket() {
             ("JWT_SESSION_IDLE", "4s"),
             ("JWT_SESSION_LEEWAY", "0s"),
             ("JWT_SESSION_REISSUE_AFTER", "1s"),
+            // A remembered login (persistent cookie, so the jar expires it) with the
+            // same lifetimes.
+            ("JWT_SESSION_REMEMBER_IDLE", "4s"),
+            ("JWT_SESSION_REMEMBER_ABSOLUTE", "8h"),
         ],
     );
     let started = Instant::now();
@@ -980,7 +1158,7 @@ async fn idle_expiry_over_a_real_socket() {
 
     let res = browser
         .post(server.url("/login"))
-        .json(&json!({ "username": "alice", "password": "wonderland" }))
+        .json(&json!({ "username": "alice", "password": "wonderland", "remember": true }))
         .send()
         .await
         .unwrap();

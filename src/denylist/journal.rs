@@ -12,9 +12,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t")]
 pub(crate) enum Record {
-    /// A revoked session.
+    /// A revoked session: its tokens below generation `floor` are refused; [`FULL`]
+    /// (the default, and every record written before generations existed) refuses them
+    /// all.
     #[serde(rename = "s")]
-    Session { sid: String, exp: i64, at: i64 },
+    Session {
+        sid: String,
+        exp: i64,
+        at: i64,
+        #[serde(default = "full", skip_serializing_if = "is_full")]
+        floor: u32,
+    },
     /// Every session of `sub` with `auth_time <= before`.
     #[serde(rename = "u")]
     Subject {
@@ -26,6 +34,17 @@ pub(crate) enum Record {
     /// The overflow watermark was raised to `at`.
     #[serde(rename = "w")]
     Watermark { at: i64 },
+}
+
+/// The floor of a whole-session revocation: every generation is below it.
+pub(crate) const FULL: u32 = u32::MAX;
+
+fn full() -> u32 {
+    FULL
+}
+
+fn is_full(floor: &u32) -> bool {
+    *floor == FULL
 }
 
 impl Record {

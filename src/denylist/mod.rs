@@ -36,6 +36,9 @@ pub struct TokenFacts<'a> {
     pub auth_time: i64,
     /// Last activity (UNIX seconds).
     pub lat: i64,
+    /// The session's data generation (`gen`): tokens below a retired generation of
+    /// their session are refused.
+    pub generation: u32,
 }
 
 impl<'a> TokenFacts<'a> {
@@ -46,9 +49,15 @@ impl<'a> TokenFacts<'a> {
             sub: &claims.sub,
             auth_time: claims.auth_time,
             lat: claims.lat,
+            generation: claims.generation,
         }
     }
 }
+
+/// The highest generation a token can carry: below the floor of a whole-session
+/// revocation (`u32::MAX`), so asking about a token of this generation tells whether the
+/// session itself is revoked.
+pub(crate) const NEWEST_GENERATION: u32 = u32::MAX - 1;
 
 /// A place that records revocations and answers "is this token revoked?".
 ///
@@ -86,8 +95,36 @@ pub trait RevocationStore: Send + Sync + 'static {
         clock: &dyn Clock,
     ) -> Result<i64, RevocationError>;
 
-    /// Is this token revoked: its session, its subject before its login, or (after an
-    /// overflow) idle since before the watermark?
+    /// Stop accepting tokens of session `sid` whose generation is below `generation`
+    /// (an update that retired older tokens, see [`Update::retire_older`]); tokens of
+    /// that generation and above stay valid. Kept as long as a session revocation would
+    /// be (I2). A later revocation of the whole session still wins.
+    ///
+    /// [`Update::retire_older`]: crate::Update::retire_older
+    ///
+    /// The default (for stores written before generations existed) supports nothing and
+    /// says so: older tokens then stay valid until they expire, and the layer logs the
+    /// error. Both stores of this crate implement it.
+    ///
+    /// # Errors
+    ///
+    /// As [`revoke_session`](Self::revoke_session).
+    fn retire_generations(
+        &self,
+        sid: &str,
+        generation: u32,
+        auth_time: i64,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> Result<(), RevocationError> {
+        let _ = (sid, generation, auth_time, policy, clock);
+        Err(RevocationError::Backend(
+            "this revocation store cannot retire older tokens of a session".into(),
+        ))
+    }
+
+    /// Is this token revoked: its session (or its generation of the session), its
+    /// subject before its login, or (after an overflow) idle since before the watermark?
     ///
     /// # Errors
     ///

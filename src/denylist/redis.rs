@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 pub use self::options::{DEFAULT_NAMESPACE, DEFAULT_PROPAGATION_MARGIN, RedisDenylistOptions};
 use self::outbox::{Outbox, Outgoing};
-use super::journal::Record;
+use super::journal::{FULL, Record};
 use super::memory::MemoryDenylist;
 use super::{RevocationStore, TokenFacts};
 use crate::claims::Policy;
@@ -208,7 +208,12 @@ impl Names {
 
     fn key(&self, record: &Record) -> Option<String> {
         match record {
-            Record::Session { sid, .. } => Some(format!("{}sid:{sid}", self.prefix)),
+            // A retired generation gets a key of its own, so it never overwrites a
+            // revocation of the whole session (or a higher floor) in Redis.
+            Record::Session { sid, floor, .. } if *floor == FULL => {
+                Some(format!("{}sid:{sid}", self.prefix))
+            }
+            Record::Session { sid, floor, .. } => Some(format!("{}gen:{floor}:{sid}", self.prefix)),
             Record::Subject { sub, before, .. } => {
                 Some(format!("{}sub:{before}:{sub}", self.prefix))
             }
@@ -257,6 +262,7 @@ impl Shared {
             sub: "",
             auth_time: i64::MAX,
             lat: i64::MAX,
+            generation: super::NEWEST_GENERATION,
         };
         self.mirror.is_revoked(probe).unwrap_or(false)
     }
@@ -272,7 +278,12 @@ impl Shared {
             }
         };
         let record = match record {
-            Record::Session { sid, exp, at } if !first && !self.holds_session(&sid) => {
+            Record::Session {
+                sid,
+                exp,
+                at,
+                floor: FULL,
+            } if !first && !self.holds_session(&sid) => {
                 // Learned now: tokens this instance reissued before now may live until
                 // now + their lifetime; keep the revocation as long (I1).
                 let now = self.opts.clock.now();
@@ -281,11 +292,21 @@ impl Shared {
                 if now.saturating_sub(at) > self.margin {
                     // Learned late: tell the others too, dated now, so that they keep it as
                     // long as this instance must.
-                    let redated = Record::Session { sid, exp, at: now };
+                    let redated = Record::Session {
+                        sid,
+                        exp,
+                        at: now,
+                        floor: FULL,
+                    };
                     self.share(&redated, exp, now);
                     redated
                 } else {
-                    Record::Session { sid, exp, at }
+                    Record::Session {
+                        sid,
+                        exp,
+                        at,
+                        floor: FULL,
+                    }
                 }
             }
             other => other,
@@ -443,6 +464,28 @@ impl Drop for RedisDenylist {
     }
 }
 
+impl RedisDenylist {
+    /// Publish a session record with the propagation margin added to its lifetime.
+    fn share_session(&self, record: Record, clock: &dyn Clock) {
+        if let Record::Session {
+            sid,
+            exp,
+            at,
+            floor,
+        } = record
+        {
+            let exp = exp.saturating_add(self.shared.margin);
+            let wire = Record::Session {
+                sid,
+                exp,
+                at,
+                floor,
+            };
+            self.shared.share(&wire, exp, clock.now());
+        }
+    }
+}
+
 impl RevocationStore for RedisDenylist {
     fn revoke_session(
         &self,
@@ -455,11 +498,23 @@ impl RevocationStore for RedisDenylist {
             .shared
             .mirror
             .revoke_session_record(sid, auth_time, policy, clock);
-        if let Record::Session { sid, exp, at } = record {
-            let exp = exp.saturating_add(self.shared.margin);
-            self.shared
-                .share(&Record::Session { sid, exp, at }, exp, clock.now());
-        }
+        self.share_session(record, clock);
+        durable
+    }
+
+    fn retire_generations(
+        &self,
+        sid: &str,
+        generation: u32,
+        auth_time: i64,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> Result<(), RevocationError> {
+        let (record, durable) = self
+            .shared
+            .mirror
+            .retire_record(sid, generation, auth_time, policy, clock);
+        self.share_session(record, clock);
         durable
     }
 

@@ -60,7 +60,7 @@ pub(crate) fn verify<T: SessionData>(
         None => Arc::new(codec.decode::<T>(token.as_bytes())?.claims),
     };
     let now = config.clock().now();
-    let policy = *config.policy();
+    let policy = *config.policy_for(claims.rem);
     if let Err(reason) = claims.check(now, &policy) {
         if !fresh {
             state.cache.remove(token);

@@ -13,7 +13,7 @@ use crate::claims::Claims;
 use crate::error::Refusal;
 use crate::headers::{TOKEN_HEADER, TOKEN_NAME};
 use crate::response::{self, add_removal, issue_failed};
-use crate::session::{Ask, Login, PendingLogin, Session, SessionData};
+use crate::session::{Asks, Login, PendingLogin, PendingUpdate, Session, SessionData};
 
 /// What the response half needs: the request's admission and its span.
 struct Ctx<T> {
@@ -88,35 +88,78 @@ where
     }
 }
 
+/// Carry out what the handler asked (its response parts), or reissue when due. Parts
+/// compose in this order: 1. `Logout` / `LogoutAll` — or a `Login` over a live session —
+/// end the current session; 2. `Login` starts the new one; or `Update` /
+/// `Reauthenticated` / `Refresh` reissue the current one (these three combine: the new
+/// token has the new data and, with `Reauthenticated`, `fresh = now`). Ending a session
+/// and changing it in one response contradict each other: 500
+/// `session_parts_conflict`, and nothing is done.
 fn finish<T: SessionData, B: From<String>>(ctx: Ctx<T>, mut res: Response<B>) -> Response<B> {
     let admission = &ctx.admission;
     let state = &*admission.state;
-    if let Some(PendingLogin(login)) = res.extensions_mut().remove::<PendingLogin<T>>() {
+    let extensions = res.extensions_mut();
+    let login = extensions.remove::<PendingLogin<T>>().map(|p| p.0);
+    let update = extensions.remove::<PendingUpdate<T>>().map(|p| p.0);
+    let asks = extensions.remove::<Asks>().unwrap_or_default();
+    let session = admission.session();
+    let ending = asks.logout || asks.logout_all;
+    let changing = update.is_some() || asks.refresh || asks.reauthenticated;
+    if changing && (ending || login.is_some()) {
+        return response::parts_conflict(
+            "a response both ends or replaces the session and changes it \
+             (Logout/LogoutAll/Login with Update/Refresh/Reauthenticated)",
+        );
+    }
+    if (update.is_some() || asks.reauthenticated) && session.is_none() {
+        return response::parts_conflict(
+            "Update or Reauthenticated on a response without a valid session",
+        );
+    }
+    if let Some(session) = session
+        && (ending || login.is_some())
+    {
+        // A login over a live session ends it too: a login always starts a new `sid`.
+        let ended = end_session(state, session, asks.logout_all);
+        if ended.is_err() && login.is_none() {
+            return with_removal(state, response::revocation_failed());
+        }
+    }
+    if let Some(login) = login {
         return issue_login(state, login, res);
     }
-    let ask = res.extensions_mut().remove::<Ask>();
-    match (ask, admission.session()) {
-        (Some(Ask::Logout), Some(session)) => logout(state, session, false, res),
-        (Some(Ask::LogoutAll), Some(session)) => logout(state, session, true, res),
-        (Some(Ask::Logout | Ask::LogoutAll), None) => with_removal(state, res),
-        (Some(Ask::Refresh), Some(session)) => reissue(state, session, true, admission.source, res),
-        (None, Some(session)) if res.status().as_u16() < 400 && !admission.passive => {
-            reissue(state, session, false, admission.source, res)
-        }
-        (_, Some(session)) => {
-            let now = state.config.clock().now();
-            stamp(&mut res, session.claims(), state, now);
-            res
-        }
-        (_, None) if admission.clears_cookie() => with_removal(state, res),
-        (_, None) => res,
+    if ending {
+        return with_removal(state, res);
     }
+    let Some(session) = session else {
+        return if admission.clears_cookie() {
+            with_removal(state, res)
+        } else {
+            res
+        };
+    };
+    let change = if update.is_some() || asks.reauthenticated {
+        Change::Update {
+            data: update.as_ref().map(|u| u.data.clone()),
+            retire_older: update.as_ref().is_some_and(|u| u.retire_older),
+            fresh: asks.reauthenticated,
+        }
+    } else if asks.refresh {
+        Change::Now
+    } else if res.status().as_u16() < 400 && !admission.passive {
+        Change::IfDue
+    } else {
+        let now = state.config.clock().now();
+        stamp(&mut res, session.claims(), session, now);
+        return res;
+    };
+    reissue(state, session, change, admission.source, res)
 }
 
-fn stamp<T, B>(res: &mut Response<B>, claims: &Claims<T>, state: &LayerState<T>, now: i64) {
+fn stamp<T, U, B>(res: &mut Response<B>, claims: &Claims<U>, session: &Session<T>, now: i64) {
     response::stamp(
         res.headers_mut(),
-        claims.seconds_left(now, state.config.policy()),
+        claims.seconds_left(now, session.policy()),
     );
 }
 
@@ -125,105 +168,124 @@ fn with_removal<T, B>(state: &LayerState<T>, mut res: Response<B>) -> Response<B
     res
 }
 
+/// The `Set-Cookie` of a token: persistent (`Max-Age` follows `exp`) unless the config
+/// gives sessions that are not remembered a browser-session cookie.
+fn session_cookie<T>(
+    state: &LayerState<T>,
+    token: &str,
+    claims_remembered: bool,
+    seconds_left: u64,
+) -> Result<HeaderValue, crate::error::EncodeError> {
+    let config = &state.config;
+    let persistent = claims_remembered || !config.browser_session_cookies();
+    config
+        .cookie()
+        .issue_with(token, persistent.then_some(seconds_left))
+}
+
 fn issue_login<T: SessionData, B: From<String>>(
     state: &LayerState<T>,
     login: Login<T>,
     mut res: Response<B>,
 ) -> Response<B> {
     let config = &state.config;
-    let now = config.clock().now();
-    // A login in the same second as a "log out everywhere" of this user is dated one
-    // second later, so that `auth_time <= T` does not refuse it. No further: a token's
-    // `auth_time` may lead its `iat` by one second at most (`Claims::check`). After a
-    // second cut-off in the same second (which already covers a login dated `now + 1`),
-    // no date works until the clock moves on: ask the client to retry.
-    let auth_time = match state.store.subject_revoked_at(&login.sub) {
-        Some(t) if t > now => {
-            tracing::warn!("login refused: the user's sessions were ended again this second");
-            return response::login_retry();
-        }
-        Some(t) if t == now => t.saturating_add(crate::claims::LOGIN_DATING_SLACK),
-        _ => now,
-    };
-    let claims = match Claims::for_login(
-        login.sub,
-        login.data,
-        login.csrf,
-        auth_time,
-        now,
-        config.policy(),
-        config.codec().issuer(),
-        config.codec().audience(),
-    ) {
-        Ok(c) => c,
-        Err(e) => return issue_failed(&e.to_string()),
-    };
-    let cookie = config.codec().encode(&claims).and_then(|token| {
-        config
-            .cookie()
-            .issue(&token, claims.seconds_left(now, config.policy()))
-    });
-    match cookie {
-        Ok(cookie) => {
+    let minted =
+        crate::handle::mint_login(config, &*state.store, login).and_then(|(token, claims)| {
+            let now = config.clock().now();
+            let policy = config.policy_for(claims.rem);
+            let left = claims.seconds_left(now, policy);
+            let cookie = session_cookie(state, &token, claims.rem, left)?;
+            Ok((claims, cookie, left))
+        });
+    match minted {
+        Ok((claims, cookie, left)) => {
             let span = tracing::Span::current();
             if !span.is_disabled() {
                 span.record("sid", crate::obs::sid_tag(&claims.sid));
             }
             crate::obs::issued();
-            res.headers_mut().append(header::SET_COOKIE, cookie);
-            stamp(&mut res, &claims, state, now);
+            let headers = res.headers_mut();
+            headers.append(header::SET_COOKIE, cookie);
+            response::stamp(headers, left);
             res
         }
+        Err(crate::error::EncodeError::LoginTooSoon) => response::login_retry(),
         Err(e) => issue_failed(&e.to_string()),
     }
 }
 
-fn logout<T: SessionData, B: From<String>>(
+/// Revoke the current session (or, `all`, every session of its user). The revocation
+/// applies in this process even when it could not be made durable; that is logged.
+fn end_session<T>(
     state: &LayerState<T>,
     session: &Session<T>,
     all: bool,
-    res: Response<B>,
-) -> Response<B> {
+) -> Result<(), crate::error::RevocationError> {
     let config = &state.config;
     let claims = session.claims();
     let result = if all {
         state
             .store
-            .revoke_subject(&claims.sub, config.policy(), config.clock())
+            .revoke_subject(&claims.sub, config.longest_policy(), config.clock())
             .map(|_| ())
     } else {
         state.store.revoke_session(
             &claims.sid,
             claims.auth_time,
-            config.policy(),
+            session.policy(),
             config.clock(),
         )
     };
-    match result {
-        Ok(()) => {
-            crate::obs::revoked(all);
-            with_removal(state, res)
-        }
-        Err(e) => {
-            // The revocation applies in this process, but it may not survive a restart or
-            // reach other instances: say so instead of pretending.
-            tracing::error!(all, error = %e, "revocation not durable");
-            with_removal(state, response::revocation_failed())
-        }
+    crate::obs::revoked(all);
+    if let Err(e) = &result {
+        // The revocation applies in this process, but it may not survive a restart or
+        // reach other instances: say so instead of pretending.
+        tracing::error!(all, error = %e, "revocation not durable");
+    }
+    result
+}
+
+/// Older tokens of this session stop being accepted: the store refuses tokens of this
+/// `sid` below the new generation (I2 TTL, shared like any revocation). Recorded before
+/// the new token is sent, so a request in flight with an older token that finishes after
+/// this point reissues nothing.
+fn retire<T, U>(state: &LayerState<T>, next: &Claims<U>, policy: &crate::claims::Policy) {
+    if let Err(e) = state.store.retire_generations(
+        &next.sid,
+        next.generation,
+        next.auth_time,
+        policy,
+        state.config.clock(),
+    ) {
+        tracing::error!(error = %e, "retiring older tokens not durable");
     }
 }
 
-/// Reissue when due (or `force`d by [`Refresh`](crate::Refresh)). I3: read the clock, then
-/// check revocation, then mint with `lat` = that reading.
+/// How the current session's token is to change on this response.
+enum Change<T> {
+    /// Reissue if `reissue_after` has passed.
+    IfDue,
+    /// Reissue now ([`Refresh`](crate::Refresh)).
+    Now,
+    /// Reissue now with new data and/or `fresh = now`.
+    Update {
+        data: Option<T>,
+        retire_older: bool,
+        fresh: bool,
+    },
+}
+
+/// Reissue when due or asked. I3: read the clock, then check revocation, then mint with
+/// `lat` = that reading.
 fn reissue<T: SessionData, B>(
     state: &LayerState<T>,
     session: &Session<T>,
-    force: bool,
+    change: Change<T>,
     source: Option<Source>,
     mut res: Response<B>,
 ) -> Response<B> {
     let config = &state.config;
-    let policy = config.policy();
+    let policy = session.policy();
     let claims = session.claims();
     // I3: read the clock, then check revocation, then mint with `lat` = that reading. The
     // check runs even when no reissue is due, so a session revoked while this request
@@ -231,38 +293,69 @@ fn reissue<T: SessionData, B>(
     let now = config.clock().now();
     match super::check_revocation(&*state.store, claims) {
         Ok(()) => {}
+        Err(Refusal::Revoked) if !super::session_revoked(&*state.store, claims) => {
+            // Only superseded: an update retired this token while the request ran. The
+            // browser already holds the newer cookie; set none that would replace it.
+            return res;
+        }
         Err(Refusal::Revoked) => {
             tracing::info!("session revoked during the request: no reissue, cookie cleared");
             return with_removal(state, res);
         }
         Err(_) => {
             // Cannot tell: mint nothing, keep the current token (fail closed).
-            stamp(&mut res, claims, state, now);
+            stamp(&mut res, claims, session, now);
             return res;
         }
     }
-    if !force && !claims.reissue_due(now, policy) {
-        stamp(&mut res, claims, state, now);
+    if matches!(change, Change::IfDue) && !claims.reissue_due(now, policy) {
+        stamp(&mut res, claims, session, now);
         return res;
     }
     if claims.check(now, policy).is_err() {
         return with_removal(state, res);
     }
+    let next = match change {
+        Change::Update {
+            data,
+            retire_older,
+            fresh,
+        } => {
+            let data = data.unwrap_or_else(|| claims.data.clone());
+            claims
+                .updated(data, now, policy, retire_older)
+                .inspect(|next| {
+                    if retire_older {
+                        retire(state, next, policy);
+                    }
+                })
+                .map(|mut next| {
+                    if fresh {
+                        next.fresh = Some(next.iat);
+                    }
+                    next
+                })
+        }
+        Change::IfDue | Change::Now => claims.slid(now, policy),
+    };
     let bearer = source == Some(Source::Bearer);
-    let issued = claims.slid(now, policy).and_then(|next| {
+    let issued = next.and_then(|next| {
         let token = config.codec().encode(&next)?;
+        let left = next.seconds_left(now, policy);
         let header = if bearer {
             let value = HeaderValue::try_from(token)
                 .map_err(|e| crate::error::EncodeError::Serialize(e.to_string()))?;
             (TOKEN_NAME, value)
         } else {
-            let max_age = next.seconds_left(now, policy);
-            (header::SET_COOKIE, config.cookie().issue(&token, max_age)?)
+            (
+                header::SET_COOKIE,
+                session_cookie(state, &token, next.rem, left)?,
+            )
         };
-        Ok((next, header))
+        Ok((next, header, left))
     });
     match issued {
-        Ok((next, (name, value))) => {
+        Ok((_next, (name, value), left)) => {
             crate::obs::reissued();
             let headers = res.headers_mut();
             headers.append(name, value);
@@ -272,11 +365,11 @@ fn reissue<T: SessionData, B>(
                     HeaderValue::from_static(TOKEN_HEADER),
                 );
             }
-            stamp(&mut res, &next, state, now);
+            response::stamp(headers, left);
         }
         Err(e) => {
             tracing::error!(error = %e, "reissue failed; keeping the current token");
-            stamp(&mut res, claims, state, now);
+            stamp(&mut res, claims, session, now);
         }
     }
     res

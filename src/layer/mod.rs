@@ -57,6 +57,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 pub(crate) use admission::{Admission, Verdict};
+pub(crate) use cache::verify;
 pub use future::ResponseFuture;
 pub use service::SessionService;
 
@@ -150,6 +151,12 @@ impl<T: SessionData> SessionLayer<T> {
     pub fn store(&self) -> &Arc<dyn RevocationStore> {
         &self.state.store
     }
+
+    /// A cloneable handle on this layer's sessions for handlers and background jobs:
+    /// issue a token, end a session, end a user's sessions.
+    pub fn handle(&self) -> crate::SessionHandle<T> {
+        crate::SessionHandle::new(self.state.clone())
+    }
 }
 
 impl<S, T> tower_layer::Layer<S> for SessionLayer<T> {
@@ -158,6 +165,20 @@ impl<S, T> tower_layer::Layer<S> for SessionLayer<T> {
     fn layer(&self, inner: S) -> Self::Service {
         SessionService::new(inner, self.state.clone())
     }
+}
+
+/// Whether the session itself is revoked (not only an older generation of its tokens):
+/// asked as a token of the newest generation. A store that cannot answer counts as
+/// revoked (fail closed).
+pub(crate) fn session_revoked<T>(
+    store: &dyn RevocationStore,
+    claims: &crate::claims::Claims<T>,
+) -> bool {
+    let facts = crate::denylist::TokenFacts {
+        generation: crate::denylist::NEWEST_GENERATION,
+        ..crate::denylist::TokenFacts::of(claims)
+    };
+    store.is_revoked(facts).unwrap_or(true)
 }
 
 /// Ask the revocation store about `claims`: `Revoked`, or `RevocationUnavailable` when it

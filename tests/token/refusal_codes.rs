@@ -33,7 +33,10 @@ fn refusal_codes_are_unique_snake_case() {
 fn refusal_statuses_are_401_403_503() {
     for refusal in Refusal::ALL {
         let expected = match refusal {
-            Refusal::CsrfMissing | Refusal::CsrfMismatch | Refusal::OriginRejected => 403,
+            Refusal::CsrfMissing
+            | Refusal::CsrfMismatch
+            | Refusal::OriginRejected
+            | Refusal::ReauthRequired => 403,
             Refusal::RevocationUnavailable => 503,
             _ => 401,
         };
@@ -44,4 +47,7 @@ fn refusal_statuses_are_401_403_503() {
     assert!(!Refusal::CsrfMismatch.ends_session());
     assert!(!Refusal::RevocationUnavailable.ends_session());
     assert!(!Refusal::Missing.ends_session());
+    // Step-up is not the end of the session; data from an incompatible version is.
+    assert!(!Refusal::ReauthRequired.ends_session());
+    assert!(Refusal::DataInvalid.ends_session());
 }

@@ -9,11 +9,15 @@ use dashmap::DashMap;
 /// revoked again (a second logout-all of the same second, a record replayed from
 /// another instance) leaves a stale item behind, which must never evict the entry that
 /// replaced it — revocation times are whole seconds, so `at` cannot tell them apart.
+///
+/// `floor`: tokens of the session whose generation is below it are refused — `FULL` for
+/// a revoked session, a lower one where an update retired older tokens.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SessionEntry {
     pub(super) exp: i64,
     pub(super) at: i64,
     pub(super) seq: u64,
+    pub(super) floor: u32,
 }
 
 /// A revoked subject ("every session with `auth_time <= before`"); `seq` as in
@@ -82,10 +86,10 @@ impl SessionMap {
             SidKey::Text(text) => self.text.get(text).map(|e| *e),
         }
     }
-    pub(super) fn contains_str(&self, sid: &str) -> bool {
+    pub(super) fn get_str(&self, sid: &str) -> Option<SessionEntry> {
         match inline_sid(sid) {
-            Some(raw) => self.raw.contains_key(&raw),
-            None => self.text.contains_key(sid),
+            Some(raw) => self.raw.get(&raw).map(|e| *e),
+            None => self.text.get(sid).map(|e| *e),
         }
     }
     pub(super) fn insert(&self, key: SidKey, entry: SessionEntry) {

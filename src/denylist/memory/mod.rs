@@ -20,7 +20,7 @@ use dashmap::DashMap;
 
 use self::evict::Queue;
 use self::ids::{Hasher, SessionMap, SubjectEntry};
-use super::journal::{Journal, JournalSummary, Record};
+use super::journal::{FULL, Journal, JournalSummary, Record};
 use super::{RevocationStore, TokenFacts};
 use crate::claims::Policy;
 use crate::clock::Clock;
@@ -230,9 +230,25 @@ impl RevocationStore for MemoryDenylist {
         })
     }
 
+    fn retire_generations(
+        &self,
+        sid: &str,
+        generation: u32,
+        auth_time: i64,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> Result<(), RevocationError> {
+        self.retire_record(sid, generation, auth_time, policy, clock)
+            .1
+    }
+
     fn is_revoked(&self, token: TokenFacts<'_>) -> Result<bool, RevocationError> {
         // Entries first, watermark last: see `evict`.
-        if self.sessions.contains_str(token.sid) {
+        if self
+            .sessions
+            .get_str(token.sid)
+            .is_some_and(|e| token.generation < e.floor)
+        {
             return Ok(true);
         }
         if self
@@ -291,6 +307,11 @@ pub struct RevocationEntry {
     /// When the revocation was recorded (UNIX seconds). `i64::MAX` for a revocation
     /// caught while it is being recorded (visible, not yet dated).
     pub revoked_at: i64,
+    /// For a session revocation made by an update that retired older tokens
+    /// ([`Update::retire_older`](crate::Update::retire_older)): tokens of the session
+    /// below this generation are refused, newer ones accepted. `None` for a revoked
+    /// session (every token refused) and for subject revocations.
+    pub retired_below: Option<u32>,
     /// The end of its I2 TTL (UNIX seconds): a sweep at or after this drops it, since no
     /// token it refuses can still be valid then.
     pub expires_at: i64,
@@ -317,6 +338,7 @@ impl MemoryDenylist {
                 id,
                 before: None,
                 revoked_at: e.at,
+                retired_below: (e.floor != FULL).then_some(e.floor),
                 expires_at: e.exp,
             })
             .collect();
@@ -324,6 +346,7 @@ impl MemoryDenylist {
             id: e.key().to_string(),
             before: Some(e.value().before),
             revoked_at: e.value().at,
+            retired_below: None,
             expires_at: e.value().exp,
         }));
         entries.sort_by(|a, b| (a.revoked_at, &a.id).cmp(&(b.revoked_at, &b.id)));

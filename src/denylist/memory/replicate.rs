@@ -7,7 +7,7 @@ use super::ids::{SessionEntry, SidKey, SubjectEntry};
 use super::{MemoryDenylist, lock};
 use crate::claims::Policy;
 use crate::clock::Clock;
-use crate::denylist::journal::Record;
+use crate::denylist::journal::{FULL, Record};
 use crate::denylist::{session_ttl, subject_ttl};
 use crate::error::RevocationError;
 
@@ -31,16 +31,63 @@ impl MemoryDenylist {
                 exp: upper,
                 at: i64::MAX,
                 seq: u64::MAX,
+                floor: FULL,
             },
         );
         let at = clock.now();
         let exp = session_ttl(auth_time, at, policy);
         let seq = order.push(at, QueuedKey::Session(key.clone()));
-        self.sessions.insert(key, SessionEntry { exp, at, seq });
+        self.sessions.insert(
+            key,
+            SessionEntry {
+                exp,
+                at,
+                seq,
+                floor: FULL,
+            },
+        );
         let record = Record::Session {
             sid: sid.to_owned(),
             exp,
             at,
+            floor: FULL,
+        };
+        let result = self.settle(&mut order, &record);
+        (record, result)
+    }
+
+    /// Refuse tokens of session `sid` below `generation` from now on; as
+    /// [`revoke_session_record`](Self::revoke_session_record). Merged with what is held:
+    /// the higher floor and the later expiry win (a revoked session stays revoked).
+    pub(crate) fn retire_record(
+        &self,
+        sid: &str,
+        generation: u32,
+        auth_time: i64,
+        policy: &Policy,
+        clock: &dyn Clock,
+    ) -> (Record, Result<(), RevocationError>) {
+        let mut order = lock(&self.order);
+        let key = SidKey::new(sid);
+        let held = self.sessions.get(&key);
+        let at = clock.now();
+        let exp = session_ttl(auth_time, at, policy).max(held.map_or(i64::MIN, |e| e.exp));
+        let floor = generation.max(held.map_or(0, |e| e.floor));
+        let seq = order.push(at, QueuedKey::Session(key.clone()));
+        self.sessions.insert(
+            key,
+            SessionEntry {
+                exp,
+                at,
+                seq,
+                floor,
+            },
+        );
+        let record = Record::Session {
+            sid: sid.to_owned(),
+            exp,
+            at,
+            floor,
         };
         let result = self.settle(&mut order, &record);
         (record, result)
@@ -113,17 +160,27 @@ impl MemoryDenylist {
     pub(crate) fn apply(&self, record: &Record) -> Result<(), RevocationError> {
         let mut order = lock(&self.order);
         let applied = match record {
-            Record::Session { sid, exp, at } => {
+            Record::Session {
+                sid,
+                exp,
+                at,
+                floor,
+            } => {
                 let key = SidKey::new(sid);
-                let stronger = self.sessions.get(&key).is_none_or(|old| old.exp < *exp);
-                stronger.then(|| {
+                let merged = match self.sessions.get(&key) {
+                    Some(old) if old.exp >= *exp && old.floor >= *floor => None,
+                    Some(old) => Some((old.exp.max(*exp), old.floor.max(*floor))),
+                    None => Some((*exp, *floor)),
+                };
+                merged.map(|(exp, floor)| {
                     let seq = order.push(*at, QueuedKey::Session(key.clone()));
                     self.sessions.insert(
                         key,
                         SessionEntry {
-                            exp: *exp,
+                            exp,
                             at: *at,
                             seq,
+                            floor,
                         },
                     );
                 })

@@ -55,10 +55,23 @@ impl MemoryDenylist {
     fn restore(&mut self, record: Record) {
         let order = self.order.get_mut().unwrap_or_else(PoisonError::into_inner);
         match record {
-            Record::Session { sid, exp, at } => {
+            Record::Session {
+                sid,
+                exp,
+                at,
+                floor,
+            } => {
                 let sid = SidKey::new(&sid);
                 let seq = order.push(at, QueuedKey::Session(sid.clone()));
-                self.sessions.insert(sid, SessionEntry { exp, at, seq });
+                self.sessions.insert(
+                    sid,
+                    SessionEntry {
+                        exp,
+                        at,
+                        seq,
+                        floor,
+                    },
+                );
             }
             Record::Subject {
                 sub,
@@ -121,6 +134,7 @@ impl MemoryDenylist {
                 sid,
                 exp: e.exp,
                 at: e.at,
+                floor: e.floor,
             });
         }
         for e in self.subjects.iter() {

@@ -74,6 +74,7 @@ fn main() {
         sub: "alice",
         auth_time: now,
         lat: now,
+        generation: 0,
     };
     assert!(
         store.is_revoked(probe).expect("lookup"),
