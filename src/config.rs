@@ -37,6 +37,7 @@ pub(crate) struct Inner {
     pub(crate) codec: Codec,
     pub(crate) policy: Policy,
     pub(crate) remember_policy: Option<Policy>,
+    pub(crate) widest_policy: Policy,
     pub(crate) browser_session_cookies: bool,
     pub(crate) cookie: CookieSettings,
     pub(crate) clock: Arc<dyn Clock>,
@@ -122,14 +123,11 @@ impl SessionConfig {
         }
     }
 
-    /// The longest-lived policy: what a "log out everywhere" must outlive.
+    /// The widest of the normal and remembered policies — the longest idle and the
+    /// longest absolute timeout: what a revocation must outlive when it does not know
+    /// which kind of session it ends (a "log out everywhere", a revocation by id).
     pub(crate) fn longest_policy(&self) -> &Policy {
-        match &self.0.remember_policy {
-            Some(remember) if remember.absolute_timeout() > self.0.policy.absolute_timeout() => {
-                remember
-            }
-            _ => &self.0.policy,
-        }
+        &self.0.widest_policy
     }
 
     /// Whether sessions that are not remembered get a browser-session cookie (no
@@ -450,6 +448,15 @@ impl SessionConfigBuilder {
             )?),
             None => None,
         };
+        let widest_policy = match &remember_policy {
+            Some(r) => Policy::new(
+                policy.idle_timeout().max(r.idle_timeout()),
+                policy.absolute_timeout().max(r.absolute_timeout()),
+                reissue_after,
+                leeway,
+            )?,
+            None => policy,
+        };
         for (field, value) in [
             ("issuer", &self.issuer),
             ("audience", &self.audience),
@@ -534,6 +541,7 @@ impl SessionConfigBuilder {
             codec,
             policy,
             remember_policy,
+            widest_policy,
             browser_session_cookies: self.browser_session_cookies,
             cookie: self.cookie,
             clock: self.clock,

@@ -93,7 +93,8 @@ async fn refresh<T: SessionData>(
     session: Session<T>,
     ctx: SessionContext<T>,
 ) -> (Refresh, Json<SessionStatus>) {
-    let idle = ctx.config().policy().idle_timeout();
+    // The session's own policy: a remembered session slides by the remembered idle.
+    let idle = session.policy().idle_timeout();
     (
         Refresh,
         Json(SessionStatus::slid(&session, ctx.now(), idle)),

@@ -247,9 +247,15 @@ impl<T> Login<T> {
 /// session's generation (`gen`) is raised and the revocation store refuses tokens of
 /// this `sid` below it (an I2-style entry, shared like any revocation).
 ///
-/// A request already in flight with an older token is answered normally; its response
-/// reissues nothing (no cookie that would overwrite the updated one), and from then on
-/// that token is refused with `session_revoked` if older tokens were retired.
+/// A request already in flight with an older token is answered normally. With
+/// `retire_older` its response reissues nothing (no cookie that would overwrite the
+/// updated one) and that token is refused with `session_revoked` from then on. Without
+/// it, older tokens stay fully valid: a request in flight whose reissue is due may still
+/// send a token with the older data after the update's response. Use `retire_older` for
+/// data that must not come back (a role, a permission).
+///
+/// If the new token cannot be issued (e.g. the data makes it too large), the response is
+/// replaced by a 500 `session_issue_failed`: the handler asked for it.
 #[derive(Clone)]
 pub struct Update<T = ()> {
     pub(crate) data: T,

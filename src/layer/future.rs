@@ -105,16 +105,23 @@ fn finish<T: SessionData, B: From<String>>(ctx: Ctx<T>, mut res: Response<B>) ->
     let session = admission.session();
     let ending = asks.logout || asks.logout_all;
     let changing = update.is_some() || asks.refresh || asks.reauthenticated;
-    if changing && (ending || login.is_some()) {
-        return response::parts_conflict(
+    let conflict = if changing && (ending || login.is_some()) {
+        Some(
             "a response both ends or replaces the session and changes it \
              (Logout/LogoutAll/Login with Update/Refresh/Reauthenticated)",
-        );
-    }
-    if (update.is_some() || asks.reauthenticated) && session.is_none() {
-        return response::parts_conflict(
-            "Update or Reauthenticated on a response without a valid session",
-        );
+        )
+    } else if (update.is_some() || asks.reauthenticated) && session.is_none() {
+        Some("Update or Reauthenticated on a response without a valid session")
+    } else {
+        None
+    };
+    if let Some(detail) = conflict {
+        let failed = response::parts_conflict(detail);
+        return if admission.clears_cookie() {
+            with_removal(state, failed)
+        } else {
+            failed
+        };
     }
     if let Some(session) = session
         && (ending || login.is_some())
@@ -126,7 +133,15 @@ fn finish<T: SessionData, B: From<String>>(ctx: Ctx<T>, mut res: Response<B>) ->
         }
     }
     if let Some(login) = login {
-        return issue_login(state, login, res);
+        let replaced = session.is_some();
+        let res = issue_login(state, login, res);
+        // A login over a live session that could not be issued has still ended that
+        // session: clear its cookie too.
+        return if replaced && res.status().is_server_error() {
+            with_removal(state, res)
+        } else {
+            res
+        };
     }
     if ending {
         return with_removal(state, res);
@@ -277,7 +292,7 @@ enum Change<T> {
 
 /// Reissue when due or asked. I3: read the clock, then check revocation, then mint with
 /// `lat` = that reading.
-fn reissue<T: SessionData, B>(
+fn reissue<T: SessionData, B: From<String>>(
     state: &LayerState<T>,
     session: &Session<T>,
     change: Change<T>,
@@ -315,6 +330,8 @@ fn reissue<T: SessionData, B>(
     if claims.check(now, policy).is_err() {
         return with_removal(state, res);
     }
+    // The handler asked for this token: failing to mint it is an error, not a success.
+    let explicit = matches!(change, Change::Update { .. });
     let next = match change {
         Change::Update {
             data,
@@ -331,7 +348,9 @@ fn reissue<T: SessionData, B>(
                 })
                 .map(|mut next| {
                     if fresh {
-                        next.fresh = Some(next.iat);
+                        // Never before the login (dated a second ahead after a "log out
+                        // everywhere" of the same second).
+                        next.fresh = Some(next.iat.max(next.auth_time));
                     }
                     next
                 })
@@ -367,6 +386,7 @@ fn reissue<T: SessionData, B>(
             }
             response::stamp(headers, left);
         }
+        Err(e) if explicit => return issue_failed(&e.to_string()),
         Err(e) => {
             tracing::error!(error = %e, "reissue failed; keeping the current token");
             stamp(&mut res, claims, session, now);
