@@ -46,8 +46,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jwt_session::{
-    Keyring, Login, MemoryDenylist, Reauthenticated, RevocationStore, SessionConfig, SessionLayer,
-    Update, session_routes,
+    DEFAULT_REMEMBER_ABSOLUTE, DEFAULT_REMEMBER_IDLE, Keyring, Login, MemoryDenylist,
+    Reauthenticated, RevocationStore, SessionConfig, SessionLayer, Update, env, session_routes,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -103,27 +103,18 @@ impl App {
     }
 }
 
+/// The example's own settings; the session's come from `SessionConfigBuilder::from_env`.
 struct Settings {
     addr: SocketAddr,
-    idle: Duration,
-    absolute: Duration,
-    reissue_after: Duration,
-    leeway: Duration,
     keys: PathBuf,
     data: PathBuf,
     secure_cookies: bool,
     fresh: Duration,
-    remember_idle: Duration,
-    remember_absolute: Duration,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     redis_url: Option<String>,
 }
 
-fn env_duration(name: &str, default: &str) -> Result<Duration, String> {
-    let text = std::env::var(name).unwrap_or_else(|_| default.to_owned());
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{name}={text:?} is not a duration like 3s, 15m or 8h: {e}"))
-}
+const PREFIX: &str = "JWT_SESSION_";
 
 fn settings() -> Result<Settings, String> {
     let addr_text = std::env::var("JWT_SESSION_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
@@ -145,16 +136,13 @@ fn settings() -> Result<Settings, String> {
     }
     Ok(Settings {
         addr,
-        idle: env_duration("JWT_SESSION_IDLE", "15m")?,
-        absolute: env_duration("JWT_SESSION_ABSOLUTE", "8h")?,
-        reissue_after: env_duration("JWT_SESSION_REISSUE_AFTER", "60s")?,
-        leeway: env_duration("JWT_SESSION_LEEWAY", "5s")?,
         keys: std::env::var_os("JWT_SESSION_KEYS").map_or_else(|| "keys".into(), PathBuf::from),
         data: std::env::var_os("JWT_SESSION_DATA").map_or_else(|| "data".into(), PathBuf::from),
-        secure_cookies: std::env::var("JWT_SESSION_SECURE_COOKIES").is_ok_and(|v| v == "1"),
-        fresh: env_duration("JWT_SESSION_FRESH", "5m")?,
-        remember_idle: env_duration("JWT_SESSION_REMEMBER_IDLE", "7d")?,
-        remember_absolute: env_duration("JWT_SESSION_REMEMBER_ABSOLUTE", "30d")?,
+        secure_cookies: env::flag("JWT_SESSION_SECURE_COOKIES")
+            .map_err(|e| e.to_string())?
+            .unwrap_or(false),
+        fresh: env::duration("JWT_SESSION_FRESH", Duration::from_secs(5 * 60))
+            .map_err(|e| e.to_string())?,
         redis_url,
     })
 }
@@ -189,12 +177,11 @@ async fn run() -> Result<(), String> {
              and set JWT_SESSION_KEYS."
         );
     }
+    // The example's defaults, then every JWT_SESSION_* session setting from the
+    // environment (jwt_session::env).
     let mut builder = SessionConfig::builder(keyring)
-        .idle_timeout(s.idle)
-        .absolute_timeout(s.absolute)
-        .reissue_after(s.reissue_after)
-        .leeway(s.leeway)
-        .remember_me(s.remember_idle, s.remember_absolute)
+        .idle_timeout(Duration::from_secs(15 * 60))
+        .remember_me(DEFAULT_REMEMBER_IDLE, DEFAULT_REMEMBER_ABSOLUTE)
         .browser_session_cookies(true);
     if !s.secure_cookies {
         tracing::info!(
@@ -202,9 +189,11 @@ async fn run() -> Result<(), String> {
         );
         builder = builder.development_cookies();
     }
+    let builder = builder.from_env(PREFIX).map_err(|e| e.to_string())?;
     let config = builder.build().map_err(|e| e.to_string())?;
     let (denylist, readiness) = revocation_store(&s, &config).await?;
 
+    let config_policy = *config.policy();
     let app = router(config, denylist, readiness.clone(), App::new(s.fresh));
     let listener = tokio::net::TcpListener::bind(s.addr)
         .await
@@ -214,7 +203,7 @@ async fn run() -> Result<(), String> {
     {
         println!("listening on http://{local}");
     }
-    tracing::info!(addr = %local, idle = ?s.idle, absolute = ?s.absolute, "jwt-session example server");
+    tracing::info!(addr = %local, policy = ?config_policy, "jwt-session example server");
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             tokio::signal::ctrl_c().await.ok();

@@ -304,6 +304,43 @@ pub fn check_origin(
     }
 }
 
+/// The session's token must be presented: in the `X-CSRF-Token` header, or — for an HTML
+/// form read by [`FormCsrfLayer`](crate::form::FormCsrfLayer) — in the `csrf_token` field.
+pub(crate) fn check_request_token(
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+    expected: &CsrfToken,
+) -> Result<(), Refusal> {
+    if !headers.contains_key(CSRF_NAME)
+        && let Some(form) = extensions.get::<crate::form::FormCsrfToken>()
+    {
+        return if !form.0.is_empty() && expected.matches(form.0.as_bytes()) {
+            Ok(())
+        } else if form.0.is_empty() {
+            Err(Refusal::CsrfMissing)
+        } else {
+            Err(Refusal::CsrfMismatch)
+        };
+    }
+    check_token(headers, expected)
+}
+
+/// A hidden form field carrying `token` (`<input type="hidden" name="csrf_token" …>`),
+/// for HTML forms behind [`FormCsrfLayer`](crate::form::FormCsrfLayer).
+pub fn hidden_input(token: &str) -> String {
+    let escaped: String = token
+        .chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!(r#"<input type="hidden" name="csrf_token" value="{escaped}">"#)
+}
+
 /// The `X-CSRF-Token` header must equal the session's token (constant-time).
 ///
 /// # Errors

@@ -9,7 +9,7 @@ use http::request::Parts;
 use crate::config::SessionConfig;
 use crate::denylist::RevocationStore;
 use crate::error::Refusal;
-use crate::layer::{Admission, Verdict};
+use crate::layer::{Admission, LayerMarker, Verdict};
 use crate::response::{ErrorBody, error_response, refusal_response};
 use crate::session::{Session, SessionData};
 
@@ -20,34 +20,49 @@ pub enum SessionRejection {
     /// No valid session: 401 (or 503 if revocation could not be checked) with the
     /// reason's JSON body.
     Refused(Refusal),
-    /// The route is not behind a [`SessionLayer`](crate::SessionLayer) with this data
-    /// type: a server bug, answered with 500.
+    /// The route is not behind any [`SessionLayer`](crate::SessionLayer): a server bug,
+    /// answered with 500.
     MissingLayer,
+    /// The route is behind a [`SessionLayer`](crate::SessionLayer) of another data type
+    /// than the extractor's (e.g. `Session` behind `SessionLayer<UserData>`): a server
+    /// bug, answered with 500 naming both types.
+    DataTypeMismatch {
+        /// The layer's data type.
+        layer: &'static str,
+        /// The extractor's data type.
+        extractor: &'static str,
+    },
 }
+
+const MISSING_LAYER_CODE: &str = "session_layer_missing";
+const MISSING_LAYER: &str = "Session extractor used on a route without jwt_session::SessionLayer: \
+     add `.layer(session_layer)` to the router";
+const MISMATCH_CODE: &str = "session_data_type_mismatch";
 
 impl SessionRejection {
     /// The HTTP status of this rejection.
     pub fn status(&self) -> StatusCode {
         match self {
             SessionRejection::Refused(r) => r.status(),
-            SessionRejection::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
+            SessionRejection::MissingLayer | SessionRejection::DataTypeMismatch { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
-    /// The body text of this rejection.
+    /// The JSON body of this rejection.
     pub fn body_text(&self) -> String {
         match self {
             SessionRejection::Refused(r) => r.json_body(),
             SessionRejection::MissingLayer => {
                 ErrorBody::new(MISSING_LAYER_CODE, MISSING_LAYER).to_json()
             }
+            SessionRejection::DataTypeMismatch { .. } => {
+                ErrorBody::new(MISMATCH_CODE, &self.to_string()).to_json()
+            }
         }
     }
 }
-
-const MISSING_LAYER_CODE: &str = "session_layer_missing";
-const MISSING_LAYER: &str = "Session extractor used on a route without jwt_session::SessionLayer \
-     (or with a SessionLayer of another data type): add `.layer(session_layer)` to the router";
 
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
@@ -60,6 +75,14 @@ impl IntoResponse for SessionRejection {
                     ErrorBody::new(MISSING_LAYER_CODE, MISSING_LAYER),
                 )
             }
+            SessionRejection::DataTypeMismatch { .. } => {
+                let message = self.to_string();
+                tracing::error!("{message}");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorBody::new(MISMATCH_CODE, &message),
+                )
+            }
         }
     }
 }
@@ -69,6 +92,12 @@ impl std::fmt::Display for SessionRejection {
         match self {
             SessionRejection::Refused(r) => write!(f, "{}", r.code()),
             SessionRejection::MissingLayer => f.write_str(MISSING_LAYER),
+            SessionRejection::DataTypeMismatch { layer, extractor } => write!(
+                f,
+                "the route is behind SessionLayer<{layer}> but extracts Session<{extractor}> \
+                 (or uses session_routes::<{extractor}, _>): use the layer's data type \
+                 (SessionLayer::session_routes gives routes of the right type)"
+            ),
         }
     }
 }
@@ -76,10 +105,15 @@ impl std::fmt::Display for SessionRejection {
 impl std::error::Error for SessionRejection {}
 
 fn admission<T: SessionData>(parts: &Parts) -> Result<&Admission<T>, SessionRejection> {
-    parts
-        .extensions
-        .get::<Admission<T>>()
-        .ok_or(SessionRejection::MissingLayer)
+    parts.extensions.get::<Admission<T>>().ok_or_else(|| {
+        match parts.extensions.get::<LayerMarker>() {
+            Some(marker) => SessionRejection::DataTypeMismatch {
+                layer: marker.data_type,
+                extractor: std::any::type_name::<T>(),
+            },
+            None => SessionRejection::MissingLayer,
+        }
+    })
 }
 
 impl<S: Send + Sync, T: SessionData> FromRequestParts<S> for Session<T> {

@@ -25,6 +25,11 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// [`trust_forwarded_proto`](crate::SessionConfigBuilder::trust_forwarded_proto)).
 pub const FORWARDED_PROTO_HEADER: &str = "x-forwarded-proto";
 
+/// The response headers a cross-origin front end must be allowed to read: give them to
+/// tower-http's `CorsLayer::expose_headers(jwt_session::EXPOSE_HEADERS)` (it replaces
+/// the `Access-Control-Expose-Headers` the layer sets, so name them there).
+pub const EXPOSE_HEADERS: [HeaderName; 2] = [EXPIRES_IN_NAME, TOKEN_NAME];
+
 pub(crate) const EXPIRES_IN_NAME: HeaderName = HeaderName::from_static(EXPIRES_IN_HEADER);
 pub(crate) const TOKEN_NAME: HeaderName = HeaderName::from_static(TOKEN_HEADER);
 pub(crate) const PASSIVE_NAME: HeaderName = HeaderName::from_static(PASSIVE_HEADER);

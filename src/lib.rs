@@ -75,14 +75,18 @@ mod config;
 mod cookie;
 pub mod csrf;
 pub mod denylist;
+#[cfg(feature = "env")]
+pub mod env;
 mod error;
 mod extract;
+pub mod form;
 mod handle;
 pub mod headers;
 pub mod keys;
 pub mod layer;
 pub mod obs;
 mod random;
+mod responder;
 mod response;
 pub mod routes;
 mod session;
@@ -107,10 +111,13 @@ pub use crate::denylist::{RedisDenylist, RedisDenylistOptions, RedisStatus};
 pub use crate::error::{ConfigError, EncodeError, KeyError, Refusal, RevocationError};
 pub use crate::extract::{SessionContext, SessionRejection};
 pub use crate::handle::{IssuedSession, SessionHandle};
-pub use crate::headers::{CSRF_HEADER, EXPIRES_IN_HEADER, PASSIVE_HEADER, TOKEN_HEADER};
+pub use crate::headers::{
+    CSRF_HEADER, EXPIRES_IN_HEADER, EXPOSE_HEADERS, PASSIVE_HEADER, TOKEN_HEADER,
+};
 pub use crate::keys::{Algorithm, Key, Keyring};
 pub use crate::layer::{SessionLayer, SessionService};
 pub use crate::obs::sid_tag;
+pub use crate::responder::{LoginRedirect, RefusalContext, RefusalResponder, safe_next};
 pub use crate::response::ErrorBody;
 pub use crate::routes::{SessionStatus, session_routes};
 pub use crate::session::{

@@ -128,6 +128,39 @@ pub(crate) fn revocation_failed<B: From<String>>() -> Response<B> {
     )
 }
 
+/// Let the app's responder answer a refusal `res` (carrying its [`Refusal`]). Its
+/// response replaces `res`'s status, headers and body; the refusal, any removal cookie and
+/// `no-store` are kept.
+pub(crate) fn respond<B: From<String>>(
+    responder: &dyn crate::RefusalResponder,
+    request: &crate::layer::RequestInfo,
+    res: Response<B>,
+) -> Response<B> {
+    let Some(refusal) = res.extensions().get::<Refusal>().copied() else {
+        return res;
+    };
+    let ctx = crate::responder::RefusalContext {
+        refusal,
+        navigation: request.navigation,
+        path_and_query: &request.target,
+        method: &request.method,
+    };
+    let Some(custom) = responder.respond(&ctx) else {
+        return res;
+    };
+    let (parts, body) = custom.into_parts();
+    let (old, _) = res.into_parts();
+    let mut next = Response::from_parts(parts, B::from(body));
+    for cookie in old.headers.get_all(header::SET_COOKIE) {
+        next.headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
+    }
+    next.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    *next.extensions_mut() = old.extensions;
+    next
+}
+
 /// A 500 for response parts that contradict each other (or need a session there is
 /// not); nothing they asked is done.
 pub(crate) fn parts_conflict<B: From<String>>(detail: &str) -> Response<B> {

@@ -68,6 +68,11 @@ impl<T> Session<T> {
     pub fn csrf(&self) -> &str {
         self.claims.csrf.expose()
     }
+    /// A hidden form field with the CSRF token, for an HTML form behind
+    /// [`SessionLayer::with_forms`](crate::SessionLayer::with_forms).
+    pub fn csrf_input(&self) -> String {
+        crate::csrf::hidden_input(self.claims.csrf.expose())
+    }
     /// All claims of the token this request carried.
     pub fn claims(&self) -> &Claims<T> {
         &self.claims

@@ -173,6 +173,17 @@ impl TestKit {
         self.cookie_header(&token)
     }
 
+    /// A [`TestClient`] for `app` (a router behind this kit's layer): a browser in a few
+    /// lines.
+    pub fn client(&self, app: axum::Router) -> TestClient {
+        TestClient {
+            kit: self.clone(),
+            app,
+            token: None,
+            origin: None,
+        }
+    }
+
     /// The session cookie a response sets, if any.
     pub fn set_cookie<B>(&self, res: &Response<B>) -> Option<SetCookie> {
         set_cookies(res)
@@ -228,4 +239,250 @@ pub fn set_cookies<B>(res: &Response<B>) -> Vec<SetCookie> {
 /// The refusal reason a response carries (in its extensions), if any.
 pub fn refusal<B>(res: &Response<B>) -> Option<Refusal> {
     res.extensions().get::<Refusal>().copied()
+}
+
+/// Drives a [`Router`](axum::Router) the way a browser would, for an app's tests (from
+/// [`TestKit::client`]): it keeps the session cookie (following every reissue and
+/// removal), sends the session's CSRF token on unsafe requests — in `X-CSRF-Token`, or as
+/// the `csrf_token` field of [`form`](TestRequest::form) bodies — and exposes each
+/// response's refusal.
+///
+/// ```
+/// use axum::{Router, routing::{get, post}};
+/// use jwt_session::{Logout, Refusal, Session, testing::TestKit};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let kit = TestKit::new();
+/// let app = Router::new()
+///     .route("/me", get(|s: Session| async move { s.subject().to_owned() }))
+///     .route("/logout", post(|_: Session| async { Logout }))
+///     .layer(kit.layer::<()>());
+/// let mut browser = kit.client(app);
+/// browser.login_as("alice", ());
+/// assert_eq!(browser.get("/me").send().await.text(), "alice");
+/// assert!(browser.post("/logout").send().await.status.is_success()); // CSRF sent for you
+/// assert_eq!(browser.get("/me").send().await.refusal, Some(Refusal::Missing));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TestClient {
+    kit: TestKit,
+    app: axum::Router,
+    token: Option<String>,
+    origin: Option<String>,
+}
+
+/// One response seen by a [`TestClient`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TestResponse {
+    /// The status.
+    pub status: http::StatusCode,
+    /// The headers.
+    pub headers: http::HeaderMap,
+    /// The whole body.
+    pub body: axum::body::Bytes,
+    /// The refusal the layer (or an extractor) put in the response extensions.
+    pub refusal: Option<Refusal>,
+}
+
+impl TestResponse {
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON (`Value::Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The `Location` of a redirect.
+    pub fn location(&self) -> Option<&str> {
+        self.headers
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A request being built by a [`TestClient`]; [`send`](Self::send) it.
+#[derive(Debug)]
+#[must_use]
+pub struct TestRequest<'c> {
+    client: &'c mut TestClient,
+    builder: http::request::Builder,
+    body: axum::body::Body,
+    form: Option<Vec<(String, String)>>,
+    csrf: bool,
+}
+
+impl TestClient {
+    /// Start (or replace) a session for `sub` as if it had logged in: the cookie is set
+    /// directly (minted with the kit's key and clock). Returns the claims.
+    ///
+    /// # Panics
+    ///
+    /// Only if the operating system's RNG fails or the data is too large for a token.
+    pub fn login_as<T: SessionData>(&mut self, sub: &str, data: T) -> Claims<T> {
+        let (token, claims) = self.kit.mint(sub, data).expect("minting a test session");
+        self.token = Some(token);
+        claims
+    }
+
+    /// Forget the session cookie, as a new browser would.
+    pub fn clear_cookies(&mut self) {
+        self.token = None;
+    }
+
+    /// Send `Origin: origin` on every request from now on (e.g. `https://app.example`),
+    /// as a browser does on unsafe requests.
+    pub fn origin(&mut self, origin: impl Into<String>) -> &mut Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// The session token the client holds now, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The CSRF token of the session the client holds now (read from its token).
+    pub fn csrf(&self) -> Option<String> {
+        let token = self.token.as_deref()?;
+        let verified = self
+            .kit
+            .config()
+            .codec()
+            .decode::<serde_json::Value>(token.as_bytes())
+            .ok()?;
+        Some(verified.claims.csrf.expose().to_owned())
+    }
+
+    /// A `GET` request.
+    pub fn get(&mut self, uri: &str) -> TestRequest<'_> {
+        self.request(http::Method::GET, uri)
+    }
+
+    /// A `POST` request.
+    pub fn post(&mut self, uri: &str) -> TestRequest<'_> {
+        self.request(http::Method::POST, uri)
+    }
+
+    /// A request with any method.
+    pub fn request(&mut self, method: http::Method, uri: &str) -> TestRequest<'_> {
+        TestRequest {
+            client: self,
+            builder: http::Request::builder().method(method).uri(uri),
+            body: axum::body::Body::empty(),
+            form: None,
+            csrf: true,
+        }
+    }
+
+    fn keep_cookie<B>(&mut self, res: &Response<B>) {
+        if let Some(cookie) = self.kit.set_cookie(res) {
+            self.token = (!cookie.is_removal()).then_some(cookie.value);
+        }
+    }
+}
+
+impl TestRequest<'_> {
+    /// Add a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
+    }
+
+    /// A JSON body (`Content-Type: application/json`).
+    pub fn json(mut self, value: &serde_json::Value) -> Self {
+        self.builder = self
+            .builder
+            .header(http::header::CONTENT_TYPE, "application/json");
+        self.body = axum::body::Body::from(value.to_string());
+        self
+    }
+
+    /// An HTML form body (`application/x-www-form-urlencoded`); on unsafe methods the
+    /// session's CSRF token goes in its `csrf_token` field instead of the header.
+    pub fn form(mut self, fields: &[(&str, &str)]) -> Self {
+        self.form = Some(
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        self
+    }
+
+    /// Do not send the CSRF token (to test a refusal).
+    pub fn without_csrf(mut self) -> Self {
+        self.csrf = false;
+        self
+    }
+
+    /// Send it through the app; the client keeps whatever cookie the response sets.
+    ///
+    /// # Panics
+    ///
+    /// If the request cannot be built (an invalid URI or header) or the app fails.
+    pub async fn send(self) -> TestResponse {
+        use http_body_util::BodyExt as _;
+        use tower_service::Service as _;
+        let Self {
+            client,
+            mut builder,
+            mut body,
+            form,
+            csrf,
+        } = self;
+        let unsafe_method = builder.method_ref().is_some_and(crate::csrf::is_unsafe);
+        let csrf_token = (csrf && unsafe_method).then(|| client.csrf()).flatten();
+        if let Some(token) = &client.token {
+            builder = builder.header(http::header::COOKIE, client.kit.cookie_header(token));
+        }
+        if let Some(origin) = &client.origin {
+            builder = builder.header(http::header::ORIGIN, origin);
+        }
+        match form {
+            Some(mut fields) => {
+                if let Some(token) = csrf_token {
+                    fields.push((crate::form::CSRF_FORM_FIELD.to_owned(), token));
+                }
+                let encoded = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields)
+                    .finish();
+                builder = builder.header(
+                    http::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                );
+                body = axum::body::Body::from(encoded);
+            }
+            None => {
+                if let Some(token) = csrf_token {
+                    builder = builder.header(crate::headers::CSRF_HEADER, token);
+                }
+            }
+        }
+        let req = builder.body(body).expect("a valid test request");
+        let mut app = client.app.clone();
+        std::future::poll_fn(|cx| {
+            tower_service::Service::<http::Request<axum::body::Body>>::poll_ready(&mut app, cx)
+        })
+        .await
+        .expect("the router is ready");
+        let res = app.call(req).await.expect("the router answers");
+        client.keep_cookie(&res);
+        let found = refusal(&res);
+        let (parts, body) = res.into_parts();
+        TestResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body: body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default(),
+            refusal: found,
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, Request, header};
+use http::{HeaderMap, Method, Request, header};
 
 use super::{LayerState, cache};
 use crate::cookie::CookieSettings;
@@ -47,6 +47,30 @@ pub(crate) struct Admission<T> {
     pub(crate) source: Option<Source>,
     /// Validated, but neither slides nor reissues.
     pub(crate) passive: bool,
+    /// What a refusal responder needs to know about the request (only with one).
+    pub(crate) request: Option<Arc<RequestInfo>>,
+}
+
+/// The request as a [`RefusalResponder`](crate::RefusalResponder) sees it.
+#[derive(Debug)]
+pub(crate) struct RequestInfo {
+    pub(crate) navigation: bool,
+    pub(crate) method: Method,
+    pub(crate) target: Box<str>,
+}
+
+impl RequestInfo {
+    pub(crate) fn of<B>(req: &Request<B>) -> Self {
+        Self {
+            navigation: crate::responder::is_navigation(req.method(), req.headers()),
+            method: req.method().clone(),
+            target: req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .into(),
+        }
+    }
 }
 
 impl<T> Clone for Admission<T> {
@@ -56,6 +80,7 @@ impl<T> Clone for Admission<T> {
             verdict: self.verdict.clone(),
             source: self.source,
             passive: self.passive,
+            request: self.request.clone(),
         }
     }
 }
@@ -123,7 +148,9 @@ pub(crate) fn admit<T: SessionData, B>(
     };
     match &verdict {
         Verdict::Active(session) if unsafe_method && source == Some(Source::Cookie) => {
-            if let Err(reason) = csrf::check_token(headers, &session.claims().csrf) {
+            if let Err(reason) =
+                csrf::check_request_token(headers, req.extensions(), &session.claims().csrf)
+            {
                 return refuse(reason, false);
             }
         }
@@ -136,11 +163,16 @@ pub(crate) fn admit<T: SessionData, B>(
         _ => {}
     }
     let passive = matches!(verdict, Verdict::Active(_)) && is_passive(req, config);
+    let request = state
+        .responder
+        .is_some()
+        .then(|| Arc::new(RequestInfo::of(req)));
     Decision::Admit(Admission {
         state: state.clone(),
         verdict,
         source,
         passive,
+        request,
     })
 }
 

@@ -48,6 +48,13 @@ impl<F, B, T> ResponseFuture<F, B, T> {
         }
     }
 
+    /// A request an outer application of the same layer already admitted.
+    pub(crate) fn passthrough(future: F) -> Self {
+        Self {
+            kind: Kind::Inner { future, ctx: None },
+        }
+    }
+
     pub(crate) fn rejected(response: Response<B>) -> Self {
         Self {
             kind: Kind::Rejected {
@@ -95,8 +102,21 @@ where
 /// token has the new data and, with `Reauthenticated`, `fresh = now`). Ending a session
 /// and changing it in one response contradict each other: 500
 /// `session_parts_conflict`, and nothing is done.
-fn finish<T: SessionData, B: From<String>>(ctx: Ctx<T>, mut res: Response<B>) -> Response<B> {
-    let admission = &ctx.admission;
+fn finish<T: SessionData, B: From<String>>(ctx: Ctx<T>, res: Response<B>) -> Response<B> {
+    let res = act(&ctx.admission, res);
+    // The app's own refusal responses (a refusal from an extractor, a step-up).
+    match (&ctx.admission.state.responder, &ctx.admission.request) {
+        (Some(responder), Some(request)) if res.extensions().get::<Refusal>().is_some() => {
+            response::respond(&**responder, request, res)
+        }
+        _ => res,
+    }
+}
+
+fn act<T: SessionData, B: From<String>>(
+    admission: &Admission<T>,
+    mut res: Response<B>,
+) -> Response<B> {
     let state = &*admission.state;
     let extensions = res.extensions_mut();
     let login = extensions.remove::<PendingLogin<T>>().map(|p| p.0);

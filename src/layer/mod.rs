@@ -56,14 +56,15 @@ mod service;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-pub(crate) use admission::{Admission, Verdict};
+pub(crate) use admission::{Admission, RequestInfo, Verdict};
 pub(crate) use cache::verify;
 pub use future::ResponseFuture;
-pub use service::SessionService;
+pub use service::{SessionBody, SessionService};
 
 use crate::config::SessionConfig;
 use crate::denylist::RevocationStore;
 use crate::error::Refusal;
+use crate::responder::RefusalResponder;
 use crate::session::{Session, SessionData};
 
 /// Wraps a service with sessions. Holds only configuration (cheap to clone).
@@ -95,41 +96,87 @@ pub(crate) struct LayerState<T> {
     pub(crate) config: SessionConfig,
     pub(crate) store: Arc<dyn RevocationStore>,
     pub(crate) require: bool,
+    pub(crate) responder: Option<Arc<dyn RefusalResponder>>,
     pub(crate) cache: cache::TokenCache<T>,
     _data: PhantomData<fn() -> T>,
 }
 
 impl<T: SessionData> LayerState<T> {
-    fn new(config: SessionConfig, store: Arc<dyn RevocationStore>, require: bool) -> Self {
+    fn new(config: SessionConfig, store: Arc<dyn RevocationStore>) -> Self {
         Self {
             cache: cache::TokenCache::new(config.token_cache()),
             config,
             store,
-            require,
+            require: false,
+            responder: None,
             _data: PhantomData,
         }
     }
+
+    /// The same layer with other options (a fresh verified-token cache).
+    fn with(&self, change: impl FnOnce(&mut Self)) -> Self {
+        let mut next = Self::new(self.config.clone(), self.store.clone());
+        next.require = self.require;
+        next.responder = self.responder.clone();
+        change(&mut next);
+        next
+    }
+}
+
+/// Which layer (by its data type) admitted a request: lets an extractor of another data
+/// type say so instead of "missing layer".
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayerMarker {
+    pub(crate) data_type: &'static str,
 }
 
 impl<T: SessionData> SessionLayer<T> {
     /// Sessions with app data `T`, checked against `store`.
     pub fn new(config: SessionConfig, store: Arc<dyn RevocationStore>) -> Self {
         Self {
-            state: Arc::new(LayerState::new(config, store, false)),
+            state: Arc::new(LayerState::new(config, store)),
         }
     }
 
     /// Answer 401 (with the reason) for every request without a valid session, instead
     /// of leaving that to the extractor. Use it on a router that is protected as a whole.
     pub fn require_session(self) -> Self {
-        let state = &self.state;
         Self {
-            state: Arc::new(LayerState::new(
-                state.config.clone(),
-                state.store.clone(),
-                true,
-            )),
+            state: Arc::new(self.state.with(|s| s.require = true)),
         }
+    }
+
+    /// Answer refusals your own way: `responder` gets each refusal (with whether the
+    /// request is a browser navigation and its path) and returns the app's response, or
+    /// `None` for the default JSON. The layer keeps the [`Refusal`] in the response
+    /// extensions, clears a dead cookie and adds `no-store` whatever it returns. See
+    /// [`LoginRedirect`](crate::LoginRedirect) for login redirects of navigations.
+    pub fn on_refusal(self, responder: impl crate::RefusalResponder) -> Self {
+        let responder: Arc<dyn RefusalResponder> = Arc::new(responder);
+        Self {
+            state: Arc::new(self.state.with(|s| s.responder = Some(responder))),
+        }
+    }
+
+    /// The layer that lets HTML forms carry the CSRF token in a `csrf_token` field (see
+    /// [`form`](crate::form)); put it outside this layer, or use
+    /// [`with_forms`](Self::with_forms).
+    pub fn form_csrf(&self) -> crate::form::FormCsrfLayer {
+        crate::form::FormCsrfLayer::new(self.state.config.cookie().clone())
+    }
+
+    /// This layer with [`form_csrf`](Self::form_csrf) in front of it, as one layer:
+    /// `.layer(session.with_forms())`.
+    pub fn with_forms(self) -> tower_layer::Stack<Self, crate::form::FormCsrfLayer> {
+        let forms = self.form_csrf();
+        tower_layer::Stack::new(self, forms)
+    }
+
+    /// The ready-made session routes for this layer's data type (see
+    /// [`session_routes`](crate::session_routes)): a data type that differs from the
+    /// layer's cannot be written by mistake.
+    pub fn session_routes<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        crate::session_routes::<T, S>()
     }
 
     /// The configuration.

@@ -6,9 +6,9 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::LayerState;
-use super::admission::{self, Decision};
+use super::admission::{self, Admission, Decision, RequestInfo};
 use super::future::ResponseFuture;
+use super::{LayerMarker, LayerState};
 use crate::session::SessionData;
 use crate::{obs, response};
 
@@ -57,10 +57,22 @@ impl<S: std::fmt::Debug, T> std::fmt::Debug for SessionService<S, T> {
     }
 }
 
+/// A response body the session layer can answer refusals with (any body that can be
+/// made from a `String`, as axum's is). Layers that wrap the body (tower-http's
+/// `TraceLayer`, compression) must sit outside the session layer.
+#[diagnostic::on_unimplemented(
+    message = "the SessionLayer must sit inside layers that change the response body type, such as tower-http's TraceLayer",
+    label = "the session layer cannot write its JSON refusals into `{Self}`",
+    note = "order the stack outermost first: ServiceBuilder::new().layer(TraceLayer::new_for_http()).layer(CorsLayer::new()).layer(session_layer), or call `.layer(session_layer)` on the Router before `.layer(TraceLayer::new_for_http())`"
+)]
+pub trait SessionBody: From<String> {}
+
+impl<B: From<String>> SessionBody for B {}
+
 impl<S, T, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, T>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: From<String>,
+    ResBody: SessionBody,
     T: SessionData,
 {
     type Response = Response<ResBody>;
@@ -84,10 +96,20 @@ where
             tracing::Span::none()
         };
         let _entered = span.enter();
+        // A second application of the layer on the same request (the whole app, then a
+        // protected router) passes through: one verification, one Set-Cookie.
+        if req.extensions().get::<Admission<T>>().is_some() {
+            return ResponseFuture::passthrough(self.inner.call(req));
+        }
         match admission::admit(&self.state, &req) {
             Decision::Reject(reason, clear) => {
                 let removal = clear.then(|| self.state.config.cookie().removal());
-                ResponseFuture::rejected(response::refusal_response(reason, removal))
+                let res = response::refusal_response(reason, removal);
+                let res = match &self.state.responder {
+                    Some(responder) => response::respond(&**responder, &RequestInfo::of(&req), res),
+                    None => res,
+                };
+                ResponseFuture::rejected(res)
             }
             Decision::Admit(admission) => {
                 if let Some(session) = admission.session()
@@ -95,7 +117,11 @@ where
                 {
                     span.record("sid", obs::sid_tag(session.id()));
                 }
-                req.extensions_mut().insert(admission.clone());
+                let extensions = req.extensions_mut();
+                extensions.insert(LayerMarker {
+                    data_type: std::any::type_name::<T>(),
+                });
+                extensions.insert(admission.clone());
                 let future = self.inner.call(req);
                 drop(_entered);
                 ResponseFuture::inner(future, admission, span)
