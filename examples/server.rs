@@ -40,15 +40,20 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::FromRequest as _;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jwt_session::{
-    DEFAULT_REMEMBER_ABSOLUTE, DEFAULT_REMEMBER_IDLE, Keyring, Login, MemoryDenylist,
-    Reauthenticated, RevocationStore, SessionConfig, SessionLayer, Update, env, session_routes,
+    DEFAULT_REMEMBER_ABSOLUTE, DEFAULT_REMEMBER_IDLE, Keyring, Login, LoginRedirect,
+    MemoryDenylist, Reauthenticated, RefusalContext, RefusalResponder as _, RevocationStore,
+    SessionConfig, SessionContext, SessionLayer, Update, env, session_routes,
 };
+
+#[path = "server/pages.rs"]
+mod pages;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq as _;
@@ -310,7 +315,9 @@ fn router(
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(move || readiness.clone().check()))
-        .route("/login", post(login))
+        .route("/login", get(pages::login_page).post(login))
+        .route("/account", get(pages::account))
+        .route("/account/profile", post(pages::account_profile))
         .route("/api/me", get(me))
         .route("/api/notes", get(list_notes).post(add_note))
         .route("/api/profile", post(profile))
@@ -318,7 +325,20 @@ fn router(
         .route("/reauth", post(reauth))
         .merge(session_routes::<UserData, App>())
         .with_state(app)
-        .layer(SessionLayer::<UserData>::new(config, denylist))
+        .layer(
+            SessionLayer::<UserData>::new(config, denylist)
+                // Pages: a navigation without a session goes to the login form; the JSON
+                // API (and the session routes) keep their JSON 401.
+                .on_refusal(|ctx: &RefusalContext<'_>| {
+                    let api = ctx.path_and_query.starts_with("/api/")
+                        || ctx.path_and_query.starts_with("/session");
+                    (!api)
+                        .then(|| LoginRedirect::to("/login").respond(ctx))
+                        .flatten()
+                })
+                // HTML forms carry the CSRF token in a `csrf_token` field.
+                .with_forms(),
+        )
 }
 
 #[derive(Deserialize)]
@@ -337,10 +357,16 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// `POST /login`: JSON from the SPA, or the HTML form of `GET /login`.
 async fn login(
     State(app): State<App>,
-    body: Result<Json<Credentials>, axum::extract::rejection::JsonRejection>,
+    ctx: SessionContext<UserData>,
+    request: axum::extract::Request,
 ) -> Response {
+    if pages::is_form(request.headers()) {
+        return pages::login_form(app, ctx, request).await;
+    }
+    let body = Json::<Credentials>::from_request(request, &()).await;
     let Ok(Json(creds)) = body else {
         return error(
             StatusCode::BAD_REQUEST,

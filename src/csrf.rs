@@ -265,6 +265,28 @@ impl OriginPolicy {
     }
 }
 
+/// Positive proof that a request comes from this site's own pages: `Sec-Fetch-Site:
+/// same-origin`, or an `Origin` that is the request's own (or trusted). For login forms,
+/// where there is no session yet and so no CSRF token: without proof, no session (login
+/// CSRF). A request with neither header proves nothing.
+pub fn proves_same_origin(
+    headers: &HeaderMap,
+    uri_authority: Option<&str>,
+    policy: &OriginPolicy,
+) -> bool {
+    if check_origin(headers, uri_authority, policy).is_err() {
+        return false;
+    }
+    let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    if site.is_some_and(|s| s.eq_ignore_ascii_case(b"same-origin")) {
+        return true;
+    }
+    headers
+        .get(header::ORIGIN)
+        .map(|v| v.as_bytes())
+        .is_some_and(|o| policy.is_own(o, headers, uri_authority) || policy.is_trusted(o))
+}
+
 /// Refuse a request a browser marks as cross-site.
 ///
 /// * `Sec-Fetch-Site: cross-site` is refused; `same-site` is refused unless `Origin` is

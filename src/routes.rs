@@ -8,11 +8,17 @@
 //! | `POST /session/logout-all` | revokes every session of this user; `{"logged_out":true,"all":true}` |
 //! | `GET /.well-known/jwks.json` | the public keys (JWK Set) |
 //!
-//! POSTs are unsafe methods, so they need `X-CSRF-Token` like every other.
+//! POSTs are unsafe methods, so they need `X-CSRF-Token` like every other — or, from an
+//! HTML form behind [`SessionLayer::with_forms`](crate::SessionLayer::with_forms), the
+//! `csrf_token` field. A logout posted by a form (a `application/x-www-form-urlencoded`
+//! or `multipart/form-data` body) answers `303 See Other` back to the page it came from
+//! (its `Referer`, when that is a page of this site; else `/`) instead of JSON.
 
 use axum::Json;
 use axum::Router;
+use axum::response::{IntoResponse as _, Redirect, Response};
 use axum::routing::{get, post};
+use http::{HeaderMap, header};
 use serde::Serialize;
 
 use crate::extract::SessionContext;
@@ -101,15 +107,48 @@ async fn refresh<T: SessionData>(
     )
 }
 
-async fn logout<T: SessionData>(_session: Session<T>) -> (Logout, Json<serde_json::Value>) {
-    (Logout, Json(serde_json::json!({ "logged_out": true })))
+async fn logout<T: SessionData>(_session: Session<T>, headers: HeaderMap) -> Response {
+    match form_back(&headers) {
+        Some(back) => (Logout, Redirect::to(&back)).into_response(),
+        None => (Logout, Json(serde_json::json!({ "logged_out": true }))).into_response(),
+    }
 }
 
-async fn logout_all<T: SessionData>(_session: Session<T>) -> (LogoutAll, Json<serde_json::Value>) {
-    (
-        LogoutAll,
-        Json(serde_json::json!({ "logged_out": true, "all": true })),
-    )
+async fn logout_all<T: SessionData>(_session: Session<T>, headers: HeaderMap) -> Response {
+    match form_back(&headers) {
+        Some(back) => (LogoutAll, Redirect::to(&back)).into_response(),
+        None => (
+            LogoutAll,
+            Json(serde_json::json!({ "logged_out": true, "all": true })),
+        )
+            .into_response(),
+    }
+}
+
+/// For a request posted by an HTML form: where to send the browser back to (the
+/// `Referer`'s path when it is a page of this site, else `/`). `None` for API calls.
+fn form_back(headers: &HeaderMap) -> Option<String> {
+    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let mime = content_type.split(';').next()?.trim();
+    let form = mime.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        || mime.eq_ignore_ascii_case("multipart/form-data");
+    if !form {
+        return None;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| {
+            let rest = r
+                .strip_prefix("https://")
+                .or_else(|| r.strip_prefix("http://"))?;
+            let (authority, path) = rest.split_at(rest.find('/')?);
+            (Some(authority) == host).then_some(path)
+        })
+        .and_then(crate::safe_next)
+        .unwrap_or("/");
+    Some(back.to_owned())
 }
 
 async fn jwks<T: SessionData>(ctx: SessionContext<T>) -> Json<serde_json::Value> {
