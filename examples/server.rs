@@ -48,12 +48,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use jwt_session::{
     DEFAULT_REMEMBER_ABSOLUTE, DEFAULT_REMEMBER_IDLE, Keyring, Login, LoginRedirect,
-    MemoryDenylist, Reauthenticated, RefusalContext, RefusalResponder as _, RevocationStore,
-    SessionConfig, SessionContext, SessionLayer, Update, env, session_routes,
+    MemoryDenylist, MemoryRegistry, Reauthenticated, RefusalContext, RefusalResponder as _,
+    RevocationStore, SessionConfig, SessionContext, SessionLayer, Update, env, session_routes,
 };
 
 #[path = "server/pages.rs"]
 mod pages;
+
+use jwt_session::registry::IpPolicy;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq as _;
@@ -199,7 +201,20 @@ async fn run() -> Result<(), String> {
     let (denylist, readiness) = revocation_store(&s, &config).await?;
 
     let config_policy = *config.policy();
-    let app = router(config, denylist, readiness.clone(), App::new(s.fresh));
+    // "Where you're signed in": a session registry journaled beside the denylist.
+    let registry_journal = s.data.join("sessions.jsonl");
+    let registry = MemoryRegistry::builder()
+        .journal(&registry_journal)
+        .build(config.clock())
+        .map_err(|e| format!("session registry {}: {e}", registry_journal.display()))?;
+    registry.spawn_sweeper(config.clock_handle(), Duration::from_secs(60));
+    let app = router(
+        config,
+        denylist,
+        registry,
+        readiness.clone(),
+        App::new(s.fresh),
+    );
     let listener = tokio::net::TcpListener::bind(s.addr)
         .await
         .map_err(|e| format!("binding {}: {e}", s.addr))?;
@@ -209,12 +224,15 @@ async fn run() -> Result<(), String> {
         println!("listening on http://{local}");
     }
     tracing::info!(addr = %local, policy = ?config_policy, "jwt-session example server");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            tokio::signal::ctrl_c().await.ok();
-        })
-        .await
-        .map_err(|e| e.to_string());
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        tokio::signal::ctrl_c().await.ok();
+    })
+    .await
+    .map_err(|e| e.to_string());
     readiness.shutdown().await;
     served
 }
@@ -299,6 +317,7 @@ async fn revocation_store(
 fn router(
     config: SessionConfig,
     denylist: Arc<dyn RevocationStore>,
+    registry: Arc<MemoryRegistry>,
     readiness: Readiness,
     app: App,
 ) -> Router {
@@ -327,6 +346,8 @@ fn router(
         .with_state(app)
         .layer(
             SessionLayer::<UserData>::new(config, denylist)
+                .with_registry(registry)
+                .registry_ip(IpPolicy::Truncated, None)
                 // Pages: a navigation without a session goes to the login form; the JSON
                 // API (and the session routes) keep their JSON 401.
                 .on_refusal(|ctx: &RefusalContext<'_>| {

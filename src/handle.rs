@@ -9,6 +9,7 @@ use crate::config::SessionConfig;
 use crate::denylist::RevocationStore;
 use crate::error::{EncodeError, Refusal, RevocationError};
 use crate::layer::LayerState;
+use crate::registry::{RegistryError, RegistryStats, SessionEntry, SessionRegistry};
 use crate::session::{Login, Session, SessionData};
 
 /// A cloneable handle on the sessions of one [`SessionLayer`](crate::SessionLayer): from
@@ -112,7 +113,92 @@ impl<T: SessionData> SessionHandle<T> {
                 .store
                 .revoke_session(sid, clock.now(), config.longest_policy(), clock);
         crate::obs::revoked(false);
+        crate::layer::record::forget(&self.state, Some(sid), None);
         result
+    }
+
+    /// The live sessions of `sub` in the registry, most recently active first (an
+    /// operator's view of any user; for the user's own page see the `GET /session/list`
+    /// route).
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Off`] without a registry.
+    pub fn list_sessions(&self, sub: &str) -> Result<Vec<SessionEntry>, RegistryError> {
+        let registry = self.registry()?;
+        Ok(registry.list(sub, self.state.config.clock().now()))
+    }
+
+    /// End the session of `sub` listed as `id` (see [`SessionEntry::id`]): revoked in the
+    /// store like a logout (I1 on every instance sharing it) and dropped from the listing.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::NotFound`] when `sub` has no live session listed as `id` (so a
+    /// user can never end, or learn about, another user's session);
+    /// [`RegistryError::Off`]; [`RegistryError::Revocation`] if the revocation could not
+    /// be made durable.
+    pub fn revoke_listed(&self, sub: &str, id: &str) -> Result<(), RegistryError> {
+        let entry = self
+            .list_sessions(sub)?
+            .into_iter()
+            .find(|e| e.id == id)
+            .ok_or(RegistryError::NotFound)?;
+        self.end(&entry)
+    }
+
+    /// End every listed session of `sub` but `keep_sid` (the current one); returns how
+    /// many were ended.
+    ///
+    /// # Errors
+    ///
+    /// As [`revoke_listed`](Self::revoke_listed) (not [`RegistryError::NotFound`]).
+    pub fn revoke_others(&self, sub: &str, keep_sid: &str) -> Result<usize, RegistryError> {
+        let others: Vec<SessionEntry> = self
+            .list_sessions(sub)?
+            .into_iter()
+            .filter(|e| e.sid != keep_sid)
+            .collect();
+        let mut first_error = None;
+        for entry in &others {
+            if let Err(e) = self.end(entry) {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(others.len()),
+        }
+    }
+
+    /// Counts of the registry.
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Off`] without a registry.
+    pub fn registry_stats(&self) -> Result<RegistryStats, RegistryError> {
+        Ok(self.registry()?.stats(self.state.config.clock().now()))
+    }
+
+    fn registry(&self) -> Result<&Arc<dyn SessionRegistry>, RegistryError> {
+        self.state
+            .registry
+            .as_ref()
+            .map(|r| &r.store)
+            .ok_or(RegistryError::Off)
+    }
+
+    fn end(&self, entry: &SessionEntry) -> Result<(), RegistryError> {
+        let config = &self.state.config;
+        let result = self.state.store.revoke_session(
+            &entry.sid,
+            entry.created,
+            config.policy_for(entry.remember),
+            config.clock(),
+        );
+        crate::obs::revoked(false);
+        crate::layer::record::forget(&self.state, Some(&entry.sid), None);
+        result.map_err(RegistryError::from)
     }
 
     /// End every session of `sub` that logged in until now, on every device. Returns the
@@ -128,6 +214,7 @@ impl<T: SessionData> SessionHandle<T> {
             .store
             .revoke_subject(sub, config.longest_policy(), config.clock());
         crate::obs::revoked(true);
+        crate::layer::record::forget(&self.state, None, Some(sub));
         result
     }
 }

@@ -86,6 +86,7 @@ pub mod keys;
 pub mod layer;
 pub mod obs;
 mod random;
+pub mod registry;
 mod responder;
 mod response;
 pub mod routes;
@@ -117,6 +118,7 @@ pub use crate::headers::{
 pub use crate::keys::{Algorithm, Key, Keyring};
 pub use crate::layer::{SessionLayer, SessionService};
 pub use crate::obs::sid_tag;
+pub use crate::registry::{MemoryRegistry, SessionRegistry};
 pub use crate::responder::{LoginRedirect, RefusalContext, RefusalResponder, safe_next};
 pub use crate::response::ErrorBody;
 pub use crate::routes::{SessionStatus, session_routes};

@@ -7,6 +7,11 @@
 //! | `POST /session/logout` | revokes this session, clears the cookie; `{"logged_out":true}` |
 //! | `POST /session/logout-all` | revokes every session of this user; `{"logged_out":true,"all":true}` |
 //! | `GET /.well-known/jwks.json` | the public keys (JWK Set) |
+//! | `GET /session/list` | with a [registry](crate::registry): `{"sessions":[{"id","current","created","last_active","user_agent","remember",…}]}` of this user, newest first |
+//! | `POST /session/revoke` `{"id"}` | ends that session of this user; 404 `session_not_found` when it is not this user's live session |
+//! | `POST /session/logout-others` | ends every session of this user but this one; `{"revoked":n}` |
+//!
+//! Without a registry the three inventory routes answer 404 `session_registry_off`.
 //!
 //! POSTs are unsafe methods, so they need `X-CSRF-Token` like every other — or, from an
 //! HTML form behind [`SessionLayer::with_forms`](crate::SessionLayer::with_forms), the
@@ -18,7 +23,10 @@ use axum::Json;
 use axum::Router;
 use axum::response::{IntoResponse as _, Redirect, Response};
 use axum::routing::{get, post};
-use http::{HeaderMap, header};
+use http::{HeaderMap, StatusCode, header};
+
+use crate::registry::{ListedSession, RegistryError};
+use crate::response::{ErrorBody, error_response};
 use serde::Serialize;
 
 use crate::extract::SessionContext;
@@ -88,6 +96,9 @@ pub fn session_routes<T: SessionData, S: Clone + Send + Sync + 'static>() -> Rou
         .route("/session/refresh", post(refresh::<T>))
         .route("/session/logout", post(logout::<T>))
         .route("/session/logout-all", post(logout_all::<T>))
+        .route("/session/list", get(list::<T>))
+        .route("/session/revoke", post(revoke::<T>))
+        .route("/session/logout-others", post(logout_others::<T>))
         .route("/.well-known/jwks.json", get(jwks::<T>))
 }
 
@@ -149,6 +160,69 @@ fn form_back(headers: &HeaderMap) -> Option<String> {
         .and_then(crate::safe_next)
         .unwrap_or("/");
     Some(back.to_owned())
+}
+
+fn registry_error(e: &RegistryError) -> Response {
+    let (status, code, message) = match e {
+        RegistryError::Off => (
+            StatusCode::NOT_FOUND,
+            "session_registry_off",
+            "this server does not list sessions",
+        ),
+        RegistryError::NotFound => (
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+            "no such session of yours",
+        ),
+        RegistryError::Revocation(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "revocation_failed",
+            "ended here, but the revocation could not be recorded durably",
+        ),
+    };
+    error_response(status, ErrorBody::new(code, message))
+}
+
+async fn list<T: SessionData>(session: Session<T>, ctx: SessionContext<T>) -> Response {
+    match ctx.handle().list_sessions(session.subject()) {
+        Ok(entries) => {
+            let sessions: Vec<ListedSession> = entries
+                .iter()
+                .map(|e| ListedSession::of(e, Some(session.id())))
+                .collect();
+            Json(serde_json::json!({ "sessions": sessions })).into_response()
+        }
+        Err(e) => registry_error(&e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RevokeBody {
+    id: String,
+}
+
+async fn revoke<T: SessionData>(
+    session: Session<T>,
+    ctx: SessionContext<T>,
+    body: Result<Json<RevokeBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            ErrorBody::new("invalid_request", "send JSON {\"id\":…}"),
+        );
+    };
+    match ctx.handle().revoke_listed(session.subject(), &body.id) {
+        Ok(()) => Json(serde_json::json!({ "revoked": true })).into_response(),
+        Err(e) => registry_error(&e),
+    }
+}
+
+async fn logout_others<T: SessionData>(session: Session<T>, ctx: SessionContext<T>) -> Response {
+    match ctx.handle().revoke_others(session.subject(), session.id()) {
+        Ok(n) => Json(serde_json::json!({ "revoked": n })).into_response(),
+        Err(e) => registry_error(&e),
+    }
 }
 
 async fn jwks<T: SessionData>(ctx: SessionContext<T>) -> Json<serde_json::Value> {

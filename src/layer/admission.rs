@@ -51,12 +51,15 @@ pub(crate) struct Admission<T> {
     pub(crate) request: Option<Arc<RequestInfo>>,
 }
 
-/// The request as a [`RefusalResponder`](crate::RefusalResponder) sees it.
-#[derive(Debug)]
+/// The request as a [`RefusalResponder`](crate::RefusalResponder) and the session
+/// registry see it (captured only when one of them is configured).
+#[derive(Debug, Default)]
 pub(crate) struct RequestInfo {
     pub(crate) navigation: bool,
     pub(crate) method: Method,
     pub(crate) target: Box<str>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) ip: Option<String>,
 }
 
 impl RequestInfo {
@@ -69,7 +72,36 @@ impl RequestInfo {
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .into(),
+            user_agent: None,
+            ip: None,
         }
+    }
+
+    fn with_client<B>(mut self, req: &Request<B>, registry: &super::Registry) -> Self {
+        self.user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .map(|v| crate::registry::truncate_agent(&String::from_utf8_lossy(v.as_bytes())));
+        let from_header = registry.ip_header.as_ref().and_then(|name| {
+            let value = req.headers().get(name)?.to_str().ok()?;
+            value
+                .split(',')
+                .next()?
+                .trim()
+                .parse::<std::net::IpAddr>()
+                .ok()
+        });
+        let peer = || {
+            req.extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip())
+        };
+        self.ip = match registry.ip_header {
+            Some(_) => from_header,
+            None => peer(),
+        }
+        .and_then(|ip| crate::registry::keep_ip(ip, registry.ip));
+        self
     }
 }
 
@@ -163,10 +195,13 @@ pub(crate) fn admit<T: SessionData, B>(
         _ => {}
     }
     let passive = matches!(verdict, Verdict::Active(_)) && is_passive(req, config);
-    let request = state
-        .responder
-        .is_some()
-        .then(|| Arc::new(RequestInfo::of(req)));
+    let request = (state.responder.is_some() || state.registry.is_some()).then(|| {
+        let info = RequestInfo::of(req);
+        Arc::new(match &state.registry {
+            Some(registry) => info.with_client(req, registry),
+            None => info,
+        })
+    });
     Decision::Admit(Admission {
         state: state.clone(),
         verdict,

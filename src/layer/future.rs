@@ -154,7 +154,7 @@ fn act<T: SessionData, B: From<String>>(
     }
     if let Some(login) = login {
         let replaced = session.is_some();
-        let res = issue_login(state, login, res);
+        let res = issue_login(state, login, admission.request.as_deref(), res);
         // A login over a live session that could not be issued has still ended that
         // session: clear its cookie too.
         return if replaced && res.status().is_server_error() {
@@ -188,7 +188,7 @@ fn act<T: SessionData, B: From<String>>(
         stamp(&mut res, session.claims(), session, now);
         return res;
     };
-    reissue(state, session, change, admission.source, res)
+    reissue(state, session, change, admission, res)
 }
 
 fn stamp<T, U, B>(res: &mut Response<B>, claims: &Claims<U>, session: &Session<T>, now: i64) {
@@ -221,6 +221,7 @@ fn session_cookie<T>(
 fn issue_login<T: SessionData, B: From<String>>(
     state: &LayerState<T>,
     login: Login<T>,
+    request: Option<&super::RequestInfo>,
     mut res: Response<B>,
 ) -> Response<B> {
     let config = &state.config;
@@ -239,6 +240,7 @@ fn issue_login<T: SessionData, B: From<String>>(
                 span.record("sid", crate::obs::sid_tag(&claims.sid));
             }
             crate::obs::issued();
+            super::record::record(state, &claims, request);
             let headers = res.headers_mut();
             headers.append(header::SET_COOKIE, cookie);
             response::stamp(headers, left);
@@ -272,6 +274,11 @@ fn end_session<T>(
         )
     };
     crate::obs::revoked(all);
+    if all {
+        super::record::forget(state, None, Some(&claims.sub));
+    } else {
+        super::record::forget(state, Some(&claims.sid), None);
+    }
     if let Err(e) = &result {
         // The revocation applies in this process, but it may not survive a restart or
         // reach other instances: say so instead of pretending.
@@ -316,9 +323,11 @@ fn reissue<T: SessionData, B: From<String>>(
     state: &LayerState<T>,
     session: &Session<T>,
     change: Change<T>,
-    source: Option<Source>,
+    admission: &Admission<T>,
     mut res: Response<B>,
 ) -> Response<B> {
+    let source = admission.source;
+    let request = admission.request.as_deref();
     let config = &state.config;
     let policy = session.policy();
     let claims = session.claims();
@@ -394,8 +403,9 @@ fn reissue<T: SessionData, B: From<String>>(
         Ok((next, header, left))
     });
     match issued {
-        Ok((_next, (name, value), left)) => {
+        Ok((next, (name, value), left)) => {
             crate::obs::reissued();
+            super::record::record(state, &next, request);
             let headers = res.headers_mut();
             headers.append(name, value);
             if bearer {

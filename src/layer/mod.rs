@@ -51,6 +51,7 @@
 mod admission;
 mod cache;
 mod future;
+pub(crate) mod record;
 mod service;
 
 use std::marker::PhantomData;
@@ -97,8 +98,18 @@ pub(crate) struct LayerState<T> {
     pub(crate) store: Arc<dyn RevocationStore>,
     pub(crate) require: bool,
     pub(crate) responder: Option<Arc<dyn RefusalResponder>>,
+    pub(crate) registry: Option<Registry>,
     pub(crate) cache: cache::TokenCache<T>,
     _data: PhantomData<fn() -> T>,
+}
+
+/// The session registry and how the layer feeds it.
+#[derive(Clone)]
+pub(crate) struct Registry {
+    pub(crate) store: Arc<dyn crate::registry::SessionRegistry>,
+    pub(crate) ip: crate::registry::IpPolicy,
+    /// A header a trusted proxy sets to the client's address (its first value is used).
+    pub(crate) ip_header: Option<http::HeaderName>,
 }
 
 impl<T: SessionData> LayerState<T> {
@@ -109,6 +120,7 @@ impl<T: SessionData> LayerState<T> {
             store,
             require: false,
             responder: None,
+            registry: None,
             _data: PhantomData,
         }
     }
@@ -118,6 +130,7 @@ impl<T: SessionData> LayerState<T> {
         let mut next = Self::new(self.config.clone(), self.store.clone());
         next.require = self.require;
         next.responder = self.responder.clone();
+        next.registry = self.registry.clone();
         change(&mut next);
         next
     }
@@ -170,6 +183,41 @@ impl<T: SessionData> SessionLayer<T> {
     pub fn with_forms(self) -> tower_layer::Stack<Self, crate::form::FormCsrfLayer> {
         let forms = self.form_csrf();
         tower_layer::Stack::new(self, forms)
+    }
+
+    /// List each user's sessions in `registry` (see [`registry`](crate::registry)): the
+    /// layer writes to it at login, reissue, update, re-authentication and logout — never
+    /// on a plain request, and never reads it to decide one. Client IPs are not kept
+    /// unless [`registry_ip`](Self::registry_ip) says so.
+    pub fn with_registry(self, registry: Arc<dyn crate::registry::SessionRegistry>) -> Self {
+        Self {
+            state: Arc::new(self.state.with(|s| {
+                s.registry = Some(Registry {
+                    store: registry,
+                    ip: crate::registry::IpPolicy::Off,
+                    ip_header: None,
+                });
+            })),
+        }
+    }
+
+    /// How much of the client's IP the registry keeps, and — behind a proxy — the header
+    /// (e.g. `x-forwarded-for`, first value) that a proxy **you run** sets to it; without
+    /// one the peer address of axum's `ConnectInfo<SocketAddr>` is used. Only with a
+    /// registry.
+    pub fn registry_ip(
+        self,
+        policy: crate::registry::IpPolicy,
+        trusted_header: Option<http::HeaderName>,
+    ) -> Self {
+        Self {
+            state: Arc::new(self.state.with(|s| {
+                if let Some(registry) = &mut s.registry {
+                    registry.ip = policy;
+                    registry.ip_header = trusted_header;
+                }
+            })),
+        }
     }
 
     /// The ready-made session routes for this layer's data type (see
