@@ -463,7 +463,7 @@ impl SessionRegistry for MemoryRegistry {
             .filter_map(|sid| self.entries.get(sid).map(|e| e.value().clone()))
             .filter(|e| e.expires > now)
             .collect();
-        listed.sort_by(|a, b| (b.last_active, b.created).cmp(&(a.last_active, a.created)));
+        listed.sort_by_key(|e| std::cmp::Reverse((e.last_active, e.created)));
         listed.truncate(self.per_user);
         listed
     }
