@@ -8,8 +8,9 @@
 //! Every test starts its own chromedriver (on a free loopback port, in its own process
 //! group so that the browser dies with it), a fresh Chromium profile and its own example
 //! server with short timeouts. The tests run one at a time: they measure seconds.
-//! Screenshots go to `target/browser-artifacts/` (with the server and chromedriver logs),
-//! and to `docs/screenshots/` when missing there or when `JWT_SESSION_UPDATE_SCREENSHOTS=1`.
+//! Screenshots go to `target/browser-artifacts/` (with the server and chromedriver logs);
+//! the ones the README shows also to `docs/screenshots/`, when missing there or when
+//! `JWT_SESSION_UPDATE_SCREENSHOTS=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -357,12 +358,33 @@ impl Harness {
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
-    /// Log in through the form and wait for the protected page.
+    /// Ticks or unticks the checkbox `id` (by clicking it, as a user would).
+    async fn set_checked(&self, id: &str, on: bool) {
+        let checked = self
+            .js(&format!("return document.getElementById('{id}').checked;"))
+            .await;
+        if checked != Value::Bool(on) {
+            self.click(&format!("#{id}")).await;
+        }
+        let checked = self
+            .js(&format!("return document.getElementById('{id}').checked;"))
+            .await;
+        assert_eq!(checked, Value::Bool(on), "#{id} checked");
+    }
+
+    /// Log in through the form (without "remember me") and wait for the protected page.
     async fn log_in(&self, user: &str, password: &str) {
+        self.log_in_with(user, password, false).await;
+    }
+
+    /// Log in through the form, with the "remember me" box ticked or not, and wait for
+    /// the protected page.
+    async fn log_in_with(&self, user: &str, password: &str, remember: bool) {
         self.wait_visible("login-view", Duration::from_secs(10))
             .await;
         self.type_into("username", user).await;
         self.type_into("password", password).await;
+        self.set_checked("remember", remember).await;
         self.click("#login-button").await;
         self.wait_visible("app-view", Duration::from_secs(10)).await;
         let shown = format!("document.getElementById('user').textContent === '{user}'");
@@ -440,9 +462,7 @@ impl Harness {
     /// Saves a screenshot to `target/browser-artifacts/` and, for the README, to
     /// `docs/screenshots/` (when missing there, or with `JWT_SESSION_UPDATE_SCREENSHOTS=1`).
     async fn screenshot(&self, file: &str) {
-        let png = self.client.screenshot().await.expect("screenshot");
-        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
-        std::fs::write(artifacts_dir().join(file), &png).expect("write screenshot");
+        let png = self.artifact_screenshot(file).await;
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
         let target = docs.join(file);
         let update = std::env::var("JWT_SESSION_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
@@ -451,10 +471,34 @@ impl Harness {
             std::fs::write(&target, &png).expect("write docs screenshot");
         }
     }
+
+    /// Saves a screenshot to `target/browser-artifacts/` only (not one the README shows).
+    async fn artifact_screenshot(&self, file: &str) -> Vec<u8> {
+        let png = self.client.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+        std::fs::write(artifacts_dir().join(file), &png).expect("write screenshot");
+        png
+    }
 }
 
 fn count(log: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
     log.iter().filter(|e| pred(e)).count()
+}
+
+/// The statuses of the `method` requests to `path` in a fetch log, in order.
+fn statuses(log: &[Value], method: &str, path: &str) -> Vec<Value> {
+    log.iter()
+        .filter(|e| e["method"] == method && e["path"] == path)
+        .map(|e| e["status"].clone())
+        .collect()
+}
+
+/// Seconds since the Unix epoch, by the clock the server and the browser share.
+fn unix_now() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    i64::try_from(now.as_secs()).expect("seconds fit an i64")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -742,5 +786,251 @@ async fn post_without_the_csrf_header_is_refused() {
     assert!(h.text("login-message").await.contains("everywhere"));
     let (status, _) = h.page_fetch("/api/me", "{}").await;
     assert_eq!(status, 401);
+    h.finish().await;
+}
+
+/// "Remember me": without the box the session cookie is a browser-session cookie (no
+/// expiry); with it the cookie is persistent, with the remembered idle lifetime.
+#[tokio::test]
+async fn remember_me_makes_the_session_cookie_persistent() {
+    const REMEMBER_IDLE: i64 = 3 * 24 * 3600;
+    let _serial = SERIAL.lock().await;
+    let env = [
+        ("JWT_SESSION_IDLE", "10m"),
+        ("JWT_SESSION_REMEMBER_IDLE", "3d"),
+        ("JWT_SESSION_REMEMBER_ABSOLUTE", "30d"),
+    ];
+    let Some(h) = Harness::start("remember", &env).await else {
+        return;
+    };
+    h.goto("/").await;
+
+    // Box not ticked: a cookie for this browser session only.
+    h.log_in_with("alice", "wonderland", false).await;
+    let cookie = h.session_cookie().await.expect("a session cookie");
+    assert_eq!(
+        cookie.expires_datetime(),
+        None,
+        "without remember me the cookie has no expiry: {cookie:?}"
+    );
+    let (status, me) = h.page_fetch("/api/me", "{}").await;
+    assert_eq!((status, &me["remember"]), (200, &json!(false)), "{me}");
+    h.wait_until(
+        "the session kind",
+        "document.getElementById('session-kind').textContent.includes('ends when you close')",
+        Duration::from_secs(5),
+    )
+    .await;
+
+    h.click("#logout-button").await;
+    h.wait_visible("login-view", Duration::from_secs(5)).await;
+    assert!(h.session_cookie().await.is_none(), "logged out");
+
+    // Box ticked: a persistent cookie that lives as long as a remembered session.
+    h.type_into("username", "alice").await;
+    h.type_into("password", "wonderland").await;
+    h.set_checked("remember", true).await;
+    h.artifact_screenshot("remember-login.png").await;
+    let before = unix_now();
+    h.click("#login-button").await;
+    h.wait_visible("app-view", Duration::from_secs(10)).await;
+    let after = unix_now() + 1;
+    let cookie = h.session_cookie().await.expect("a session cookie");
+    let expiry = cookie
+        .expires_datetime()
+        .unwrap_or_else(|| panic!("with remember me the cookie has an expiry: {cookie:?}"))
+        .unix_timestamp();
+    // The browser turns Max-Age into an expiry when the response arrives; both sides count
+    // whole seconds.
+    assert!(
+        (before + REMEMBER_IDLE - 2..=after + REMEMBER_IDLE + 2).contains(&expiry),
+        "expiry {expiry} is not JWT_SESSION_REMEMBER_IDLE (3d) after the login \
+         ({before}..={after})"
+    );
+    assert_eq!(cookie.http_only(), Some(true));
+    let (status, me) = h.page_fetch("/api/me", "{}").await;
+    assert_eq!((status, &me["remember"]), (200, &json!(true)), "{me}");
+    h.wait_until(
+        "the session kind",
+        "document.getElementById('session-kind').textContent.includes('remembers you')",
+        Duration::from_secs(5),
+    )
+    .await;
+    h.wait_until(
+        "a countdown in days",
+        "/^[23] d \\d+ h$/.test(document.getElementById('countdown').textContent)",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        h.login_redirects().await,
+        1,
+        "only the logout went to the login view"
+    );
+    h.artifact_screenshot("remember-logged-in.png").await;
+    h.finish().await;
+}
+
+/// The profile form changes the display name kept in the session: the page shows it at
+/// once, and after a reload `/api/me` (and so the page) still has it, in the same session.
+#[tokio::test]
+async fn profile_form_updates_the_display_name_in_the_session() {
+    let _serial = SERIAL.lock().await;
+    let Some(h) = Harness::start("profile", &[("JWT_SESSION_IDLE", "10m")]).await else {
+        return;
+    };
+    h.goto("/").await;
+    h.log_in("alice", "wonderland").await;
+    let (status, me) = h.page_fetch("/api/me", "{}").await;
+    assert_eq!((status, &me["display_name"]), (200, &Value::Null), "{me}");
+    let sid = me["sid"].clone();
+    assert!(!h.visible("shown-as").await, "no display name yet");
+
+    // Blank: refused by the server, shown as an error.
+    h.type_into("display-name", "   ").await;
+    h.click("#profile-button").await;
+    h.wait_until(
+        "the invalid display name message",
+        "document.getElementById('profile-error').textContent.includes('1 to 64')",
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // Markup in the name is shown as text, never as HTML.
+    let name = "Alice <i>Liddell</i>";
+    let literal = json!(name).to_string();
+    h.type_into("display-name", name).await;
+    h.click("#profile-button").await;
+    h.wait_until(
+        "the new display name on the page",
+        &format!("document.getElementById('shown-name').textContent === {literal}"),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(h.visible("shown-as").await);
+    assert_eq!(h.text("profile-status").await, "Saved.");
+    assert_eq!(h.text("profile-error").await, "");
+    assert_eq!(
+        h.js("return document.querySelector('#shown-name i');")
+            .await,
+        Value::Null,
+        "the name is text"
+    );
+    let (status, me) = h.page_fetch("/api/me", "{}").await;
+    assert_eq!((status, me["display_name"].as_str()), (200, Some(name)));
+    assert_eq!(me["sid"], sid, "the same session: {me}");
+    h.artifact_screenshot("profile.png").await;
+
+    // A reload: the session (its new cookie) still has the name.
+    h.goto("/").await;
+    h.wait_visible("app-view", Duration::from_secs(10)).await;
+    h.wait_until(
+        "the display name after a reload",
+        &format!(
+            "document.getElementById('shown-name').textContent === {literal} \
+             && document.getElementById('display-name').value === {literal}"
+        ),
+        Duration::from_secs(5),
+    )
+    .await;
+    let (status, me) = h.page_fetch("/api/me", "{}").await;
+    assert_eq!((status, me["display_name"].as_str()), (200, Some(name)));
+    assert_eq!(me["sid"], sid, "the same session: {me}");
+    assert_eq!(h.login_redirects().await, 0);
+    h.finish().await;
+}
+
+/// A password change needs a recent login (`JWT_SESSION_FRESH=2s`): once the login is
+/// older, the page asks for the password again in an inline prompt. A wrong password
+/// shows an error and the user stays signed in; the right one re-authenticates, the
+/// change is retried once and succeeds, and nobody is logged out.
+#[tokio::test]
+async fn password_change_asks_for_the_password_again() {
+    const NEW_PASSWORD: &str = "through-the-looking-glass";
+    let _serial = SERIAL.lock().await;
+    let env = [("JWT_SESSION_IDLE", "10m"), ("JWT_SESSION_FRESH", "2s")];
+    let Some(h) = Harness::start("reauth", &env).await else {
+        return;
+    };
+    h.goto("/?poll=0").await;
+    h.record_fetches().await;
+    h.log_in("alice", "wonderland").await;
+    let (status, me) = h.page_fetch("/api/me", "{}").await;
+    assert_eq!(status, 200, "{me}");
+    let fresh_at = me["fresh_at"].as_i64().expect("fresh_at in /api/me");
+
+    // The server counts whole seconds: the login is too old once now - fresh_at > 2.
+    h.type_into("new-password", NEW_PASSWORD).await;
+    h.wait_until(
+        "the login to be older than JWT_SESSION_FRESH",
+        &format!("Date.now() / 1000 >= {}", fresh_at + 3),
+        Duration::from_secs(5),
+    )
+    .await;
+    h.click("#password-button").await;
+    h.wait_visible("reauth-prompt", Duration::from_secs(5))
+        .await;
+    let prompt = h.text("reauth-text").await;
+    assert!(prompt.contains("2 seconds"), "{prompt:?}");
+    assert_eq!(h.text("password-status").await, "");
+    assert_eq!(h.text("password-error").await, "");
+
+    // A wrong password: an error, the prompt stays, the session too.
+    h.type_into("reauth-password", "not-my-password").await;
+    h.click("#reauth-button").await;
+    h.wait_until(
+        "the wrong-password message",
+        "document.getElementById('reauth-error').textContent.includes('Wrong password')",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(h.visible("reauth-prompt").await);
+    assert!(h.visible("app-view").await, "still signed in");
+    assert_eq!(h.login_redirects().await, 0);
+    let (status, me) = h.page_fetch("/api/me", "{}").await;
+    assert_eq!((status, me["user"].as_str()), (200, Some("alice")), "{me}");
+    h.artifact_screenshot("reauth-prompt.png").await;
+
+    // The right password: re-authenticated, the change retried once, and done.
+    h.type_into("reauth-password", "wonderland").await;
+    h.click("#reauth-button").await;
+    h.wait_until(
+        "the password changed message",
+        "document.getElementById('password-status').textContent.includes('changed')",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(!h.visible("reauth-prompt").await, "the prompt is gone");
+    assert!(h.visible("app-view").await, "still signed in");
+    assert_eq!(h.text("password-error").await, "");
+    assert_eq!(h.text("user").await, "alice");
+    assert_eq!(h.login_redirects().await, 0);
+    h.artifact_screenshot("password-changed.png").await;
+
+    let log = h.fetch_log().await;
+    assert_eq!(
+        statuses(&log, "POST", "/api/password"),
+        [json!(403), json!(200)],
+        "refused, then retried once after the re-authentication: {log:?}"
+    );
+    assert_eq!(
+        statuses(&log, "POST", "/reauth"),
+        [json!(401), json!(200)],
+        "{log:?}"
+    );
+    assert_eq!(
+        count(&log, |e| e["status"] == 401 && e["path"] != "/reauth"),
+        0,
+        "{log:?}"
+    );
+
+    // The change is real: the old password no longer confirms, the new one does.
+    let check = "return session.reauth(arguments[0]).then(() => 'ok', (e) => e.code);";
+    let old = h.client.execute(check, vec![json!("wonderland")]).await;
+    assert_eq!(old.expect("reauth"), json!("invalid_credentials"));
+    let new = h.client.execute(check, vec![json!(NEW_PASSWORD)]).await;
+    assert_eq!(new.expect("reauth"), json!("ok"));
+    let (status, _) = h.page_fetch("/api/me", "{}").await;
+    assert_eq!(status, 200, "still signed in");
     h.finish().await;
 }
