@@ -49,7 +49,8 @@ use axum::{Json, Router};
 use jwt_session::{
     DEFAULT_REMEMBER_ABSOLUTE, DEFAULT_REMEMBER_IDLE, Keyring, Login, LoginRedirect,
     MemoryDenylist, MemoryRegistry, Reauthenticated, RefusalContext, RefusalResponder as _,
-    RevocationStore, SessionConfig, SessionContext, SessionLayer, Update, env, session_routes,
+    RevocationStore, SessionConfig, SessionContext, SessionLayer, Update, env,
+    keys::{DEFAULT_JWKS_REFRESH, KeyRefresher, KeySetSource},
 };
 
 #[path = "server/pages.rs"]
@@ -119,6 +120,10 @@ struct Settings {
     fresh: Duration,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     redis_url: Option<String>,
+    /// Verify-only: the issuer's JWK Set (`JWT_SESSION_JWKS_URL`), refreshed on an unknown
+    /// `kid` at most once per `jwks_refresh`.
+    jwks_url: Option<String>,
+    jwks_refresh: Duration,
 }
 
 const PREFIX: &str = "JWT_SESSION_";
@@ -151,6 +156,9 @@ fn settings() -> Result<Settings, String> {
         fresh: env::duration("JWT_SESSION_FRESH", Duration::from_secs(5 * 60))
             .map_err(|e| e.to_string())?,
         redis_url,
+        jwks_url: env::var("JWT_SESSION_JWKS_URL").map_err(|e| e.to_string())?,
+        jwks_refresh: env::duration("JWT_SESSION_JWKS_REFRESH", DEFAULT_JWKS_REFRESH)
+            .map_err(|e| e.to_string())?,
     })
 }
 
@@ -175,8 +183,17 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let s = settings()?;
-    let keyring = Keyring::load_dir(&s.keys).map_err(|e| e.to_string())?;
-    if keyring.signer().kid().starts_with("dev-") {
+    let refresher = s.jwks_url.as_ref().map(|url| {
+        Arc::new(KeyRefresher::new(
+            KeySetSource::Url(url.clone()),
+            s.jwks_refresh,
+        ))
+    });
+    let keyring = match &refresher {
+        Some(refresher) => verify_only_keys(refresher).await?,
+        None => Keyring::load_dir(&s.keys).map_err(|e| e.to_string())?,
+    };
+    if keyring.can_sign() && keyring.signer().kid().starts_with("dev-") {
         tracing::warn!(
             kid = keyring.signer().kid(),
             "SIGNING WITH THE DEVELOPMENT KEY from keys/: anyone can forge sessions. \
@@ -214,6 +231,7 @@ async fn run() -> Result<(), String> {
         registry,
         readiness.clone(),
         App::new(s.fresh),
+        refresher,
     );
     let listener = tokio::net::TcpListener::bind(s.addr)
         .await
@@ -314,52 +332,82 @@ async fn revocation_store(
     Ok((denylist, Readiness::Memory))
 }
 
+/// Verify-only mode: the issuer's keys, fetched at start (retried for 10 s).
+async fn verify_only_keys(refresher: &KeyRefresher) -> Result<Keyring, String> {
+    let mut last = String::new();
+    for _ in 0..10 {
+        match refresher.source().load().await {
+            Ok(keyring) => {
+                tracing::info!(kids = ?keyring.kids(), "verify-only: keys from the JWK Set");
+                return Ok(keyring);
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(format!("JWT_SESSION_JWKS_URL: no usable key set: {last}"))
+}
+
 fn router(
     config: SessionConfig,
     denylist: Arc<dyn RevocationStore>,
     registry: Arc<MemoryRegistry>,
     readiness: Readiness,
     app: App,
+    refresher: Option<Arc<KeyRefresher>>,
 ) -> Router {
-    Router::new()
-        .route("/", get(|| async { Html(SPA) }))
-        .route(
-            "/session-client.js",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    SPA_CLIENT,
-                )
-            }),
-        )
+    let verify_only = refresher.is_some();
+    let session = SessionLayer::<UserData>::new(config, denylist)
+        .with_registry(registry)
+        .registry_ip(IpPolicy::Truncated, None)
+        // Pages: a navigation without a session goes to the login form; the JSON API
+        // (and the session routes) keep their JSON 401.
+        .on_refusal(|ctx: &RefusalContext<'_>| {
+            let api = ctx.path_and_query.starts_with("/api/")
+                || ctx.path_and_query.starts_with("/session");
+            (!api)
+                .then(|| LoginRedirect::to("/login").respond(ctx))
+                .flatten()
+        });
+    // HTML forms carry the CSRF token in a `csrf_token` field.
+    let forms = session.form_csrf();
+    let refresh = refresher.map(|r| session.key_refresh(r));
+    let routes = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(move || readiness.clone().check()))
-        .route("/login", get(pages::login_page).post(login))
         .route("/account", get(pages::account))
-        .route("/account/profile", post(pages::account_profile))
         .route("/api/me", get(me))
-        .route("/api/notes", get(list_notes).post(add_note))
-        .route("/api/profile", post(profile))
-        .route("/api/password", post(change_password))
-        .route("/reauth", post(reauth))
-        .merge(session_routes::<UserData, App>())
+        .route("/api/notes", get(list_notes).post(add_note));
+    // A verify-only instance cannot sign: no login (404), nothing that changes a session.
+    let routes = if verify_only {
+        routes
+    } else {
+        routes
+            .route("/", get(|| async { Html(SPA) }))
+            .route(
+                "/session-client.js",
+                get(|| async {
+                    (
+                        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                        SPA_CLIENT,
+                    )
+                }),
+            )
+            .route("/login", get(pages::login_page).post(login))
+            .route("/account/profile", post(pages::account_profile))
+            .route("/api/profile", post(profile))
+            .route("/api/password", post(change_password))
+            .route("/reauth", post(reauth))
+    };
+    let routes = routes
+        .merge(session.session_routes::<App>())
         .with_state(app)
-        .layer(
-            SessionLayer::<UserData>::new(config, denylist)
-                .with_registry(registry)
-                .registry_ip(IpPolicy::Truncated, None)
-                // Pages: a navigation without a session goes to the login form; the JSON
-                // API (and the session routes) keep their JSON 401.
-                .on_refusal(|ctx: &RefusalContext<'_>| {
-                    let api = ctx.path_and_query.starts_with("/api/")
-                        || ctx.path_and_query.starts_with("/session");
-                    (!api)
-                        .then(|| LoginRedirect::to("/login").respond(ctx))
-                        .flatten()
-                })
-                // HTML forms carry the CSRF token in a `csrf_token` field.
-                .with_forms(),
-        )
+        .layer(session);
+    let routes = match refresh {
+        Some(refresh) => routes.layer(refresh),
+        None => routes,
+    };
+    routes.layer(forms)
 }
 
 #[derive(Deserialize)]

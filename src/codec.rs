@@ -104,7 +104,9 @@ impl Codec {
         typ: impl Into<String>,
         max_len: usize,
     ) -> Result<Self, KeyError> {
-        round_trip(keyring.signer())?;
+        if keyring.can_sign() {
+            round_trip(keyring.signer())?;
+        }
         Ok(Self {
             keys: ArcSwap::from_pointee(keyring),
             generation: AtomicU64::new(0),
@@ -132,11 +134,31 @@ impl Codec {
     ) -> Result<(), KeyError> {
         let mut next = Keyring::clone(&self.keys.load());
         change(&mut next)?;
-        round_trip(next.signer())?;
+        if next.can_sign() {
+            round_trip(next.signer())?;
+        }
         tracing::info!(signer = next.signer().kid(), kids = ?next.kids(), "keyring rotated");
         self.keys.store(Arc::new(next));
         self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Replace the whole keyring (a refreshed key set, a reloaded key directory),
+    /// atomically for every request. A keyring that signs must pass the round trip.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::RoundTrip`]; the keyring is then unchanged.
+    pub fn replace(&self, keyring: Keyring) -> Result<(), KeyError> {
+        self.rotate(|current| {
+            *current = keyring;
+            Ok(())
+        })
+    }
+
+    /// Whether this codec can sign (false with a [`Keyring::verify_only`] keyring).
+    pub fn can_sign(&self) -> bool {
+        self.keys.load().can_sign()
     }
 
     /// Changes with every rotation: caches of verified tokens tag entries with the
@@ -177,6 +199,11 @@ impl Codec {
             ));
         }
         let keys = self.keys.load();
+        if !keys.can_sign() {
+            return Err(EncodeError::Sign(
+                "this service only verifies sessions (a verify-only keyring)".into(),
+            ));
+        }
         let signer = keys.signer();
         let encoding = signer.encoding.as_ref().ok_or_else(|| {
             EncodeError::Sign(format!("signer `{}` has no private key", signer.kid()))

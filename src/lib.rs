@@ -82,6 +82,7 @@ mod extract;
 pub mod form;
 mod handle;
 pub mod headers;
+pub mod key_refresh;
 pub mod keys;
 pub mod layer;
 pub mod obs;

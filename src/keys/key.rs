@@ -191,6 +191,51 @@ impl Key {
         })
     }
 
+    /// A verify-only key from one public JWK of a JWK Set (`{"kty":"OKP","crv":"Ed25519",
+    /// "x":…}` for EdDSA, `{"kty":"EC","crv":"P-256","x":…,"y":…}` for ES256), with its
+    /// `kid`. The algorithm comes from the key type and curve; an `alg` member must agree
+    /// with it and a `use` member must be `sig`.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::InvalidKid`] for a missing or bad `kid`; [`KeyError::Invalid`] for any
+    /// other key type (HMAC `oct` keys are never taken from a key set), curve, `alg` or
+    /// `use`, and for malformed key material.
+    pub fn from_jwk(value: &serde_json::Value) -> Result<Self, KeyError> {
+        let kid = value
+            .get("kid")
+            .and_then(|k| k.as_str())
+            .ok_or_else(|| KeyError::InvalidKid(String::new()))?
+            .to_owned();
+        check_kid(&kid)?;
+        let member = |name: &str| value.get(name).and_then(|v| v.as_str());
+        let alg = match (member("kty"), member("crv")) {
+            (Some("OKP"), Some("Ed25519")) => Algorithm::EdDSA,
+            (Some("EC"), Some("P-256")) => Algorithm::ES256,
+            _ => return Err(invalid(&kid, "Ed25519 (OKP) or P-256 (EC) public JWK")),
+        };
+        if member("alg").is_some_and(|a| a != alg.as_str()) {
+            return Err(invalid(&kid, "JWK whose alg matches its key type"));
+        }
+        if member("use").is_some_and(|u| u != "sig") {
+            return Err(invalid(&kid, "signature (use: sig) JWK"));
+        }
+        if value.get("d").is_some() {
+            return Err(invalid(&kid, "public JWK (no private member d)"));
+        }
+        let mut jwk: Jwk =
+            serde_json::from_value(value.clone()).map_err(|_| invalid(&kid, "well-formed JWK"))?;
+        let decoding = DecodingKey::from_jwk(&jwk).map_err(|_| invalid(&kid, "public JWK"))?;
+        label(&mut jwk, &kid);
+        Ok(Self {
+            kid,
+            alg,
+            decoding,
+            encoding: None,
+            public_jwk: Some(jwk),
+        })
+    }
+
     /// The key id, as in the `kid` header.
     pub fn kid(&self) -> &str {
         &self.kid

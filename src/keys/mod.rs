@@ -23,9 +23,13 @@
 
 mod dir;
 mod generate;
+mod jwks;
 mod key;
 mod ring;
 
 pub use generate::{GeneratedKey, generate};
+pub use jwks::{
+    DEFAULT_JWKS_REFRESH, KeyRefresher, KeySetSource, MAX_JWKS_BYTES, MAX_JWKS_KEYS,
+};
 pub use key::{Algorithm, Key, MIN_HMAC_SECRET};
 pub use ring::Keyring;

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use super::key::Key;
 use crate::error::KeyError;
 
-/// Keys by `kid`: exactly one signer, any number of verify-only keys.
+/// Keys by `kid`: exactly one signer, any number of verify-only keys — or, for a
+/// verify-only service ([`Keyring::verify_only`]), public keys only.
 #[derive(Clone)]
 pub struct Keyring {
     signer: Arc<Key>,
     keys: HashMap<String, Arc<Key>>,
+    verify_only: bool,
 }
 
 impl fmt::Debug for Keyring {
@@ -19,7 +21,7 @@ impl fmt::Debug for Keyring {
         let mut kids: Vec<_> = self.keys.keys().collect();
         kids.sort();
         f.debug_struct("Keyring")
-            .field("signer", &self.signer.kid)
+            .field("signer", &(!self.verify_only).then_some(&self.signer.kid))
             .field("kids", &kids)
             .finish()
     }
@@ -39,7 +41,43 @@ impl Keyring {
         Ok(Self {
             signer: signer.clone(),
             keys: HashMap::from([(signer.kid.clone(), signer)]),
+            verify_only: false,
         })
+    }
+
+    /// A keyring for a service that only verifies sessions another one issues: public
+    /// keys only, nothing signs ([`can_sign`](Self::can_sign) is false, encoding fails,
+    /// the layer never reissues). Private halves of the given keys are dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Directory`] for an empty set, [`KeyError::DuplicateKid`], and
+    /// [`KeyError::Invalid`] for an HMAC key (a shared secret is never verify-only).
+    pub fn verify_only(keys: impl IntoIterator<Item = Key>) -> Result<Self, KeyError> {
+        let mut map = HashMap::new();
+        let mut first: Option<Arc<Key>> = None;
+        for key in keys {
+            let key = Arc::new(key.to_verify_only()?);
+            if map.contains_key(&key.kid) {
+                return Err(KeyError::DuplicateKid(key.kid.clone()));
+            }
+            first.get_or_insert_with(|| key.clone());
+            map.insert(key.kid.clone(), key);
+        }
+        let signer = first.ok_or_else(|| KeyError::Directory {
+            dir: "key set".into(),
+            problem: "no usable public key".into(),
+        })?;
+        Ok(Self {
+            signer,
+            keys: map,
+            verify_only: true,
+        })
+    }
+
+    /// Whether this keyring can sign (false for [`verify_only`](Self::verify_only)).
+    pub fn can_sign(&self) -> bool {
+        !self.verify_only && self.signer.can_sign()
     }
 
     /// Builder form of [`add`](Self::add).
@@ -75,7 +113,7 @@ impl Keyring {
             .keys
             .get(kid)
             .ok_or_else(|| KeyError::NoSuchKey(kid.to_owned()))?;
-        if !key.can_sign() {
+        if !key.can_sign() || self.verify_only {
             return Err(KeyError::CannotSign(kid.to_owned()));
         }
         self.signer = key.clone();
@@ -89,16 +127,27 @@ impl Keyring {
     ///
     /// [`KeyError::NoSuchKey`], or [`KeyError::RetireSigner`] for the current signer.
     pub fn retire(&mut self, kid: &str) -> Result<(), KeyError> {
-        if kid == self.signer.kid {
+        if kid == self.signer.kid && !self.verify_only {
             return Err(KeyError::RetireSigner(kid.to_owned()));
         }
-        self.keys
+        if self.verify_only && self.keys.len() == 1 && self.keys.contains_key(kid) {
+            return Err(KeyError::RetireSigner(kid.to_owned()));
+        }
+        let removed = self
+            .keys
             .remove(kid)
-            .map(|_| ())
-            .ok_or_else(|| KeyError::NoSuchKey(kid.to_owned()))
+            .ok_or_else(|| KeyError::NoSuchKey(kid.to_owned()))?;
+        if self.verify_only
+            && removed.kid == self.signer.kid
+            && let Some(next) = self.keys.values().next()
+        {
+            self.signer = next.clone();
+        }
+        Ok(())
     }
 
-    /// The key that signs new tokens.
+    /// The key that signs new tokens. In a [`verify_only`](Self::verify_only) keyring it
+    /// is one of the public keys and cannot sign.
     pub fn signer(&self) -> &Key {
         &self.signer
     }

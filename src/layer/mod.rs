@@ -220,6 +220,28 @@ impl<T: SessionData> SessionLayer<T> {
         }
     }
 
+    /// This layer with a [`KeyRefreshLayer`](crate::key_refresh::KeyRefreshLayer) in
+    /// front: for a verify-only service (a [`Keyring::verify_only`](crate::Keyring::verify_only)
+    /// keyring from a key set), a token naming an unknown `kid` first refreshes the keys
+    /// from `refresher`'s source (at most once per its interval).
+    pub fn with_key_refresh(
+        self,
+        refresher: Arc<crate::keys::KeyRefresher>,
+    ) -> tower_layer::Stack<Self, crate::key_refresh::KeyRefreshLayer> {
+        let refresh = self.key_refresh(refresher);
+        tower_layer::Stack::new(self, refresh)
+    }
+
+    /// The [`KeyRefreshLayer`](crate::key_refresh::KeyRefreshLayer) of
+    /// [`with_key_refresh`](Self::with_key_refresh) on its own, to place yourself
+    /// (outside this layer).
+    pub fn key_refresh(
+        &self,
+        refresher: Arc<crate::keys::KeyRefresher>,
+    ) -> crate::key_refresh::KeyRefreshLayer {
+        crate::key_refresh::KeyRefreshLayer::new(self.state.config.clone(), refresher)
+    }
+
     /// The ready-made session routes for this layer's data type (see
     /// [`session_routes`](crate::session_routes)): a data type that differs from the
     /// layer's cannot be written by mistake.
