@@ -120,6 +120,8 @@ pub use crate::keys::{Algorithm, Key, Keyring};
 pub use crate::layer::{SessionLayer, SessionService};
 pub use crate::obs::sid_tag;
 pub use crate::registry::{MemoryRegistry, SessionRegistry};
+#[cfg(feature = "redis")]
+pub use crate::registry::{RedisRegistry, RedisRegistryOptions};
 pub use crate::responder::{LoginRedirect, RefusalContext, RefusalResponder, safe_next};
 pub use crate::response::ErrorBody;
 pub use crate::routes::{SessionStatus, session_routes};

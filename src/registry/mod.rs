@@ -10,8 +10,10 @@
 //! failing closed as before. Entries expire with their session (I2-style), so "last
 //! active" is accurate to `reissue_after`.
 //!
-//! [`MemoryRegistry`] keeps it in one process: bounded per user and in total, swept,
-//! optionally journaled.
+//! Two backends: [`MemoryRegistry`] (one process; bounded per user and in total, swept,
+//! optionally journaled) and, with the `redis` feature, `RedisRegistry` (shared by every
+//! instance; the layer's writes are queued and sent by a background task, so a slow or
+//! unreachable Redis never holds a request).
 //!
 //! Turn it on with [`SessionLayer::with_registry`](crate::SessionLayer::with_registry);
 //! list and end sessions through [`SessionHandle`](crate::SessionHandle) or the
@@ -19,12 +21,18 @@
 //! `POST /session/logout-others`).
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::RevocationError;
 
 pub use self::memory::{MemoryRegistry, MemoryRegistryBuilder};
+#[cfg(feature = "redis")]
+pub use self::redis::{
+    DEFAULT_QUEUE_CAPACITY, RedisRegistry, RedisRegistryOptions, RedisRegistryStatus,
+};
 
 /// Most characters of a user agent kept.
 pub const MAX_USER_AGENT: usize = 200;
@@ -149,7 +157,7 @@ pub enum IpPolicy {
 /// The layer calls [`put`](Self::put), [`remove`](Self::remove) and
 /// [`remove_user`](Self::remove_user) synchronously while it answers a login, a reissue or
 /// a logout: they must return at once (no network round trip — queue it, as
-/// a networked backend must). The reads ([`list`](Self::list), [`get`](Self::get),
+/// `RedisRegistry` does). The reads ([`list`](Self::list), [`get`](Self::get),
 /// [`stats`](Self::stats)) serve the inventory routes, the
 /// [`SessionHandle`](crate::SessionHandle) and operators — never a request's admission.
 pub trait SessionRegistry: Send + Sync + 'static {
