@@ -9,6 +9,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use super::generate::GeneratedKey;
 use super::key::{Algorithm, Key, invalid};
 use super::ring::Keyring;
+use super::rotate::write_file;
 use crate::error::KeyError;
 
 impl Keyring {
@@ -108,40 +109,35 @@ impl Keyring {
 
 impl GeneratedKey {
     /// Write `<kid>.pem` (or `<kid>.hs256`) and `<kid>.pub.pem` into `dir`; the private
-    /// file is created with mode 0600 on Unix and never overwrites an existing file.
+    /// file is created with mode 0600 on Unix and never overwrites an existing file. Each
+    /// file is written under a temporary name and renamed into place, so a
+    /// [`KeyWatcher`](super::KeyWatcher) never reads half of one.
     ///
     /// # Errors
     ///
     /// [`KeyError::Io`] if a file exists or cannot be written.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<(), KeyError> {
-        use std::io::Write as _;
         let dir = dir.as_ref();
         let kid = self.key.kid();
         let private_name = match self.key.algorithm() {
             Algorithm::HS256 => format!("{kid}.hs256"),
             _ => format!("{kid}.pem"),
         };
-        let write = |name: &str, text: &str, secret: bool| -> Result<(), KeyError> {
-            let path = dir.join(name);
-            let err = |source| KeyError::Io {
-                path: path.display().to_string(),
-                source,
-            };
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            if secret {
-                use std::os::unix::fs::OpenOptionsExt as _;
-                options.mode(0o600);
-            }
-            let _ = secret;
-            let mut file = options.open(&path).map_err(err)?;
-            file.write_all(text.as_bytes()).map_err(err)?;
-            file.sync_all().map_err(err)
-        };
-        write(&private_name, &self.private_file, true)?;
+        write_file(
+            dir,
+            &private_name,
+            self.private_file.as_bytes(),
+            true,
+            false,
+        )?;
         if let Some(public) = &self.public_file {
-            write(&format!("{kid}.pub.pem"), public, false)?;
+            write_file(
+                dir,
+                &format!("{kid}.pub.pem"),
+                public.as_bytes(),
+                false,
+                false,
+            )?;
         }
         Ok(())
     }
