@@ -342,6 +342,16 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Back to the secure cookie defaults after [`development_cookies`](Self::development_cookies):
+    /// `Secure`, and the `__Host-session` name if the development name was in use.
+    pub fn secure_cookies(mut self) -> Self {
+        self.cookie.secure = true;
+        if self.cookie.name == "session" {
+            self.cookie.name = "__Host-session".into();
+        }
+        self
+    }
+
     /// An extra origin (e.g. `https://app.example.com`) allowed to send unsafe requests
     /// besides the site's own. Compared as a full origin (scheme, host, port; default
     /// ports normalised). Default: same origin only.

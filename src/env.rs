@@ -143,8 +143,10 @@ impl SessionConfigBuilder {
                 remember_absolute.unwrap_or(DEFAULT_REMEMBER_ABSOLUTE),
             );
         }
-        if let Some(false) = flag(&name("SECURE_COOKIES"))? {
-            self = self.development_cookies();
+        match flag(&name("SECURE_COOKIES"))? {
+            Some(false) => self = self.development_cookies(),
+            Some(true) => self = self.secure_cookies(),
+            None => {}
         }
         if let Some(on) = flag(&name("BROWSER_SESSION_COOKIES"))? {
             self = self.browser_session_cookies(on);

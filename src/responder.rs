@@ -74,9 +74,9 @@ where
 /// `303 See Other` to `login_url?next=<the page>`; everything else (API calls, CSRF and
 /// origin refusals, a step-up) keeps its JSON.
 ///
-/// `next` is always a path of this origin (it is built from the request's own path).
-/// When the login handler redirects back, check it with [`safe_next`]: a `next` taken
-/// from a request can point anywhere.
+/// `next` is always a path of this origin: the request's own path when [`safe_next`]
+/// accepts it, else `/`. When the login handler redirects back, check it with
+/// [`safe_next`] too: a `next` taken from a request can point anywhere.
 #[derive(Debug, Clone)]
 pub struct LoginRedirect {
     login_url: String,
@@ -96,8 +96,15 @@ impl RefusalResponder for LoginRedirect {
         if !ctx.navigation || ctx.refusal.status() != StatusCode::UNAUTHORIZED {
             return None;
         }
-        let next: String = form_urlencoded::byte_serialize(ctx.path_and_query.as_bytes()).collect();
-        let location = format!("{}?next={next}", self.login_url);
+        // Only ever a path of this site (a request for `//host/x` comes back to `/`).
+        let target = safe_next(ctx.path_and_query).unwrap_or("/");
+        let next: String = form_urlencoded::byte_serialize(target.as_bytes()).collect();
+        let separator = if self.login_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let location = format!("{}{separator}next={next}", self.login_url);
         let mut res = Response::new(String::new());
         *res.status_mut() = StatusCode::SEE_OTHER;
         res.headers_mut()

@@ -6,9 +6,10 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::admission::{self, Admission, Decision, RequestInfo};
+use super::admission::{self, Admission, Decision, RequestInfo, Verdict};
 use super::future::ResponseFuture;
 use super::{LayerMarker, LayerState};
+use crate::error::Refusal;
 use crate::session::SessionData;
 use crate::{obs, response};
 
@@ -97,11 +98,22 @@ where
         };
         let _entered = span.enter();
         // A second application of the layer on the same request (the whole app, then a
-        // protected router) passes through: one verification, one Set-Cookie.
-        if req.extensions().get::<Admission<T>>().is_some() {
+        // protected router) reuses the first one's decision: one verification, one
+        // Set-Cookie. Its own `require_session` still holds.
+        let decision = match req.extensions().get::<Admission<T>>() {
+            Some(outer) if self.state.require => match &outer.verdict {
+                Verdict::Active(_) => None,
+                // The outer layer clears a dead cookie on the way out: once.
+                Verdict::Refused(reason) => Some(Decision::Reject(*reason, false)),
+                Verdict::Absent => Some(Decision::Reject(Refusal::Missing, false)),
+            },
+            Some(_) => None,
+            None => Some(admission::admit(&self.state, &req)),
+        };
+        let Some(decision) = decision else {
             return ResponseFuture::passthrough(self.inner.call(req));
-        }
-        match admission::admit(&self.state, &req) {
+        };
+        match decision {
             Decision::Reject(reason, clear) => {
                 let removal = clear.then(|| self.state.config.cookie().removal());
                 let res = response::refusal_response(reason, removal);
