@@ -1,8 +1,11 @@
 //! Finding the session cookie in a request, and building `Set-Cookie` for issue,
 //! reissue and removal. Deciding *when* is the layer's job.
 
+use std::sync::OnceLock;
+
 use cookie::{Cookie, SameSite};
 use http::header::{COOKIE, HeaderMap, HeaderValue};
+use memchr::memmem::Finder;
 
 use crate::error::EncodeError;
 
@@ -15,14 +18,43 @@ pub const MAX_COOKIE_LEN: usize = 4096;
 /// sheet: a `__Host-` name (the browser then insists on `Secure`, `Path=/` and no
 /// `Domain`, so no subdomain can plant or read it), `HttpOnly` (no script can read the
 /// token), `SameSite=Lax` (not sent on cross-site subrequests or POSTs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CookieSettings {
     pub(crate) name: String,
     pub(crate) secure: bool,
     pub(crate) same_site: SameSite,
     pub(crate) path: String,
     pub(crate) domain: Option<String>,
+    /// The searcher for `name`, built on the first [`find`](Self::find).
+    finder: NameFinder,
 }
+
+impl std::fmt::Debug for CookieSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieSettings")
+            .field("name", &self.name)
+            .field("secure", &self.secure)
+            .field("same_site", &self.same_site)
+            .field("path", &self.path)
+            .field("domain", &self.domain)
+            .finish()
+    }
+}
+
+/// The cookie name's substring searcher, kept so that it is built once instead of on
+/// every request (building one costs about three times what a search does). Derived from
+/// `name` alone, so it takes no part in equality; [`CookieSettings::find`] checks that it
+/// was built for the current name and builds a fresh one otherwise.
+#[derive(Clone, Default)]
+struct NameFinder(OnceLock<Finder<'static>>);
+
+impl PartialEq for NameFinder {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for NameFinder {}
 
 impl Default for CookieSettings {
     /// `__Host-session`, `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`.
@@ -33,6 +65,7 @@ impl Default for CookieSettings {
             same_site: SameSite::Lax,
             path: "/".into(),
             domain: None,
+            finder: NameFinder::default(),
         }
     }
 }
@@ -67,13 +100,33 @@ impl CookieSettings {
     /// Borrows from the headers; copies nothing.
     pub fn find<'a>(&self, headers: &'a HeaderMap) -> Option<&'a [u8]> {
         let name = self.name.as_bytes();
+        let cached = self.finder.0.get_or_init(|| Finder::new(name).into_owned());
+        // The name is a crate-visible field: never search with a finder for another one.
+        let fresh;
+        let finder = if cached.needle() == name {
+            cached
+        } else {
+            fresh = Finder::new(name);
+            &fresh
+        };
         // Search for the name (memmem) instead of splitting every pair: a header full of
         // other cookies stays cheap. A hit counts only where a pair starts (line start or
         // `;`, then whitespace) and is followed by optional whitespace and `=` — exactly
         // the pairs a split on `;` would name so (a name never holds `;` or whitespace).
         for line in headers.get_all(COOKIE) {
             let line = line.as_bytes();
-            for at in memchr::memmem::find_iter(line, name) {
+            // A line that starts with the name (often the only cookie) needs no search:
+            // that is the first hit the search would find, as the whitespace before it
+            // cannot hold a name.
+            let lead = line.len() - line.trim_ascii_start().len();
+            let mut first = line[lead..].starts_with(name).then_some(lead);
+            let mut from = 0;
+            // Non-overlapping hits, left to right (as `memmem::find_iter`).
+            while let Some(at) = first
+                .take()
+                .or_else(|| Some(from + finder.find(line.get(from..)?)?))
+            {
+                from = at + name.len().max(1);
                 let before = line[..at].trim_ascii_end();
                 if !(before.is_empty() || before.ends_with(b";")) {
                     continue;
