@@ -72,7 +72,7 @@ impl MemoryDenylist {
                 self.watermark.fetch_max(at, Ordering::SeqCst);
                 match &key {
                     QueuedKey::Session(sid) => self.sessions.remove(sid),
-                    QueuedKey::Subject(sub) => drop(self.subjects.remove(sub)),
+                    QueuedKey::Subject(sub) => self.subjects.remove(sub),
                 }
                 self.evictions.fetch_add(1, Ordering::Relaxed);
                 crate::obs::evicted();

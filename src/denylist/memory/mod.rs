@@ -16,10 +16,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use dashmap::DashMap;
-
 use self::evict::Queue;
-use self::ids::{Hasher, SessionMap, SubjectEntry};
+use self::ids::{SessionMap, SubjectMap};
 use super::journal::{FULL, Journal, JournalSummary, Record};
 use super::{RevocationStore, TokenFacts};
 use crate::claims::Policy;
@@ -42,7 +40,7 @@ pub const DEFAULT_CAPACITY: usize = 1_000_000;
 ///   the journal is compacted when opened, so a restart forgets no logout.
 pub struct MemoryDenylist {
     sessions: SessionMap,
-    subjects: DashMap<Box<str>, SubjectEntry, Hasher>,
+    subjects: SubjectMap,
     order: Mutex<Queue>,
     capacity: usize,
     watermark: AtomicI64,
@@ -139,7 +137,7 @@ impl MemoryDenylistBuilder {
         }
         Ok(MemoryDenylist {
             sessions: SessionMap::default(),
-            subjects: DashMap::default(),
+            subjects: SubjectMap::default(),
             order: Mutex::new(Queue::default()),
             capacity: self.capacity,
             watermark: AtomicI64::new(i64::MIN),
@@ -269,7 +267,7 @@ impl RevocationStore for MemoryDenylist {
         let mut order = lock(&self.order);
         let before = self.held();
         self.sessions.retain(|e| e.exp > now);
-        self.subjects.retain(|_, e| e.exp > now);
+        self.subjects.retain(|e| e.exp > now);
         order
             .items
             .retain(|(_, seq, key)| self.is_current(key, *seq));
@@ -342,14 +340,118 @@ impl MemoryDenylist {
                 expires_at: e.exp,
             })
             .collect();
-        entries.extend(self.subjects.iter().map(|e| RevocationEntry {
-            id: e.key().to_string(),
-            before: Some(e.value().before),
-            revoked_at: e.value().at,
-            retired_below: None,
-            expires_at: e.value().exp,
-        }));
+        entries.extend(
+            self.subjects
+                .entries()
+                .into_iter()
+                .map(|(id, e)| RevocationEntry {
+                    id,
+                    before: Some(e.before),
+                    revoked_at: e.at,
+                    retired_below: None,
+                    expires_at: e.exp,
+                }),
+        );
         entries.sort_by(|a, b| (a.revoked_at, &a.id).cmp(&(b.revoked_at, &b.id)));
         entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::MemoryDenylist;
+    use crate::claims::Policy;
+    use crate::clock::{Clock as _, ManualClock};
+    use crate::denylist::journal::{FULL, Record};
+    use crate::denylist::{RevocationStore, TokenFacts};
+
+    /// The per-map counts that let `is_revoked` skip an empty map equal the entries held
+    /// after every kind of change: revoke (new and again), retire, replay, eviction at
+    /// capacity, sweep, and a restart from the journal.
+    #[test]
+    fn counts_stay_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revocations.jsonl");
+        let clock = ManualClock::new(1_000_000);
+        let policy = Policy::new(1800, 8 * 3600, 60, 0).unwrap();
+        let inline = "AAAAAAAAAAAAAAAAAAAAAA"; // 22 bytes: held inline
+        let exact = |list: &MemoryDenylist, sessions: usize, subjects: usize| {
+            assert_eq!(list.sessions.counted(), (sessions, sessions), "sessions");
+            assert_eq!(list.subjects.counted(), (subjects, subjects), "subjects");
+        };
+        let facts = |sid, sub| TokenFacts {
+            sid,
+            sub,
+            auth_time: 999_000,
+            lat: 1_500_000,
+            generation: 0,
+        };
+        let list = MemoryDenylist::builder()
+            .capacity(4)
+            .journal(&path)
+            .build(&clock)
+            .unwrap();
+        exact(&list, 0, 0);
+        assert!(!list.is_revoked(facts(inline, "bob")).unwrap());
+
+        list.revoke_session(inline, 999_000, &policy, &clock)
+            .unwrap();
+        exact(&list, 1, 0);
+        list.revoke_session(inline, 999_000, &policy, &clock)
+            .unwrap();
+        exact(&list, 1, 0);
+        list.revoke_session("text-id", 999_000, &policy, &clock)
+            .unwrap();
+        exact(&list, 2, 0);
+        list.retire_generations("retired", 3, 999_000, &policy, &clock)
+            .unwrap();
+        exact(&list, 3, 0);
+        list.revoke_subject("bob", &policy, &clock).unwrap();
+        exact(&list, 3, 1);
+        list.revoke_subject("bob", &policy, &clock).unwrap();
+        exact(&list, 3, 1);
+        assert!(list.is_revoked(facts(inline, "alice")).unwrap());
+        assert!(list.is_revoked(facts("other", "bob")).unwrap());
+        assert!(!list.is_revoked(facts("other", "alice")).unwrap());
+
+        // Replayed from another instance: merged into a held entry, or new (and then
+        // over capacity: the oldest is evicted).
+        list.apply(&Record::Session {
+            sid: "text-id".into(),
+            exp: 1_000_000 + 10 * 3600,
+            at: 1_000_000,
+            floor: FULL,
+        })
+        .unwrap();
+        exact(&list, 3, 1);
+        clock.advance(Duration::from_secs(1));
+        list.apply(&Record::Subject {
+            sub: "carol".into(),
+            before: 1_000_001,
+            exp: 1_000_001 + 9 * 3600,
+            at: 1_000_001,
+        })
+        .unwrap();
+        assert_eq!(list.evictions(), 1);
+        exact(&list, 2, 2);
+
+        // A restart loads what the journal holds.
+        drop(list);
+        let list = MemoryDenylist::builder()
+            .capacity(4)
+            .journal(&path)
+            .build(&clock)
+            .unwrap();
+        exact(&list, 2, 2);
+
+        // A sweep past every TTL empties both maps; lookups skip them again.
+        clock.advance(Duration::from_secs(30 * 24 * 3600));
+        list.sweep(clock.now());
+        exact(&list, 0, 0);
+        assert!(!list.is_revoked(facts(inline, "bob")).unwrap());
     }
 }

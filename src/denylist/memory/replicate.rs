@@ -192,7 +192,7 @@ impl MemoryDenylist {
                 at,
             } => {
                 let key: Box<str> = sub.as_str().into();
-                let merged = match self.subjects.get(&key).map(|e| *e) {
+                let merged = match self.subjects.get(&key) {
                     Some(old) if old.before >= *before && old.exp >= *exp => None,
                     Some(old) => Some((old.before.max(*before), old.exp.max(*exp))),
                     None => Some((*before, *exp)),

@@ -137,13 +137,12 @@ impl MemoryDenylist {
                 floor: e.floor,
             });
         }
-        for e in self.subjects.iter() {
-            let v = e.value();
+        for (sub, e) in self.subjects.entries() {
             records.push(Record::Subject {
-                sub: e.key().to_string(),
-                before: v.before,
-                exp: v.exp,
-                at: v.at,
+                sub,
+                before: e.before,
+                exp: e.exp,
+                at: e.at,
             });
         }
         lock(journal).compact(&records)?;
