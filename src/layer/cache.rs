@@ -1,7 +1,10 @@
 //! The verified-token cache and the verification every request (and
 //! [`SessionLayer::verify_token`](super::SessionLayer::verify_token)) goes through.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+
+use quick_cache::Equivalent;
 
 use super::LayerState;
 use crate::claims::Claims;
@@ -12,12 +15,60 @@ use crate::session::{Session, SessionData};
 /// token seen before skips the signature and JSON work. Entries carry the keyring
 /// generation read before decoding and are ignored after any rotation. Only accepted
 /// tokens are cached; their times and revocation are still checked on every request.
-pub(crate) struct TokenCache<T>(Option<quick_cache::sync::Cache<Box<str>, Entry<T>>>);
+pub(crate) struct TokenCache<T>(Option<quick_cache::sync::Cache<TokenKey, Entry<T>>>);
 
 #[derive(Clone)]
 pub(crate) struct Entry<T> {
     claims: Arc<Claims<T>>,
     generation: u64,
+}
+
+/// How many bytes at the end of a token its cache hash covers.
+const HASHED_TAIL: usize = 16;
+
+/// A cached token: its exact bytes. Equal only to the very same bytes (a full
+/// comparison), but *hashed* over its length and last [`HASHED_TAIL`] bytes, which are
+/// signature (16 base64url characters, 96 bits). Hashing a ~500-byte token whole cost
+/// more than the rest of the lookup. Only tokens whose signature was verified are ever
+/// inserted, so the tails of the entries are signatures made with the keyring: no one
+/// without the key can fill the cache with tokens that share a hash. A token forged to
+/// share a cached one's tail lands in its bucket, fails the full comparison and is
+/// decoded like any unknown token (and refused).
+pub(crate) struct TokenKey(Box<str>);
+
+/// A token being looked up, before any copy of it is made.
+#[derive(Clone, Copy)]
+struct Lookup<'a>(&'a [u8]);
+
+fn hash_token<H: Hasher>(token: &[u8], state: &mut H) {
+    state.write_usize(token.len());
+    state.write(&token[token.len().saturating_sub(HASHED_TAIL)..]);
+}
+
+impl Hash for TokenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_token(self.0.as_bytes(), state);
+    }
+}
+
+impl Hash for Lookup<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_token(self.0, state);
+    }
+}
+
+impl PartialEq for TokenKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for TokenKey {}
+
+impl Equivalent<TokenKey> for Lookup<'_> {
+    fn equivalent(&self, key: &TokenKey) -> bool {
+        self.0 == key.0.as_bytes()
+    }
 }
 
 impl<T: SessionData> TokenCache<T> {
@@ -27,19 +78,19 @@ impl<T: SessionData> TokenCache<T> {
     }
 
     fn get(&self, token: &str, generation: u64) -> Option<Arc<Claims<T>>> {
-        let hit = self.0.as_ref()?.get(token)?;
+        let hit = self.0.as_ref()?.get(&Lookup(token.as_bytes()))?;
         (hit.generation == generation).then_some(hit.claims)
     }
 
     fn insert(&self, token: &str, claims: Arc<Claims<T>>, generation: u64) {
         if let Some(cache) = &self.0 {
-            cache.insert(token.into(), Entry { claims, generation });
+            cache.insert(TokenKey(token.into()), Entry { claims, generation });
         }
     }
 
     fn remove(&self, token: &str) {
         if let Some(cache) = &self.0 {
-            cache.remove(token);
+            cache.remove(&Lookup(token.as_bytes()));
         }
     }
 }
@@ -76,4 +127,33 @@ pub(crate) fn verify<T: SessionData>(
         policy,
         now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HASHED_TAIL, Lookup, TokenKey};
+
+    /// Tokens that share their hash (same length, same tail) are still told apart by the
+    /// full comparison: a lookup finds only the very same bytes.
+    #[test]
+    fn keys_hashed_on_the_tail_match_only_the_same_bytes() {
+        let cache = quick_cache::sync::Cache::<TokenKey, u32>::new(16);
+        let tail = "s".repeat(HASHED_TAIL);
+        let cached = format!("header.claims-of-alice.{tail}");
+        let forged = format!("header.claims-of-mally.{tail}");
+        cache.insert(TokenKey(cached.as_str().into()), 1);
+        assert_eq!(cache.get(&Lookup(cached.as_bytes())), Some(1));
+        assert_eq!(cache.get(&Lookup(forged.as_bytes())), None);
+        assert_eq!(cache.get(&Lookup(&cached.as_bytes()[1..])), None);
+        assert_eq!(cache.get(&Lookup(b"")), None);
+        cache.insert(TokenKey(forged.as_str().into()), 2);
+        assert_eq!(cache.get(&Lookup(cached.as_bytes())), Some(1));
+        assert_eq!(cache.get(&Lookup(forged.as_bytes())), Some(2));
+        cache.remove(&Lookup(cached.as_bytes()));
+        assert_eq!(cache.get(&Lookup(cached.as_bytes())), None);
+        assert_eq!(cache.get(&Lookup(forged.as_bytes())), Some(2));
+        // Shorter than the tail: hashed whole.
+        cache.insert(TokenKey("short".into()), 3);
+        assert_eq!(cache.get(&Lookup(b"short")), Some(3));
+    }
 }
