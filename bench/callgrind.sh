@@ -11,7 +11,19 @@
 # Writes bench/results/callgrind.md (and keeps the callgrind files in bench/results/callgrind/,
 # which git ignores) with the jwt-session functions' inclusive cost per request for `eddsa`.
 #
-# Environment (defaults): DURATION=10 WARMUP=3 MODES="bare eddsa eddsa-nocache hs256 tower-sessions"
+# Two figures per mode:
+# - instructions/request: every user-space instruction of the process over the window,
+#   divided by the requests served;
+# - in connection task: only those under hyper's connection future (parsing, routing, the
+#   layer, the handler, writing the response), i.e. without the runtime's idle work
+#   (parking, epoll). The first moves by ~±100 with the load of other processes on the
+#   machine (fewer requests per wake-up when wrk is starved of CPU); the second much less,
+#   so compare modes on it when the machine is shared.
+# `noop-layer` is bare axum with an identity tower layer under `Router::layer`: what axum's
+# extra boxed route level costs any middleware.
+#
+# Environment (defaults): DURATION=10 WARMUP=3
+# MODES="bare noop-layer eddsa eddsa-nocache hs256 tower-sessions"
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,7 +32,7 @@ OUT_DIR=$BENCH/results/callgrind
 OUT=$BENCH/results/callgrind.md
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
-read -r -a MODES <<<"${MODES:-bare eddsa eddsa-nocache hs256 tower-sessions}"
+read -r -a MODES <<<"${MODES:-bare noop-layer eddsa eddsa-nocache hs256 tower-sessions}"
 
 die() { printf 'bench/callgrind.sh: %s\n' "$*" >&2; exit 1; }
 [[ -x $BIN/bench-server ]] || die "build first: bash bench/run.sh (or cargo build --release in bench/http)"
@@ -36,7 +48,7 @@ fi
 mkdir -p "$OUT_DIR"
 printf '/*\n' >"$OUT_DIR/.gitignore"
 
-declare -A IR REQS
+declare -A IR REQS TASK
 for mode in "${MODES[@]}"; do
     rm -f "$OUT_DIR/$mode".*
     "${SERVER_PIN[@]}" valgrind --tool=callgrind --callgrind-out-file="$OUT_DIR/$mode.%p" \
@@ -65,8 +77,14 @@ for mode in "${MODES[@]}"; do
     rm -f "$OUT_DIR/$mode".[0-9]*
     IR[$mode]=$(callgrind_annotate "$OUT_DIR/$mode.callgrind" 2>/dev/null |
         awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
-    printf '%-16s %8s requests  %10.0f instructions/request\n' "$mode" "${REQS[$mode]}" \
-        "$(awk -v a="${IR[$mode]}" -v b="${REQS[$mode]}" 'BEGIN { print a / b }')" >&2
+    # Inclusive cost of hyper's connection future (the largest of its entries: callgrind
+    # lists inlined parts of one function once per source file).
+    TASK[$mode]=$(callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$OUT_DIR/$mode.callgrind" 2>/dev/null |
+        awk '/UpgradeableConnection<I,S> as core::future::future::Future>::poll/ {
+            x = $1; gsub(",", "", x); if (x + 0 > m) m = x + 0 } END { print m + 0 }')
+    printf '%-16s %8s requests  %10.0f instructions/request  %10.0f in connection task\n' "$mode" \
+        "${REQS[$mode]}" "$(awk -v a="${IR[$mode]}" -v b="${REQS[$mode]}" 'BEGIN { print a / b }')" \
+        "$(awk -v a="${TASK[$mode]}" -v b="${REQS[$mode]}" 'BEGIN { print a / b }')" >&2
 done
 
 per_req() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", a / b }'; }
@@ -76,16 +94,20 @@ per_req() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", a / b }'; }
     echo "Written by \`bash bench/callgrind.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC')). User-space instructions"
     echo "of the bench server per request over ${DURATION}s of wrk load (8 connections) after ${WARMUP}s of"
     echo "warm-up; the kernel's share (loopback TCP, most of a trivial request's cost) is not counted."
-    echo "Deterministic: other work on the machine does not change these counts."
+    echo "No timing noise, but not exactly repeatable: the runtime's idle work per request (parking,"
+    echo "epoll) depends on how many requests each wake-up finds, which other work on the machine"
+    echo "changes (±100 or so). The *in connection task* column leaves that work out."
     echo
-    echo "| server (same handler) | requests | instructions/request | × bare | − bare |"
-    echo "| --- | ---: | ---: | ---: | ---: |"
+    echo "| server (same handler) | requests | instructions/request | × bare | − bare | in connection task | − bare |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     base=$(per_req "${IR[bare]:-0}" "${REQS[bare]:-1}")
+    tbase=$(per_req "${TASK[bare]:-0}" "${REQS[bare]:-1}")
     for mode in "${MODES[@]}"; do
         n=$(per_req "${IR[$mode]}" "${REQS[$mode]}")
-        printf '| %s | %s | %s | %s | %+d |\n' "$mode" "${REQS[$mode]}" "$n" \
+        t=$(per_req "${TASK[$mode]}" "${REQS[$mode]}")
+        printf '| %s | %s | %s | %s | %+d | %s | %+d |\n' "$mode" "${REQS[$mode]}" "$n" \
             "$(awk -v a="$n" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "–" }')" \
-            "$((n - base))"
+            "$((n - base))" "$t" "$((t - tbase))"
     done
     if [[ -n ${IR[eddsa]:-} ]]; then
         echo
@@ -94,11 +116,11 @@ per_req() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", a / b }'; }
         echo "| instructions/request | function |"
         echo "| ---: | --- |"
         callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$OUT_DIR/eddsa.callgrind" 2>/dev/null |
-            awk -v n="${REQS[eddsa]}" '/^ *[0-9,]+ \(/ && /jwt_session|quick_cache|dashmap|chrono::offset::utc::Utc::now|tracing::span|bench_server::protected/ {
+            awk -v n="${REQS[eddsa]}" '/^ *[0-9,]+ \(/ && /jwt_session|quick_cache|dashmap|tracing::span|bench_server::protected|http::extensions::Extensions::(insert|get)/ {
                 x = $1; gsub(",", "", x); $1 = ""; $2 = ""; sub(/^ +/, ""); sub(/ \[.*\]$/, "")
                 sub(/^[^:]*:/, "")
                 if (x / n >= 20 && !seen[$0]++) printf "| %.0f | `%s` |\n", x / n, substr($0, 1, 150) }' |
-            head -n 25
+            head -n 30
     fi
 } >"$OUT"
 cat "$OUT"

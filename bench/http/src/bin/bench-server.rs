@@ -8,6 +8,7 @@
 //! | mode | stack in front of the handler |
 //! | --- | --- |
 //! | `bare` | plain axum, no session (the baseline) |
+//! | `noop-layer` | plain axum with an identity tower layer (`MapResponseLayer`) on the router: what axum's `Router::layer` costs any middleware (the extra boxed route level), for reference |
 //! | `eddsa` | jwt-session, Ed25519 key, verified-token cache on (the default, 10,000) |
 //! | `eddsa-nocache` | jwt-session, Ed25519 key, `.token_cache(0)` |
 //! | `hs256` | jwt-session, HS256 key, cache on |
@@ -42,12 +43,13 @@ use jwt_session::keys::{Algorithm, generate};
 use jwt_session::{Keyring, Login, MemoryDenylist, Session, SessionConfig, SessionLayer};
 use tower::ServiceExt as _;
 
-const USAGE: &str = "usage: bench-server bare|eddsa|eddsa-nocache|hs256|tower-sessions \
+const USAGE: &str = "usage: bench-server bare|noop-layer|eddsa|eddsa-nocache|hs256|tower-sessions \
                      [--addr 127.0.0.1:0] [--reissue-after 1h] [--idle 2h]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Bare,
+    NoopLayer,
     EdDsa,
     EdDsaNoCache,
     Hs256,
@@ -65,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let mode = match args.next().as_deref() {
         Some("bare") => Mode::Bare,
+        Some("noop-layer") => Mode::NoopLayer,
         Some("eddsa") => Mode::EdDsa,
         Some("eddsa-nocache") => Mode::EdDsaNoCache,
         Some("hs256") => Mode::Hs256,
@@ -210,13 +213,20 @@ async fn check_cookie(app: &Router, cookie: &str) -> Result<(), String> {
 
 async fn run(args: Args) -> Result<(), String> {
     let (app, cookie) = match args.mode {
-        Mode::Bare => {
+        Mode::Bare | Mode::NoopLayer => {
             // Same request bytes as the eddsa modes: a real EdDSA session cookie, ignored.
             let jwt = jwt_router(&args, Algorithm::EdDSA, true)?;
             let cookie = login_cookie(&jwt).await?;
             let app = Router::new()
                 .route("/protected", get(protected_bare))
                 .route("/login", get(|| async { "no sessions here" }));
+            let app = if args.mode == Mode::NoopLayer {
+                app.layer(tower::util::MapResponseLayer::new(
+                    |res: axum::response::Response| res,
+                ))
+            } else {
+                app
+            };
             (app, cookie)
         }
         Mode::EdDsa | Mode::EdDsaNoCache | Mode::Hs256 => {
