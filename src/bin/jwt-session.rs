@@ -6,6 +6,9 @@
 //! jwt-session inspect TOKEN|- [--keys DIR] [settings…]       why is this token accepted/refused?
 //! jwt-session revoke --journal FILE (--sid SID --auth-time T | --sub SUB)
 //! jwt-session status --journal FILE [--now T]                live revocations in a journal
+//! jwt-session sessions list USER (--registry FILE | --redis URL)   a user's live sessions
+//! jwt-session sessions stats (--registry FILE | --redis URL)       live sessions and users
+//! jwt-session sessions revoke ID (--registry FILE --journal FILE | --redis URL)
 //! ```
 //!
 //! Exit codes: 0 success (for `inspect`: the token would be accepted), 1 the token would
@@ -22,6 +25,10 @@ mod inspect;
 mod journal;
 #[path = "jwt-session/keys.rs"]
 mod keys;
+#[path = "jwt-session/sessions.rs"]
+mod sessions;
+#[path = "jwt-session/keys_cmd.rs"]
+mod keys_cmd;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -77,6 +84,24 @@ enum Command {
     /// Takes no lock and writes nothing, so it also reads the journal of a running
     /// server.
     Status(StatusArgs),
+    /// The session registry ("where you're signed in"): list a user's sessions, count
+    /// them, end one by its listed id — from a registry journal or from Redis.
+    #[command(subcommand_required = true, arg_required_else_help = false)]
+    Sessions(sessions::SessionsArgs),
+    /// Rotate the signer of a key directory: generate a new key with the signer's
+    /// algorithm, make it the signer and keep the old one verify-only; print the new kid.
+    ///
+    /// Every file is written under a temporary name and renamed into place, SIGNER last,
+    /// so servers watching DIR switch at once. The old key's <kid>.demoted records when
+    /// it stopped signing; retire it once the longest absolute timeout + leeway has
+    /// passed. Takes DIR/.rotate.lock, like the servers' automatic rotation.
+    Rotate(keys_cmd::RotateArgs),
+    /// Retire a key of a key directory: remove its files (never the signer's). Tokens
+    /// that name it are refused (session_unknown_key) once servers reload DIR.
+    Retire(keys_cmd::RetireArgs),
+    /// List the keys of a key directory: role (signer or verify-only), algorithm, when
+    /// each was written, promoted and demoted, and (with --absolute) when it may retire.
+    Keys(keys_cmd::KeysArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -251,6 +276,10 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args),
         Command::Revoke(args) => journal::revoke(&args),
         Command::Status(args) => journal::status(&args),
+        Command::Sessions(args) => sessions::run(&args),
+        Command::Rotate(args) => keys_cmd::rotate(&args),
+        Command::Retire(args) => keys_cmd::retire(&args),
+        Command::Keys(args) => keys_cmd::keys(&args),
     };
     match result {
         Ok(code) => code,
