@@ -215,6 +215,26 @@ async fn run() -> Result<(), String> {
     }
     let builder = builder.from_env(PREFIX).map_err(|e| e.to_string())?;
     let config = builder.build().map_err(|e| e.to_string())?;
+    // Keys without a restart: the key directory is watched (new, promoted and retired
+    // keys); JWT_SESSION_ROTATE_EVERY (humantime; unset = off) also rotates the signer on
+    // that schedule. A verify-only instance follows its JWK Set instead.
+    let rotate_every = match env::var("JWT_SESSION_ROTATE_EVERY").map_err(|e| e.to_string())? {
+        None => None,
+        Some(_) => Some(
+            env::duration("JWT_SESSION_ROTATE_EVERY", Duration::ZERO).map_err(|e| e.to_string())?,
+        ),
+    };
+    if config.codec().keyring().can_sign() {
+        let mut watcher = jwt_session::keys::KeyWatcher::new(&config, &s.keys);
+        if let Some(every) = rotate_every.filter(|d| !d.is_zero()) {
+            watcher = watcher.rotate_every(every);
+        }
+        watcher.spawn();
+    } else if rotate_every.is_some() {
+        return Err(
+            "JWT_SESSION_ROTATE_EVERY needs a signing instance (unset JWT_SESSION_JWKS_URL)".into(),
+        );
+    }
     let (denylist, readiness) = revocation_store(&s, &config).await?;
 
     let config_policy = *config.policy();
