@@ -117,8 +117,11 @@ impl Fingerprint {
             if text.starts_with('.') || !(key_file || text == "SIGNER") {
                 continue;
             }
-            // A file removed between the listing and this look is simply not there.
-            let Ok(meta) = entry.metadata() else { continue };
+            // Through symlinks (volumes that swap a linked directory); a file removed
+            // between the listing and this look is simply not there.
+            let Ok(meta) = std::fs::metadata(entry.path()) else {
+                continue;
+            };
             if text == "SIGNER" {
                 signer = std::fs::read(entry.path()).ok();
             }
