@@ -1212,3 +1212,36 @@ async fn the_listing_shows_the_ip_to_the_user_and_a_reissue_updates_it() {
         Some("192.0.2.99")
     );
 }
+
+#[test]
+fn a_revocation_journal_is_never_opened_as_a_registry_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("revoked.jsonl");
+    let kit = TestKit::new();
+    {
+        let store = MemoryDenylist::builder()
+            .journal(&path)
+            .build(kit.clock())
+            .unwrap();
+        jwt_session::RevocationStore::revoke_subject(
+            &*store,
+            "alice",
+            kit.config().policy(),
+            kit.clock(),
+        )
+        .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    // A misconfigured path must not compact the revocations away.
+    let err = MemoryRegistry::builder()
+        .journal(&path)
+        .build(kit.clock())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is a revocation journal"), "{err}");
+    let err = MemoryRegistry::read_only(&path, kit.now())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is a revocation journal"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "untouched");
+}

@@ -25,10 +25,10 @@ mod inspect;
 mod journal;
 #[path = "jwt-session/keys.rs"]
 mod keys;
-#[path = "jwt-session/sessions.rs"]
-mod sessions;
 #[path = "jwt-session/keys_cmd.rs"]
 mod keys_cmd;
+#[path = "jwt-session/sessions.rs"]
+mod sessions;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -65,7 +65,8 @@ pub struct MemoryRegistry {
     capacity: usize,
     evicting: AtomicBool,
     journal: Option<Journal>,
-    unreadable: usize,
+    /// Journal lines read when loaded: (readable, unreadable).
+    read: (usize, usize),
 }
 
 impl std::fmt::Debug for MemoryRegistry {
@@ -141,6 +142,22 @@ fn read_bytes(path: &Path) -> io::Result<Vec<u8>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e),
     }
+}
+
+/// Refuse a revocation journal (a registry journal has no line the denylist can read):
+/// loading it as a registry would compact its revocations away.
+fn not_a_revocation_journal(path: &Path, bytes: &[u8]) -> Result<(), RevocationError> {
+    let summary = crate::denylist::summarize_journal(bytes);
+    if summary.sessions + summary.subjects + summary.watermarks > 0 {
+        return Err(RevocationError::Journal(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is a revocation journal (the denylist's), not a session registry journal",
+                path.display()
+            ),
+        )));
+    }
+    Ok(())
 }
 
 /// The non-blank lines of a journal, parsed or not.
@@ -272,7 +289,7 @@ impl MemoryRegistry {
             capacity,
             evicting: AtomicBool::new(false),
             journal: None,
-            unreadable: 0,
+            read: (0, 0),
         }
     }
 
@@ -282,14 +299,19 @@ impl MemoryRegistry {
     ///
     /// # Errors
     ///
-    /// [`RevocationError::Journal`] if it cannot be read (a missing file included).
+    /// [`RevocationError::Journal`] if it cannot be read (a missing file included), or is
+    /// the denylist's revocation journal.
     pub fn read_only(path: impl AsRef<Path>, now: i64) -> Result<Self, RevocationError> {
         let mut registry = Self::empty(usize::MAX, usize::MAX);
         let bytes = std::fs::read(path.as_ref())?;
+        not_a_revocation_journal(path.as_ref(), &bytes)?;
         for (_, line) in lines(&bytes) {
             match line {
-                Some(line) => registry.replay(line, now),
-                None => registry.unreadable += 1,
+                Some(line) => {
+                    registry.read.0 += 1;
+                    registry.replay(line, now);
+                }
+                None => registry.read.1 += 1,
             }
         }
         Ok(registry)
@@ -319,12 +341,16 @@ impl MemoryRegistry {
             Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
         }
         let bytes = read_bytes(path)?;
+        not_a_revocation_journal(path, &bytes)?;
         let mut rejected = Vec::new();
         for (raw, line) in lines(&bytes) {
             match line {
-                Some(line) => self.replay(line, now),
+                Some(line) => {
+                    self.read.0 += 1;
+                    self.replay(line, now);
+                }
                 None => {
-                    self.unreadable += 1;
+                    self.read.1 += 1;
                     rejected.extend_from_slice(raw);
                     rejected.push(b'\n');
                 }
@@ -332,7 +358,7 @@ impl MemoryRegistry {
         }
         if !rejected.is_empty() {
             tracing::warn!(
-                unreadable = self.unreadable,
+                unreadable = self.read.1,
                 journal = %path.display(),
                 "skipping unreadable registry journal lines (kept in .rejected)"
             );
@@ -486,7 +512,12 @@ impl MemoryRegistry {
     /// How many journal lines could not be read when it was loaded (a torn last write,
     /// corruption — or not a registry journal at all).
     pub fn unreadable_lines(&self) -> usize {
-        self.unreadable
+        self.read.1
+    }
+
+    /// How many journal lines were read when it was loaded (expired entries included).
+    pub fn readable_lines(&self) -> usize {
+        self.read.0
     }
 
     /// Run [`sweep`](SessionRegistry::sweep) every `every` (real time) with `clock`'s now,
