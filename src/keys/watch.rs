@@ -276,28 +276,29 @@ impl KeyWatcher {
         let mut rotate_error = None;
         let mut demoted = None;
         // Held until the new signer is in use here and the old one's demotion recorded.
-        let mut _lock = None;
+        let mut held = None;
         if let Some(schedule) = &self.rotation {
             match self.maintain(schedule, &config, &mut report) {
                 Ok((lock, previous)) => {
-                    _lock = lock;
-                    demoted = previous;
-                    if state.rotate_problem.take().is_some() {
+                    // Only a check that held the lock says whether rotation works.
+                    if lock.is_some() && state.rotate_problem.take().is_some() {
                         tracing::info!(dir = %self.dir.path().display(), "key rotation works again");
                     }
+                    held = lock;
+                    demoted = previous;
                 }
                 Err(e) => rotate_error = Some(e),
             }
         }
         let reloaded = self.reload(&config, &mut state);
-        if let (Some(lock), Some(previous)) = (&_lock, demoted) {
+        if let (Some(lock), Some(previous)) = (&held, demoted) {
             // `D`: read after this instance switched, so nothing it signed is later.
             let at = config.clock().now();
             if let Err(e) = self.dir.mark(lock, &previous, DEMOTED, at) {
                 rotate_error.get_or_insert(e);
             }
         }
-        drop(_lock);
+        drop(held);
         if let Some(e) = &rotate_error {
             let text = e.to_string();
             if state.rotate_problem.as_ref() != Some(&text) {
