@@ -1,5 +1,5 @@
 //! Verify-only services: [`KeyRefreshLayer`] refreshes the key set (see
-//! [`KeyRefresher`](crate::keys::KeyRefresher)) **before** a request whose token names a
+//! [`KeyRefresher`]) **before** a request whose token names a
 //! `kid` the service does not know yet is verified — so the first session signed with the
 //! issuer's new key is accepted instead of refused (and its cookie cleared). Refreshes run
 //! at most once per interval however many unknown `kid`s arrive; a `kid` still unknown

@@ -39,9 +39,7 @@ mod rotate;
 mod watch;
 
 pub use generate::{GeneratedKey, generate};
-pub use jwks::{
-    DEFAULT_JWKS_REFRESH, KeyRefresher, KeySetSource, MAX_JWKS_BYTES, MAX_JWKS_KEYS,
-};
+pub use jwks::{DEFAULT_JWKS_REFRESH, KeyRefresher, KeySetSource, MAX_JWKS_BYTES, MAX_JWKS_KEYS};
 pub use key::{Algorithm, Key, MIN_HMAC_SECRET};
 pub use ring::Keyring;
 pub use rotate::{KeyDir, KeyDirLock, KeyEntry, LOCK_FILE, Rotation};
