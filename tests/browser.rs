@@ -1,5 +1,6 @@
 //! Browser tests: Debian's `chromium`, headless, driven through `chromedriver` with
-//! `fantoccini`, against the example server's SPA (`examples/spa`) on `127.0.0.1:0`.
+//! `fantoccini`, against the example server on `127.0.0.1:0`: its SPA (`examples/spa`)
+//! and, with JavaScript turned off in Chromium, its server-rendered pages.
 //!
 //! Needs `chromium` and `chromedriver` on `PATH` (Debian: `apt-get install chromium
 //! chromium-driver`). Without them each test prints `SKIPPED: …` to stderr and passes,
@@ -7,7 +8,8 @@
 //!
 //! Every test starts its own chromedriver (on a free loopback port, in its own process
 //! group so that the browser dies with it), a fresh Chromium profile and its own example
-//! server with short timeouts. The tests run one at a time: they measure seconds.
+//! server with short timeouts; a test of two devices starts a second chromedriver and
+//! profile on the same server. The tests run one at a time: they measure seconds.
 //! Screenshots go to `target/browser-artifacts/` (with the server and chromedriver logs);
 //! the ones the README shows also to `docs/screenshots/`, when missing there or when
 //! `JWT_SESSION_UPDATE_SCREENSHOTS=1`.
@@ -204,25 +206,73 @@ fn start_chromedriver(test: &str, chromedriver: &Path) -> (KillOnDrop, String) {
 // The harness: one server, one chromedriver, one browser
 // ---------------------------------------------------------------------------------------
 
+/// How a test's browser differs from the default one.
+#[derive(Debug, Default, Clone, Copy)]
+struct BrowserOptions {
+    /// JavaScript off, by Chromium's content setting (as a user turns it off); WebDriver
+    /// can still run its own scripts in the page.
+    no_javascript: bool,
+    /// A `User-Agent` other than this Chromium's (another "device").
+    user_agent: Option<&'static str>,
+}
+
 /// Drop order is field order: the WebDriver client, then chromedriver with its browser,
-/// then the profile directory, then the server.
+/// then the profile directory, then the server (a second browser on the same server holds
+/// none).
 struct Harness {
     name: &'static str,
     client: Client,
     base: String,
     _driver: KillOnDrop,
     _profile: TempDir,
-    _server: Server,
+    _server: Option<Server>,
 }
 
 impl Harness {
     /// Starts everything, or `None` when the browser is not installed (outside CI).
     async fn start(name: &'static str, env: &[(&str, &str)]) -> Option<Self> {
+        Self::start_with(name, env, BrowserOptions::default()).await
+    }
+
+    /// [`Harness::start`], with a browser set up by `options`.
+    async fn start_with(
+        name: &'static str,
+        env: &[(&str, &str)],
+        options: BrowserOptions,
+    ) -> Option<Self> {
         let (chromium, chromedriver) = browser_tools(name)?;
         let server = start_server(name, env);
-        let (driver, driver_url) = start_chromedriver(name, &chromedriver);
+        let base = server.base.clone();
+        Some(Self::launch(name, &chromium, &chromedriver, base, Some(server), options).await)
+    }
+
+    /// Another browser, with its own chromedriver and profile (another device, as far as
+    /// the server can tell), on the server of `self`.
+    async fn second_browser(&self, name: &'static str, options: BrowserOptions) -> Self {
+        let (chromium, chromedriver) =
+            browser_tools(name).expect("the first browser found the tools");
+        Self::launch(
+            name,
+            &chromium,
+            &chromedriver,
+            self.base.clone(),
+            None,
+            options,
+        )
+        .await
+    }
+
+    async fn launch(
+        name: &'static str,
+        chromium: &Path,
+        chromedriver: &Path,
+        base: String,
+        server: Option<Server>,
+        options: BrowserOptions,
+    ) -> Self {
+        let (driver, driver_url) = start_chromedriver(name, chromedriver);
         let profile = TempDir::new().expect("temp Chromium profile");
-        let args = [
+        let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),
             "--disable-gpu".to_owned(),
@@ -235,11 +285,21 @@ impl Harness {
             "--window-size=1000,900".to_owned(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        if let Some(agent) = options.user_agent {
+            args.push(format!("--user-agent={agent}"));
+        }
+        // 2 = block: the setting behind chrome://settings/content/javascript.
+        let prefs = if options.no_javascript {
+            json!({ "profile.managed_default_content_settings.javascript": 2 })
+        } else {
+            json!({})
+        };
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium.to_string_lossy(),
                 "args": args,
+                "prefs": prefs,
             },
         });
         let Value::Object(caps) = caps else {
@@ -250,14 +310,14 @@ impl Harness {
             .connect(&driver_url)
             .await
             .unwrap_or_else(|e| panic!("WebDriver session with {}: {e}", chromium.display()));
-        Some(Self {
+        Self {
             name,
             client,
-            base: server.base.clone(),
+            base,
             _driver: driver,
             _profile: profile,
             _server: server,
-        })
+        }
     }
 
     /// Closes the browser session (the guards kill whatever is left).
@@ -271,6 +331,28 @@ impl Harness {
             .goto(&format!("{}{path_and_query}", self.base))
             .await
             .expect("navigate");
+    }
+
+    /// Waits until the page at `path_and_query` (e.g. `/login?next=%2Faccount`) has loaded:
+    /// after a click on a form's button, the navigation it starts.
+    async fn wait_location(&self, path_and_query: &str) {
+        let literal = json!(path_and_query).to_string();
+        let condition = format!(
+            "location.pathname + location.search === {literal} \
+             && document.readyState === 'complete'"
+        );
+        self.wait_until(
+            &format!("the page {path_and_query}"),
+            &condition,
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+
+    /// The page's path and query.
+    async fn current_path(&self) -> String {
+        let path = self.js("return location.pathname + location.search;").await;
+        path.as_str().expect("a path").to_owned()
     }
 
     /// Runs `script` (a function body; may return a promise) in the page.
@@ -1033,4 +1115,315 @@ async fn password_change_asks_for_the_password_again() {
     let (status, _) = h.page_fetch("/api/me", "{}").await;
     assert_eq!(status, 200, "still signed in");
     h.finish().await;
+}
+
+/// The server-rendered pages with JavaScript off (Chromium's content setting): `/account`
+/// without a session goes to the login form, the form logs in and comes back, the profile
+/// form and the logout button work, a session idle past `JWT_SESSION_IDLE` is refused on a
+/// reload, and each login lands on its `next`.
+#[tokio::test]
+async fn server_rendered_pages_work_with_javascript_off() {
+    let _serial = SERIAL.lock().await;
+    let env = [
+        ("JWT_SESSION_IDLE", "4s"),
+        ("JWT_SESSION_REISSUE_AFTER", "1s"),
+        ("JWT_SESSION_LEEWAY", "0s"),
+    ];
+    let options = BrowserOptions {
+        no_javascript: true,
+        ..BrowserOptions::default()
+    };
+    let Some(h) = Harness::start_with("nojs", &env, options).await else {
+        return;
+    };
+
+    // JavaScript is off: the SPA's scripts never ran (WebDriver's own scripts still do).
+    // With them, `SessionClient` and the redirect counter exist once the page has loaded,
+    // and the login view shows right after.
+    h.goto("/").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ran = h
+        .js(
+            "return [typeof window.SessionClient, typeof window.__loginRedirects, \
+             document.getElementById('login-view').classList.contains('hidden'), \
+             document.getElementById('app-view').classList.contains('hidden')];",
+        )
+        .await;
+    assert_eq!(
+        ran,
+        json!(["undefined", "undefined", true, true]),
+        "the SPA's scripts ran: JavaScript is on"
+    );
+
+    // No session: /account sends the browser to the login form, with `next`.
+    h.goto("/account").await;
+    h.wait_location("/login?next=%2Faccount").await;
+    let next = h
+        .js("return document.querySelector('#login-form input[name=next]').value;")
+        .await;
+    assert_eq!(next, json!("/account"));
+    h.artifact_screenshot("nojs-login.png").await;
+
+    // A wrong password: the form again, with an error and no session.
+    h.type_into("username", "alice").await;
+    h.type_into("password", "not-the-password").await;
+    h.click("#login-submit").await;
+    h.wait_until(
+        "the wrong-password message",
+        "document.getElementById('login-error') \
+         && document.getElementById('login-error').textContent.includes('Wrong')",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(h.session_cookie().await.is_none(), "no session");
+
+    // The right one: back on /account (the form kept `next`), signed in.
+    h.type_into("username", "alice").await;
+    h.type_into("password", "wonderland").await;
+    h.click("#login-submit").await;
+    h.wait_location("/account").await;
+    assert_eq!(h.text("account-user").await, "alice");
+    let cookie = h.session_cookie().await.expect("a session cookie");
+    assert_eq!(cookie.http_only(), Some(true));
+
+    // The profile form: the page shows the new name.
+    h.type_into("display-name", "Alice Liddell").await;
+    h.click("#profile-submit").await;
+    h.wait_until(
+        "the new display name",
+        "document.getElementById('account-name') \
+         && document.getElementById('account-name').textContent === 'Alice Liddell'",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(h.current_path().await, "/account");
+    assert_eq!(h.text("account-user").await, "alice");
+    h.artifact_screenshot("nojs-account.png").await;
+
+    // The logout button: the session ends, /account sends the browser to the login form.
+    h.click("#logout-submit").await;
+    h.wait_location("/login?next=%2Faccount").await;
+    assert!(h.session_cookie().await.is_none(), "logged out");
+
+    // A login with another `next` lands there.
+    h.goto("/login?next=%2Faccount%3Fwelcome%3Dback").await;
+    h.type_into("username", "alice").await;
+    h.type_into("password", "wonderland").await;
+    h.click("#login-submit").await;
+    h.wait_location("/account?welcome=back").await;
+    assert_eq!(h.text("account-user").await, "alice");
+
+    // Idle past JWT_SESSION_IDLE (4 s, no leeway): a reload of /account is refused and
+    // the dead cookie cleared.
+    h.goto("/account").await;
+    assert_eq!(h.text("account-user").await, "alice");
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    h.client.refresh().await.expect("reload");
+    h.wait_location("/login?next=%2Faccount").await;
+    assert!(
+        h.session_cookie().await.is_none(),
+        "the dead cookie is gone"
+    );
+    h.artifact_screenshot("nojs-expired.png").await;
+
+    // Logging in again goes back to `next`.
+    h.type_into("username", "alice").await;
+    h.type_into("password", "wonderland").await;
+    h.click("#login-submit").await;
+    h.wait_location("/account").await;
+    assert_eq!(h.text("account-user").await, "alice");
+    h.finish().await;
+}
+
+/// Whether `#sessions` lists `n` sessions (the SPA's "Where you're signed in").
+fn listed(n: usize) -> String {
+    format!("document.querySelectorAll('#sessions li').length === {n}")
+}
+
+/// Two browsers (two profiles: two devices) signed in as alice. The first lists both
+/// sessions in "Where you're signed in" and signs the other one out; that one lands on
+/// its login view exactly once, and makes no request after. Then the same with "sign
+/// out all other devices".
+#[tokio::test]
+async fn sessions_panel_signs_out_another_device() {
+    const OTHER_AGENT: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) \
+        AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15";
+    let _serial = SERIAL.lock().await;
+    let Some(first) = Harness::start("inventory", &[("JWT_SESSION_IDLE", "2m")]).await else {
+        return;
+    };
+    let other = BrowserOptions {
+        user_agent: Some(OTHER_AGENT),
+        ..BrowserOptions::default()
+    };
+    let second = first.second_browser("inventory-other", other).await;
+
+    first.goto("/").await;
+    first.log_in("alice", "wonderland").await;
+    first
+        .wait_until("this session listed", &listed(1), Duration::from_secs(5))
+        .await;
+    assert_eq!(
+        first
+            .js("return document.getElementById('logout-others-button').disabled;")
+            .await,
+        json!(true),
+        "no other device to sign out"
+    );
+
+    // The other device: passive checks every second find out when its session ends.
+    second.goto("/?poll=1").await;
+    second.record_fetches().await;
+    second.log_in_with("alice", "wonderland", true).await;
+    second
+        .wait_until("both sessions listed", &listed(2), Duration::from_secs(5))
+        .await;
+
+    // The first device's list, refreshed: both sessions, this one marked.
+    first.click("#sessions-refresh").await;
+    first
+        .wait_until("both sessions listed", &listed(2), Duration::from_secs(5))
+        .await;
+    let rows = first
+        .js(
+            "return [...document.querySelectorAll('#sessions li')].map((li) => ({\
+             current: li.classList.contains('current'), \
+             badge: li.querySelector('.this-device')?.textContent ?? null, \
+             agent: li.querySelector('.session-agent').textContent, \
+             times: li.querySelector('.session-times').textContent, \
+             button: li.querySelector('button.revoke-session')?.textContent ?? null}));",
+        )
+        .await;
+    let rows = rows.as_array().expect("rows");
+    let (mine, theirs): (Vec<&Value>, Vec<&Value>) =
+        rows.iter().partition(|r| r["current"] == true);
+    assert_eq!((mine.len(), theirs.len()), (1, 1), "{rows:?}");
+    let (mine, theirs) = (mine[0], theirs[0]);
+    assert_eq!(mine["badge"], "This device", "{mine}");
+    assert_eq!(
+        mine["button"],
+        Value::Null,
+        "no sign-out for this device: {mine}"
+    );
+    let agent = mine["agent"].as_str().expect("agent");
+    assert!(
+        agent.starts_with("Chrome ") && agent.ends_with(" on Linux"),
+        "{agent:?}"
+    );
+    assert!(
+        mine["times"].as_str().is_some_and(
+            |t| t.contains("last active just now") && t.contains("until the browser closes")
+        ),
+        "{mine}"
+    );
+    assert_eq!(theirs["agent"], "Safari 17 on macOS", "{theirs}");
+    assert_eq!(theirs["badge"], Value::Null, "{theirs}");
+    assert_eq!(theirs["button"], "Sign out", "{theirs}");
+    assert!(
+        theirs["times"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Signed in ") && t.contains("remembered")),
+        "{theirs}"
+    );
+    let api = first
+        .js("return session.listSessions().then((list) => list.map((s) => s.current));")
+        .await;
+    assert_eq!(api, json!([false, true]), "newest first, this one current");
+    first
+        .js("document.getElementById('sessions-card').scrollIntoView({block: 'center'});")
+        .await;
+    first.artifact_screenshot("sessions.png").await;
+
+    // Sign the other device out.
+    first
+        .click("#sessions li:not(.current) button.revoke-session")
+        .await;
+    first
+        .wait_until(
+            "the list without the other device",
+            &format!(
+                "{} && document.getElementById('sessions-status').textContent.includes('signed out')",
+                listed(1)
+            ),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(
+        first.visible("app-view").await,
+        "this device is still signed in"
+    );
+    assert_eq!(first.login_redirects().await, 0);
+
+    // The other device finds out by itself, once.
+    second
+        .wait_visible("login-view", Duration::from_secs(5))
+        .await;
+    let message = second.text("login-message").await;
+    assert!(message.contains("session_revoked"), "{message:?}");
+    assert_eq!(second.login_redirects().await, 1);
+    second.artifact_screenshot("sessions-revoked.png").await;
+    let before = second.fetch_log().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = second.fetch_log().await;
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "requests after landing on the login view: {after:?}"
+    );
+    assert_eq!(second.login_redirects().await, 1, "to the login view once");
+    assert_eq!(
+        count(&after, |e| e["status"] == 401),
+        1,
+        "exactly one 401 ended the session: {after:?}"
+    );
+    assert!(
+        second.session_cookie().await.is_none(),
+        "the dead cookie is gone"
+    );
+
+    // Again, with "sign out all other devices".
+    second.log_in("alice", "wonderland").await;
+    first.click("#sessions-refresh").await;
+    first
+        .wait_until(
+            "both sessions listed again",
+            &format!(
+                "{} && !document.getElementById('logout-others-button').disabled",
+                listed(2)
+            ),
+            Duration::from_secs(5),
+        )
+        .await;
+    first.click("#logout-others-button").await;
+    first
+        .wait_until(
+            "the list with this device only",
+            &format!(
+                "{} && document.getElementById('sessions-status').textContent.includes('Every other')",
+                listed(1)
+            ),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(
+        first
+            .js("return document.getElementById('logout-others-button').disabled;")
+            .await,
+        json!(true)
+    );
+    first
+        .js("document.getElementById('sessions-card').scrollIntoView({block: 'center'});")
+        .await;
+    first.artifact_screenshot("sessions-others-out.png").await;
+    second
+        .wait_visible("login-view", Duration::from_secs(5))
+        .await;
+    assert_eq!(second.login_redirects().await, 2);
+    let (status, body) = second.page_fetch("/api/me", "{}").await;
+    assert_eq!(status, 401, "{body}");
+    let (status, me) = first.page_fetch("/api/me", "{}").await;
+    assert_eq!((status, me["user"].as_str()), (200, Some("alice")), "{me}");
+    assert_eq!(first.login_redirects().await, 0);
+    second.finish().await;
+    first.finish().await;
 }
