@@ -13,9 +13,6 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,114 +25,7 @@ use jwt_session::testing::{TestKit, refusal};
 use jwt_session::{RedisDenylist, RedisDenylistOptions, Refusal, RevocationStore, SessionLayer};
 
 use support::harness::{get_with, post_with, routes, send};
-
-// ---------------------------------------------------------------------------------------
-// A redis-server child process
-// ---------------------------------------------------------------------------------------
-
-/// A `redis-server` on a loopback port, killed when dropped.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    /// Start one on a free port; `None` (after a loud `SKIPPED:`) if the binary is missing
-    /// outside CI.
-    fn start() -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "redis-server not found, and CI=true: install it (apt-get install -y \
-                     redis-server) — the Redis backend must be tested in CI"
-                );
-            }
-            // Straight to the process's stderr: libtest would capture `eprintln!`.
-            writeln!(
-                std::io::stderr(),
-                "SKIPPED: redis-server not found; the Redis backend was NOT tested \
-                 (apt-get install -y redis-server)"
-            )
-            .ok();
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self { port, child: None };
-        server.spawn();
-        Some(server)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.pong() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn pong(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let mut buf = [0_u8; 7];
-        s.set_read_timeout(Some(Duration::from_millis(500))).ok();
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// SIGKILL: no goodbye to the clients, and (no persistence) every key is lost.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().ok();
-            child.wait().ok();
-        }
-    }
-
-    /// Start again, empty, on the same port.
-    fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    /// A plain connection for raw commands.
-    fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use support::redis::RedisServer;
 
 // ---------------------------------------------------------------------------------------
 // A TCP proxy that can cut one instance off

@@ -1394,3 +1394,122 @@ async fn bad_settings_exit_nonzero_with_a_clear_message() {
         }
     }
 }
+
+/// Keys in the example server (DESIGN.md): an issuer and a verify-only instance
+/// (`JWT_SESSION_JWKS_URL`) sharing Redis, over real sockets. A session from the issuer
+/// works on the verifier; a logout on the issuer is refused there; after the issuer
+/// rotates (a new signer promoted in its watched key directory), the verifier accepts the
+/// new tokens after one key-set refresh and still accepts the old ones; a flood of unknown
+/// `kid`s triggers no further refresh; the verifier has no login.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_verify_only_instance_trusts_the_issuer_through_its_key_set_and_shared_redis() {
+    let Some(redis) = support::redis::RedisServer::start() else {
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/keys")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, keys.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let keys_dir = keys.path().to_str().unwrap().to_owned();
+    let url = redis.url();
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let issuer = Server::start(
+        data_a.path(),
+        &[
+            ("JWT_SESSION_KEYS", &keys_dir),
+            ("JWT_SESSION_REDIS_URL", &url),
+        ],
+    );
+    let jwks_url = issuer.url("/.well-known/jwks.json");
+    let verifier = Server::start(
+        data_b.path(),
+        &[
+            ("JWT_SESSION_JWKS_URL", &jwks_url),
+            ("JWT_SESSION_JWKS_REFRESH", "1h"),
+            ("JWT_SESSION_REDIS_URL", &url),
+        ],
+    );
+    let http = client();
+
+    // A session from the issuer works on the verifier, which never reissues.
+    let first = login(&http, &issuer, "alice", "wonderland").await;
+    expect_me(&http, &verifier, &first, "alice").await;
+    let res = http
+        .post(verifier.url("/login"))
+        .json(&json!({ "username": "alice", "password": "wonderland" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "a verifier cannot log in"
+    );
+
+    // A logout on the issuer is refused on the verifier (through Redis).
+    let res = post_with(&http, &issuer, "/session/logout", &first, None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let res = get_with(&http, &verifier, "/api/me", &first).await;
+        if res.status() == StatusCode::UNAUTHORIZED {
+            expect_session_refused(res, "session_revoked").await;
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the logout never reached the verifier"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The issuer rotates: a new signer promoted in its key directory (it watches it).
+    let old = login(&http, &issuer, "bob", "builder").await;
+    let old_kid = old.header()["kid"].as_str().unwrap().to_owned();
+    let next = jwt_session::keys::generate(jwt_session::keys::Algorithm::EdDSA, "next-").unwrap();
+    next.write_to(keys.path()).unwrap();
+    std::fs::write(keys.path().join("SIGNER"), next.key.kid()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let new = loop {
+        let sess = login(&http, &issuer, "bob", "builder").await;
+        if sess.header()["kid"] == next.key.kid() {
+            break sess;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the issuer never picked up the new signer"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let refreshes = || verifier.stderr().matches("keyring rotated").count();
+    let before = refreshes();
+    expect_me(&http, &verifier, &new, "bob").await;
+    assert_eq!(
+        refreshes(),
+        before + 1,
+        "one key-set refresh for the new kid"
+    );
+    assert_eq!(old.header()["kid"], old_kid.as_str());
+    expect_me(&http, &verifier, &old, "bob").await;
+
+    // Unknown kids are no fetch amplifier: no refresh within the interval.
+    for i in 0..20 {
+        let header = URL_SAFE_NO_PAD.encode(
+            json!({ "alg": "EdDSA", "typ": "session+jwt", "kid": format!("rnd-{i}") }).to_string(),
+        );
+        let forged = Sess {
+            token: format!("{header}.e30.AAAA"),
+            csrf: String::new(),
+        };
+        expect_session_refused(
+            get_with(&http, &verifier, "/api/me", &forged).await,
+            "session_unknown_key",
+        )
+        .await;
+    }
+    assert_eq!(refreshes(), before + 1, "still one refresh");
+}

@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub(crate) mod harness;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,8 +36,19 @@ pub(crate) fn server_binary() -> &'static Path {
             .and_then(|n| n.to_str())
             .unwrap_or("debug");
         let mut cargo = Command::new(env!("CARGO"));
+        // The features this test binary was built with, so `cargo test --features …`
+        // does not rebuild the example without them (and with them, e.g. Redis).
+        let features: Vec<&str> = [
+            ("redis", cfg!(feature = "redis")),
+            ("metrics", cfg!(feature = "metrics")),
+            ("cli", cfg!(feature = "cli")),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
         cargo
             .args(["build", "--example", "server", "--quiet"])
+            .args(["--features", &features.join(",")])
             .arg("--target-dir")
             .arg(target_dir())
             .current_dir(env!("CARGO_MANIFEST_DIR"));
