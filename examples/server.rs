@@ -18,6 +18,10 @@
 //! | `JWT_SESSION_FRESH` | `5m` | how recent a login (or re-authentication) must be for `POST /api/password` |
 //! | `JWT_SESSION_REMEMBER_IDLE` | `7d` | idle timeout of a remembered ("remember me") session |
 //! | `JWT_SESSION_REMEMBER_ABSOLUTE` | `30d` | absolute timeout of a remembered session |
+//! | `JWT_SESSION_DENYLIST_CAPACITY` | `1000000` | live revocations the memory denylist holds |
+//! | `JWT_SESSION_JWKS_URL` | unset | verify-only instance: the issuer's JWK Set (no private key; `POST /login` answers 404) |
+//! | `JWT_SESSION_JWKS_REFRESH` | `30s` | least interval between two refreshes of that key set |
+//! | `JWT_SESSION_ROTATE_EVERY` | unset | rotate the signer on this schedule (the key directory is watched in every mode) |
 //!
 //! The first line on stdout is `listening on http://ADDR`, with the real port.
 //!
@@ -124,6 +128,8 @@ struct Settings {
     /// `kid` at most once per `jwks_refresh`.
     jwks_url: Option<String>,
     jwks_refresh: Duration,
+    /// Live revocations the memory denylist holds (`JWT_SESSION_DENYLIST_CAPACITY`).
+    denylist_capacity: usize,
 }
 
 const PREFIX: &str = "JWT_SESSION_";
@@ -159,6 +165,14 @@ fn settings() -> Result<Settings, String> {
         jwks_url: env::var("JWT_SESSION_JWKS_URL").map_err(|e| e.to_string())?,
         jwks_refresh: env::duration("JWT_SESSION_JWKS_REFRESH", DEFAULT_JWKS_REFRESH)
             .map_err(|e| e.to_string())?,
+        denylist_capacity: match env::var("JWT_SESSION_DENYLIST_CAPACITY")
+            .map_err(|e| e.to_string())?
+        {
+            None => jwt_session::denylist::DEFAULT_CAPACITY,
+            Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                format!("JWT_SESSION_DENYLIST_CAPACITY={text:?}: a positive number of revocations")
+            })?,
+        },
     })
 }
 
@@ -345,6 +359,7 @@ async fn revocation_store(
     }
     let journal = s.data.join("revocations.jsonl");
     let denylist = MemoryDenylist::builder()
+        .capacity(s.denylist_capacity)
         .journal(&journal)
         .build(config.clock())
         .map_err(|e| format!("revocation journal {}: {e}", journal.display()))?;
