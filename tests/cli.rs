@@ -2,77 +2,18 @@
 #![cfg(feature = "cli")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_session::{Claims, Clock, DEFAULT_ISSUER, Keyring, SessionConfig, SystemClock};
 
+mod support;
+
+use support::cli::{Run, assert_usage_error, run, run_env, run_with};
+
 /// 2027-01-15T08:00:00Z.
 const T: i64 = 1_800_000_000;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run_with(args: &[&str], stdin: Option<&[u8]>) -> Run {
-    run_env(args, stdin, &[])
-}
-
-/// As [`run_with`], with extra environment variables.
-fn run_env(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &Path)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jwt-session"));
-    cmd.args(args)
-        .envs(env.iter().copied())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn jwt-session");
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = child.wait_with_output().unwrap();
-    let run = Run {
-        code: status.code().expect("exited normally, not by a signal"),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    };
-    assert!(
-        !run.stderr.contains("panicked"),
-        "jwt-session panicked on {args:?}: {}",
-        run.stderr
-    );
-    run
-}
-
-fn run(args: &[&str]) -> Run {
-    run_with(args, None)
-}
-
-/// Exit code 2 with exactly one line on stderr.
-fn assert_usage_error(r: &Run, needle: &str) {
-    assert_eq!(r.code, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
-    let lines: Vec<&str> = r.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one line on stderr: {:?}", r.stderr);
-    assert!(lines[0].starts_with("jwt-session: "), "{:?}", lines[0]);
-    assert!(
-        r.stderr.contains(needle),
-        "stderr {:?} should mention {needle:?}",
-        r.stderr
-    );
-}
 
 fn assert_refused(r: &Run, code: &str) {
     assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);

@@ -4,55 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use jwt_session::keys::{KeyDir, LOCK_FILE, generate};
 use jwt_session::{Algorithm, Keyring};
 
+mod support;
+
+use support::cli::{Run, assert_usage_error, run};
+
 /// 2027-01-15T08:00:00Z.
 const T: i64 = 1_800_000_000;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str]) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(env!("CARGO_BIN_EXE_jwt-session"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run jwt-session");
-    let run = Run {
-        code: status.code().expect("exited normally, not by a signal"),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    };
-    assert!(
-        !run.stderr.contains("panicked"),
-        "jwt-session panicked on {args:?}: {}",
-        run.stderr
-    );
-    run
-}
-
-/// Exit code 2 with exactly one line on stderr, mentioning `needle`.
-fn assert_usage_error(r: &Run, needle: &str) {
-    assert_eq!(r.code, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
-    let lines: Vec<&str> = r.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one line on stderr: {:?}", r.stderr);
-    assert!(lines[0].starts_with("jwt-session: "), "{:?}", lines[0]);
-    assert!(
-        r.stderr.contains(needle),
-        "stderr {:?} should mention {needle:?}",
-        r.stderr
-    );
-}
 
 fn ok(r: &Run) {
     assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);

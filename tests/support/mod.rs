@@ -1,9 +1,12 @@
 //! Helpers shared by several test binaries, each of which uses only part of them (hence
 //! `dead_code` is allowed here): [`harness`], the in-process HTTP harness (routes,
-//! requests, replies, clients), and locating the example server that `server.rs` and
-//! `browser.rs` run as a child process.
+//! requests, replies, clients); [`cli`], running the built `jwt-session` binary (the
+//! `cli` feature); and locating the example server that `server.rs` and `browser.rs` run
+//! as a child process.
 #![allow(dead_code)]
 
+#[cfg(feature = "cli")]
+pub(crate) mod cli;
 pub(crate) mod harness;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
