@@ -19,12 +19,13 @@ use axum::response::Html;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::{HeaderMap, Request, StatusCode, header};
-use http_body_util::BodyExt as _;
-use jwt_session::testing::{SetCookie, TestKit, refusal, set_cookies};
+use jwt_session::testing::TestKit;
 use jwt_session::{CSRF_HEADER, Login, Logout, Refusal, Session};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
+mod support;
+
+use support::harness::{Reply, fetch};
 
 // ---------------------------------------------------------------------------------------
 // Requests and replies
@@ -42,40 +43,7 @@ fn multipart_type() -> String {
     format!("multipart/form-data; boundary={BOUNDARY}")
 }
 
-/// One response, read whole.
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-    refusal: Option<Refusal>,
-    cookies: Vec<SetCookie>,
-}
-
 impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    /// The `error.code` of a JSON error body.
-    fn code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// A refusal answered by the session layer: status, code, extension, no handler.
-    #[track_caller]
-    fn assert_refused(&self, reason: Refusal) {
-        assert_eq!(self.status, reason.status(), "{}", self.text());
-        assert_eq!(self.code(), reason.code(), "{}", self.text());
-        assert_eq!(self.refusal, Some(reason));
-    }
-
     /// An error answered by the form layer (no session refusal involved).
     #[track_caller]
     fn assert_form_error(&self, status: StatusCode, code: &str) {
@@ -86,20 +54,6 @@ impl Reply {
             "application/json",
             "the form layer answers with the crate's JSON error body"
         );
-    }
-}
-
-async fn send(app: &Router, req: Request<Body>) -> Reply {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let cookies = set_cookies(&res);
-    let found = refusal(&res);
-    let (parts, body) = res.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-        refusal: found,
-        cookies,
     }
 }
 
@@ -286,7 +240,7 @@ async fn urlencoded_form_with_the_right_csrf_field_passes_and_the_handler_gets_t
     ]);
 
     // The raw bytes reach the handler unchanged.
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), URLENCODED, body.clone()),
     )
@@ -297,7 +251,7 @@ async fn urlencoded_form_with_the_right_csrf_field_passes_and_the_handler_gets_t
     assert_eq!(reply.headers["x-csrf-header-sent"], "false");
 
     // And axum's `Form` decodes every field, the token's included.
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/form", Some(&alice), URLENCODED, body),
     )
@@ -321,7 +275,7 @@ async fn urlencoded_form_with_a_charset_parameter_is_read_too() {
     let app = forms_app(&kit, &hits);
     let alice = login(&kit, "alice");
     let body = urlencoded(&[("csrf_token", &alice.csrf), ("title", "x")]);
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request(
             "/echo/bytes",
@@ -350,7 +304,7 @@ async fn multipart_form_with_the_right_csrf_field_passes_and_the_handler_gets_ev
         ("attachment", Some("report.bin"), &file),
     ]);
 
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request(
             "/echo/multipart",
@@ -370,7 +324,7 @@ async fn multipart_form_with_the_right_csrf_field_passes_and_the_handler_gets_ev
         ])
     );
 
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), &multipart_type(), body.clone()),
     )
@@ -390,7 +344,7 @@ async fn the_hidden_field_a_page_renders_is_the_one_its_form_posts_back() {
     let app = forms_app(&kit, &hits);
     let alice = login(&kit, "alice");
 
-    let page = send(
+    let page = fetch(
         &app,
         Request::get("/notes/new")
             .header(header::COOKIE, &alice.cookie)
@@ -413,7 +367,7 @@ async fn the_hidden_field_a_page_renders_is_the_one_its_form_posts_back() {
         .and_then(|rest| rest.split('"').next())
         .unwrap();
     let body = urlencoded(&[("csrf_token", value), ("title", "from the page")]);
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/form", Some(&alice), URLENCODED, body),
     )
@@ -434,7 +388,7 @@ async fn form_post_without_the_csrf_field_is_refused_csrf_missing() {
     let alice = login(&kit, "alice");
 
     let body = urlencoded(&[("title", "no token")]);
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), URLENCODED, body),
     )
@@ -442,7 +396,7 @@ async fn form_post_without_the_csrf_field_is_refused_csrf_missing() {
     reply.assert_refused(Refusal::CsrfMissing);
 
     let body = multipart(&[("title", None, b"no token")]);
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), &multipart_type(), body),
     )
@@ -450,7 +404,7 @@ async fn form_post_without_the_csrf_field_is_refused_csrf_missing() {
     reply.assert_refused(Refusal::CsrfMissing);
 
     // An empty body with a form content type.
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), URLENCODED, ""),
     )
@@ -468,7 +422,7 @@ async fn form_post_with_the_csrf_field_of_another_session_is_refused_csrf_mismat
     let mallory = login(&kit, "mallory");
 
     let body = urlencoded(&[("csrf_token", &mallory.csrf), ("title", "x")]);
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), URLENCODED, body),
     )
@@ -476,7 +430,7 @@ async fn form_post_with_the_csrf_field_of_another_session_is_refused_csrf_mismat
     reply.assert_refused(Refusal::CsrfMismatch);
 
     let body = multipart(&[("csrf_token", None, mallory.csrf.as_bytes())]);
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), &multipart_type(), body),
     )
@@ -489,7 +443,7 @@ async fn form_post_with_the_csrf_field_of_another_session_is_refused_csrf_mismat
     let altered = String::from_utf8(altered).unwrap();
     for wrong in [altered.as_str(), &alice.csrf[..20]] {
         let body = urlencoded(&[("csrf_token", wrong)]);
-        let reply = send(
+        let reply = fetch(
             &app,
             form_request("/echo/bytes", Some(&alice), URLENCODED, body),
         )
@@ -499,7 +453,7 @@ async fn form_post_with_the_csrf_field_of_another_session_is_refused_csrf_mismat
     assert_eq!(hits.count(), 0, "no handler ran");
     // A CSRF refusal does not end the session: no cookie is cleared.
     assert!(
-        send(
+        fetch(
             &app,
             form_request(
                 "/echo/bytes",
@@ -509,7 +463,7 @@ async fn form_post_with_the_csrf_field_of_another_session_is_refused_csrf_mismat
             )
         )
         .await
-        .cookies
+        .all_cookies
         .is_empty()
     );
 }
@@ -522,7 +476,7 @@ async fn form_post_with_an_empty_csrf_field_is_refused_csrf_missing() {
     let alice = login(&kit, "alice");
 
     for body in ["csrf_token=", "csrf_token=&title=x", "title=x&csrf_token"] {
-        let reply = send(
+        let reply = fetch(
             &app,
             form_request("/echo/bytes", Some(&alice), URLENCODED, body),
         )
@@ -530,7 +484,7 @@ async fn form_post_with_an_empty_csrf_field_is_refused_csrf_missing() {
         reply.assert_refused(Refusal::CsrfMissing);
     }
     let body = multipart(&[("csrf_token", None, b""), ("title", None, b"x")]);
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), &multipart_type(), body),
     )
@@ -553,7 +507,7 @@ async fn form_body_over_the_read_limit_is_413_form_too_large_and_never_reaches_t
     assert_eq!(exactly.len(), LIMIT);
     let over = format!("{exactly}x");
 
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), URLENCODED, over),
     )
@@ -566,7 +520,7 @@ async fn form_body_over_the_read_limit_is_413_form_too_large_and_never_reaches_t
         ("csrf_token", None, alice.csrf.as_bytes()),
         ("f", Some("big.bin"), &file),
     ]);
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), &multipart_type(), body),
     )
@@ -575,7 +529,7 @@ async fn form_body_over_the_read_limit_is_413_form_too_large_and_never_reaches_t
     assert_eq!(hits.count(), 0, "the handler never ran");
 
     // A form of exactly the limit is read and passes.
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), URLENCODED, exactly.clone()),
     )
@@ -594,7 +548,7 @@ async fn the_default_read_limit_is_64_kib() {
     let head = format!("csrf_token={}&pad=", alice.csrf);
     let exactly = format!("{head}{}", "x".repeat(64 * 1024 - head.len()));
 
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), URLENCODED, exactly.clone()),
     )
@@ -602,7 +556,7 @@ async fn the_default_read_limit_is_64_kib() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.body.len(), 64 * 1024);
 
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request(
             "/echo/bytes",
@@ -643,7 +597,7 @@ async fn malformed_multipart_body_is_400_form_unreadable_and_never_reaches_the_h
         token_then_truncated,
         b"this is not multipart at all".to_vec(),
     ] {
-        let reply = send(
+        let reply = fetch(
             &app,
             form_request("/echo/bytes", Some(&alice), &multipart_type(), body.clone()),
         )
@@ -678,7 +632,7 @@ async fn a_form_body_that_arrives_in_chunks_is_read_whole() {
     let body = urlencoded(&[("title", "chunked"), ("csrf_token", &alice.csrf)]);
     // Split in the middle of the token.
     let (a, b) = body.as_bytes().split_at(body.len() - 10);
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request(
             "/echo/bytes",
@@ -699,7 +653,7 @@ async fn a_form_body_that_fails_while_read_is_400_form_unreadable() {
     let app = forms_app(&kit, &hits);
     let alice = login(&kit, "alice");
     let body = urlencoded(&[("csrf_token", &alice.csrf), ("title", "cut")]);
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request(
             "/echo/bytes",
@@ -729,29 +683,29 @@ async fn the_csrf_header_still_works_and_wins_over_the_form_field() {
     };
 
     // The header alone.
-    let reply = send(&app, with_header("title=x".into(), &alice.csrf)).await;
+    let reply = fetch(&app, with_header("title=x".into(), &alice.csrf)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.headers["x-csrf-header-sent"], "true");
 
     // A right header and a wrong field: the header decides.
     let body = urlencoded(&[("csrf_token", &mallory.csrf), ("title", "x")]);
-    let reply = send(&app, with_header(body.clone(), &alice.csrf)).await;
+    let reply = fetch(&app, with_header(body.clone(), &alice.csrf)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.body, body.as_bytes());
 
     // A wrong header and a right field: the header decides.
     let body = urlencoded(&[("csrf_token", &alice.csrf)]);
-    let reply = send(&app, with_header(body, &mallory.csrf)).await;
+    let reply = fetch(&app, with_header(body, &mallory.csrf)).await;
     reply.assert_refused(Refusal::CsrfMismatch);
 
     // An empty header and a right field: the header (empty, so missing) decides.
     let body = urlencoded(&[("csrf_token", &alice.csrf)]);
-    let reply = send(&app, with_header(body, "")).await;
+    let reply = fetch(&app, with_header(body, "")).await;
     reply.assert_refused(Refusal::CsrfMissing);
 
     // With the header the body is not read at all: over the limit is no 413.
     let big = format!("title={}", "x".repeat(LIMIT * 4));
-    let reply = send(&app, with_header(big.clone(), &alice.csrf)).await;
+    let reply = fetch(&app, with_header(big.clone(), &alice.csrf)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.body, big.as_bytes());
     assert_eq!(hits.count(), 3);
@@ -779,7 +733,7 @@ async fn bodies_that_are_not_forms_are_not_read_for_a_csrf_token() {
             field.clone(),
         ),
     ] {
-        let reply = send(
+        let reply = fetch(
             &app,
             form_request("/echo/bytes", Some(&alice), content_type, body),
         )
@@ -793,7 +747,7 @@ async fn bodies_that_are_not_forms_are_not_read_for_a_csrf_token() {
         .header(header::COOKIE, &alice.cookie)
         .body(Body::from(field))
         .unwrap();
-    send(&app, req).await.assert_refused(Refusal::CsrfMissing);
+    fetch(&app, req).await.assert_refused(Refusal::CsrfMissing);
     assert_eq!(hits.count(), 0);
 }
 
@@ -806,7 +760,7 @@ async fn requests_without_a_session_cookie_are_not_buffered() {
 
     // A form over the read limit, but no session cookie: handed on untouched (no 413).
     let body = urlencoded(&[("comment", &"y".repeat(LIMIT * 8))]);
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", None, URLENCODED, body.clone()),
     )
@@ -820,7 +774,7 @@ async fn requests_without_a_session_cookie_are_not_buffered() {
     assert_eq!(reply.headers["x-subject"], "");
 
     // A malformed multipart body is not parsed either: the handler gets it.
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", None, &multipart_type(), "not multipart"),
     )
@@ -833,7 +787,7 @@ async fn requests_without_a_session_cookie_are_not_buffered() {
         .header(header::COOKIE, "theme=dark; lang=en")
         .body(Body::from(body.clone()))
         .unwrap();
-    let reply = send(&app, req).await;
+    let reply = fetch(&app, req).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.body, body.as_bytes());
     assert_eq!(hits.count(), 3);
@@ -859,7 +813,7 @@ async fn safe_methods_are_not_read_for_a_csrf_token() {
         .header(header::CONTENT_TYPE, URLENCODED)
         .body(Body::from(body.clone()))
         .unwrap();
-    let reply = send(&app, req).await;
+    let reply = fetch(&app, req).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.body, body.as_bytes());
 }
@@ -876,7 +830,7 @@ async fn form_post_from_a_foreign_origin_is_refused_origin_rejected() {
     let mut req = form_request("/echo/bytes", Some(&alice), URLENCODED, body.clone());
     req.headers_mut()
         .insert(header::ORIGIN, EVIL_ORIGIN.parse().unwrap());
-    send(&app, req)
+    fetch(&app, req)
         .await
         .assert_refused(Refusal::OriginRejected);
 
@@ -884,7 +838,7 @@ async fn form_post_from_a_foreign_origin_is_refused_origin_rejected() {
         .header("sec-fetch-site", "cross-site")
         .body(Body::from(body.clone()))
         .unwrap();
-    send(&app, req)
+    fetch(&app, req)
         .await
         .assert_refused(Refusal::OriginRejected);
 
@@ -893,7 +847,7 @@ async fn form_post_from_a_foreign_origin_is_refused_origin_rejected() {
     });
     req.headers_mut()
         .insert(header::ORIGIN, EVIL_ORIGIN.parse().unwrap());
-    send(&app, req)
+    fetch(&app, req)
         .await
         .assert_refused(Refusal::OriginRejected);
     assert_eq!(hits.count(), 0);
@@ -909,19 +863,19 @@ async fn a_login_form_without_a_session_is_still_refused_cross_origin() {
     let mut req = form_request("/login", None, URLENCODED, body.clone());
     req.headers_mut()
         .insert(header::ORIGIN, EVIL_ORIGIN.parse().unwrap());
-    let reply = send(&app, req).await;
+    let reply = fetch(&app, req).await;
     reply.assert_refused(Refusal::OriginRejected);
-    assert!(reply.cookies.is_empty(), "no session was started");
+    assert!(reply.all_cookies.is_empty(), "no session was started");
     assert_eq!(hits.count(), 0);
 
     // From the site's own page, the login form works.
-    let reply = send(&app, form_request("/login", None, URLENCODED, body)).await;
+    let reply = fetch(&app, form_request("/login", None, URLENCODED, body)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.text(), "welcome");
     let name = kit.config().cookie().name();
     assert!(
         reply
-            .cookies
+            .all_cookies
             .iter()
             .any(|c| c.name == name && !c.is_removal()),
         "a session cookie was set"
@@ -941,7 +895,7 @@ async fn a_form_layer_inside_the_session_layer_fails_closed() {
         .layer(session.clone());
     let alice = login(&kit, "alice");
     let body = urlencoded(&[("csrf_token", &alice.csrf)]);
-    let reply = send(
+    let reply = fetch(
         &app,
         form_request("/echo/bytes", Some(&alice), URLENCODED, body),
     )
@@ -1082,7 +1036,7 @@ async fn test_client_follows_a_reissue() {
         .header(header::COOKIE, kit.cookie_header(&first))
         .body(Body::empty())
         .unwrap();
-    let old = send(&app, old).await;
+    let old = fetch(&app, old).await;
     assert_eq!(old.refusal, Some(Refusal::ExpiredIdle));
     let res = browser.get("/me").send().await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
@@ -1118,7 +1072,7 @@ async fn test_client_logout_clears_its_cookie() {
         .header(header::COOKIE, kit.cookie_header(&token))
         .body(Body::empty())
         .unwrap();
-    assert_eq!(send(&app, old).await.refusal, Some(Refusal::Revoked));
+    assert_eq!(fetch(&app, old).await.refusal, Some(Refusal::Revoked));
 }
 
 #[tokio::test]

@@ -8,19 +8,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::Query;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::BodyExt as _;
-use jwt_session::testing::{SetCookie, TestKit, refusal, set_cookies};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use jwt_session::testing::TestKit;
 use jwt_session::{
     CSRF_HEADER, LoginRedirect, ReauthRequired, Refusal, RefusalContext, Session, SessionLayer,
     safe_next,
 };
-use serde_json::Value;
-use tower::ServiceExt as _;
+mod support;
+
+use support::harness::{Reply, fetch};
 
 const HOST: &str = "app.example";
 const OWN_ORIGIN: &str = "https://app.example";
@@ -32,23 +32,7 @@ const FRESH: Duration = Duration::from_secs(300);
 // Requests and replies
 // ---------------------------------------------------------------------------------------
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-    refusal: Option<Refusal>,
-    cookies: Vec<SetCookie>,
-}
-
 impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
     fn location(&self) -> Option<&str> {
         self.headers
             .get(header::LOCATION)
@@ -62,10 +46,6 @@ impl Reply {
         form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == "next")
             .map(|(_, v)| v.into_owned())
-    }
-
-    fn removals(&self) -> usize {
-        self.cookies.iter().filter(|c| c.is_removal()).count()
     }
 
     /// The default JSON refusal, not redirected.
@@ -92,20 +72,6 @@ impl Reply {
         assert_eq!(self.next().as_deref(), Some(next), "{location}");
         assert_eq!(self.refusal, Some(reason));
         assert_eq!(self.headers[header::CACHE_CONTROL], "no-store");
-    }
-}
-
-async fn send(app: &Router, req: Request<Body>) -> Reply {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let cookies = set_cookies(&res);
-    let found = refusal(&res);
-    let (parts, body) = res.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-        refusal: found,
-        cookies,
     }
 }
 
@@ -198,16 +164,16 @@ async fn a_navigation_without_a_session_goes_to_the_login_page_with_next() {
     let kit = TestKit::new();
     let app = redirecting_app(&kit);
 
-    let reply = send(&app, navigate("/account?tab=2&q=a%20b", None)).await;
+    let reply = fetch(&app, navigate("/account?tab=2&q=a%20b", None)).await;
     reply.assert_login_redirect(Refusal::Missing, "/account?tab=2&q=a%20b");
     assert_eq!(
         reply.location(),
         Some("/login?next=%2Faccount%3Ftab%3D2%26q%3Da%2520b")
     );
-    assert!(reply.cookies.is_empty(), "there was no cookie to clear");
+    assert!(reply.all_cookies.is_empty(), "there was no cookie to clear");
 
     // The login page takes `next` back, and it is a path of this site.
-    let login = send(
+    let login = fetch(
         &app,
         Request::get(reply.location().unwrap())
             .body(Body::empty())
@@ -222,7 +188,7 @@ async fn a_navigation_without_a_session_goes_to_the_login_page_with_next() {
 async fn an_html_get_without_fetch_metadata_counts_as_a_navigation() {
     let kit = TestKit::new();
     let app = redirecting_app(&kit);
-    let reply = send(&app, old_browser_navigate("/account", None)).await;
+    let reply = fetch(&app, old_browser_navigate("/account", None)).await;
     reply.assert_login_redirect(Refusal::Missing, "/account");
 
     // HEAD too.
@@ -230,7 +196,7 @@ async fn an_html_get_without_fetch_metadata_counts_as_a_navigation() {
         .header(header::ACCEPT, "text/html")
         .body(Body::empty())
         .unwrap();
-    send(&app, req)
+    fetch(&app, req)
         .await
         .assert_login_redirect(Refusal::Missing, "/account");
 }
@@ -245,14 +211,14 @@ async fn fetch_metadata_decides_over_accept() {
         .header("sec-fetch-mode", "cors")
         .body(Body::empty())
         .unwrap();
-    send(&app, req).await.assert_json_refusal(Refusal::Missing);
+    fetch(&app, req).await.assert_json_refusal(Refusal::Missing);
 
     // Without fetch metadata, only GET/HEAD count: a POST accepting HTML is no page load.
     let req = Request::post("/account/settings")
         .header(header::ACCEPT, "text/html")
         .body(Body::empty())
         .unwrap();
-    send(&app, req).await.assert_json_refusal(Refusal::Missing);
+    fetch(&app, req).await.assert_json_refusal(Refusal::Missing);
 }
 
 #[tokio::test]
@@ -262,11 +228,11 @@ async fn a_navigation_with_a_dead_cookie_is_redirected_and_the_cookie_cleared() 
     let cookie = kit.cookie("alice");
     kit.advance(Duration::from_secs(31 * 60)); // past the idle timeout
 
-    let reply = send(&app, navigate("/account", Some(&cookie))).await;
+    let reply = fetch(&app, navigate("/account", Some(&cookie))).await;
     reply.assert_login_redirect(Refusal::ExpiredIdle, "/account");
-    assert_eq!(reply.cookies.len(), 1, "{:?}", reply.cookies);
+    assert_eq!(reply.all_cookies.len(), 1, "{:?}", reply.all_cookies);
     assert_eq!(reply.removals(), 1, "the dead cookie is cleared");
-    assert_eq!(reply.cookies[0].name, kit.config().cookie().name());
+    assert_eq!(reply.all_cookies[0].name, kit.config().cookie().name());
 
     // A revoked session: the same.
     let kit = TestKit::new();
@@ -276,7 +242,7 @@ async fn a_navigation_with_a_dead_cookie_is_redirected_and_the_cookie_cleared() 
         .handle()
         .revoke_session(&claims.sid)
         .unwrap();
-    let reply = send(&app, navigate("/account", Some(&kit.cookie_header(&token)))).await;
+    let reply = fetch(&app, navigate("/account", Some(&kit.cookie_header(&token)))).await;
     reply.assert_login_redirect(Refusal::Revoked, "/account");
     assert_eq!(reply.removals(), 1);
 }
@@ -285,19 +251,19 @@ async fn a_navigation_with_a_dead_cookie_is_redirected_and_the_cookie_cleared() 
 async fn an_api_call_without_a_session_keeps_the_json_401() {
     let kit = TestKit::new();
     let app = redirecting_app(&kit);
-    let reply = send(&app, api_call("/api/me", None)).await;
+    let reply = fetch(&app, api_call("/api/me", None)).await;
     reply.assert_json_refusal(Refusal::Missing);
 
     // With a dead cookie: JSON 401, and the cookie still cleared.
     let cookie = kit.cookie("alice");
     kit.advance(Duration::from_secs(31 * 60));
-    let reply = send(&app, api_call("/api/me", Some(&cookie))).await;
+    let reply = fetch(&app, api_call("/api/me", Some(&cookie))).await;
     reply.assert_json_refusal(Refusal::ExpiredIdle);
     assert_eq!(reply.removals(), 1);
 
     // No Accept header at all (curl): JSON.
     let req = Request::get("/api/me").body(Body::empty()).unwrap();
-    send(&app, req).await.assert_json_refusal(Refusal::Missing);
+    fetch(&app, req).await.assert_json_refusal(Refusal::Missing);
 }
 
 #[tokio::test]
@@ -315,9 +281,9 @@ async fn csrf_and_origin_refusals_are_not_redirected() {
         .header(header::COOKIE, &cookie)
         .body(Body::empty())
         .unwrap();
-    let reply = send(&app, req).await;
+    let reply = fetch(&app, req).await;
     reply.assert_json_refusal(Refusal::CsrfMissing);
-    assert!(reply.cookies.is_empty());
+    assert!(reply.all_cookies.is_empty());
 
     let req = Request::post("/account/settings")
         .header(header::HOST, HOST)
@@ -327,7 +293,7 @@ async fn csrf_and_origin_refusals_are_not_redirected() {
         .header(CSRF_HEADER, "A".repeat(43))
         .body(Body::empty())
         .unwrap();
-    send(&app, req)
+    fetch(&app, req)
         .await
         .assert_json_refusal(Refusal::CsrfMismatch);
 
@@ -338,7 +304,7 @@ async fn csrf_and_origin_refusals_are_not_redirected() {
         .header(header::COOKIE, &cookie)
         .body(Body::empty())
         .unwrap();
-    send(&app, req)
+    fetch(&app, req)
         .await
         .assert_json_refusal(Refusal::OriginRejected);
 }
@@ -350,11 +316,11 @@ async fn a_step_up_refusal_is_not_redirected() {
     let cookie = kit.cookie("alice");
     kit.advance(FRESH + Duration::from_secs(60)); // logged in too long ago, still alive
 
-    let reply = send(&app, navigate("/sensitive", Some(&cookie))).await;
+    let reply = fetch(&app, navigate("/sensitive", Some(&cookie))).await;
     reply.assert_json_refusal(Refusal::ReauthRequired);
     assert_eq!(reply.json()["error"]["max_age"], 300);
     assert!(
-        reply.cookies.iter().all(|c| !c.is_removal()),
+        reply.all_cookies.iter().all(|c| !c.is_removal()),
         "the session stays valid"
     );
 }
@@ -371,20 +337,20 @@ async fn require_session_refusals_are_redirected_too() {
         .route("/members", get(|| async { "members only" }))
         .layer(layer);
 
-    send(&app, navigate("/members?page=3", None))
+    fetch(&app, navigate("/members?page=3", None))
         .await
         .assert_login_redirect(Refusal::Missing, "/members?page=3");
-    send(&app, old_browser_navigate("/members", None))
+    fetch(&app, old_browser_navigate("/members", None))
         .await
         .assert_login_redirect(Refusal::Missing, "/members");
 
     let cookie = kit.cookie("alice");
     kit.advance(Duration::from_secs(31 * 60));
-    let reply = send(&app, navigate("/members", Some(&cookie))).await;
+    let reply = fetch(&app, navigate("/members", Some(&cookie))).await;
     reply.assert_login_redirect(Refusal::ExpiredIdle, "/members");
     assert_eq!(reply.removals(), 1);
 
-    send(&app, api_call("/members", None))
+    fetch(&app, api_call("/members", None))
         .await
         .assert_json_refusal(Refusal::Missing);
 }
@@ -418,7 +384,7 @@ async fn a_custom_responder_is_used_and_keeps_the_removal_cookie_and_no_store() 
 
     let cookie = kit.cookie("alice");
     kit.advance(Duration::from_secs(31 * 60));
-    let reply = send(&app, navigate("/account", Some(&cookie))).await;
+    let reply = fetch(&app, navigate("/account", Some(&cookie))).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         reply.text(),
@@ -435,11 +401,11 @@ async fn a_custom_responder_is_used_and_keeps_the_removal_cookie_and_no_store() 
         .iter()
         .collect();
     assert_eq!(cache, ["no-store"]);
-    assert_eq!(reply.removals(), 1, "{:?}", reply.cookies);
+    assert_eq!(reply.removals(), 1, "{:?}", reply.all_cookies);
     assert_eq!(reply.refusal, Some(Refusal::ExpiredIdle));
 
     // Where it returns None: the default JSON.
-    send(&app, api_call("/api/me", None))
+    fetch(&app, api_call("/api/me", None))
         .await
         .assert_json_refusal(Refusal::Missing);
 }
@@ -457,7 +423,7 @@ async fn a_custom_responder_behind_require_session_keeps_the_removal_cookie() {
         .layer(kit.layer::<()>().require_session().on_refusal(html));
     let cookie = kit.cookie("alice");
     kit.advance(Duration::from_secs(9 * 3600)); // past the absolute timeout
-    let reply = send(&app, api_call("/members", Some(&cookie))).await;
+    let reply = fetch(&app, api_call("/members", Some(&cookie))).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.text(), "<p>session_expired_absolute</p>");
     assert_eq!(reply.removals(), 1);
@@ -483,16 +449,16 @@ async fn a_responder_sees_the_refusal_the_method_the_path_and_whether_it_is_a_na
     let app = routes().layer(kit.layer::<()>().on_refusal(spy));
     let cookie = kit.cookie("alice");
 
-    send(&app, navigate("/account?x=1", None)).await;
+    fetch(&app, navigate("/account?x=1", None)).await;
     let req = Request::post("/account/settings?from=menu")
         .header(header::COOKIE, &cookie)
         .body(Body::empty())
         .unwrap();
-    let reply = send(&app, req).await;
+    let reply = fetch(&app, req).await;
     reply.assert_json_refusal(Refusal::CsrfMissing);
-    send(&app, api_call("/api/me", None)).await;
+    fetch(&app, api_call("/api/me", None)).await;
     // A success is no refusal: the responder is not asked.
-    send(&app, api_call("/api/me", Some(&cookie))).await;
+    fetch(&app, api_call("/api/me", Some(&cookie))).await;
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(
@@ -517,7 +483,7 @@ async fn a_login_url_with_its_own_query_gets_next_as_another_parameter() {
         kit.layer::<()>()
             .on_refusal(LoginRedirect::to("/login?lang=de")),
     );
-    let reply = send(&app, navigate("/account", None)).await;
+    let reply = fetch(&app, navigate("/account", None)).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(
         reply.location(),
@@ -538,7 +504,7 @@ async fn a_double_slash_request_path_never_gives_a_next_to_another_host() {
                 .require_session()
                 .on_refusal(LoginRedirect::to("/login")),
         );
-    let reply = send(&app, navigate("//evil.example/x", None)).await;
+    let reply = fetch(&app, navigate("//evil.example/x", None)).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     let next = reply.next().unwrap();
     assert_eq!(next, "/");
@@ -552,7 +518,7 @@ async fn a_layer_without_a_responder_keeps_json_for_navigations() {
         kit.config().clone(),
         kit.store().clone(),
     ));
-    send(&app, navigate("/account", None))
+    fetch(&app, navigate("/account", None))
         .await
         .assert_json_refusal(Refusal::Missing);
 }

@@ -11,23 +11,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
-use http_body_util::BodyExt as _;
+use http::{HeaderValue, Method, Request, StatusCode, header};
 use jwt_session::denylist::TokenFacts;
-use jwt_session::testing::{SetCookie, TestKit, refusal, set_cookies};
+use jwt_session::testing::TestKit;
 use jwt_session::{
     CSRF_HEADER, Clock, EXPIRES_IN_HEADER, EXPOSE_HEADERS, LoginRedirect, Logout, MemoryDenylist,
     Policy, Refusal, RevocationError, RevocationStore, Session, SessionLayer, TOKEN_HEADER,
     session_routes,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use tower::{ServiceBuilder, ServiceExt as _};
+use tower::ServiceBuilder;
 use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
+
+mod support;
+
+use support::harness::{Reply, fetch};
 
 const HOST: &str = "api.example.com";
 const OWN_ORIGIN: &str = "https://api.example.com";
@@ -38,38 +40,7 @@ const FRONT_END: &str = "https://app.example.com";
 // Requests and replies
 // ---------------------------------------------------------------------------------------
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-    refusal: Option<Refusal>,
-    cookies: Vec<SetCookie>,
-}
-
 impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    fn code(&self) -> String {
-        self.json()["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    fn removals(&self) -> usize {
-        self.cookies.iter().filter(|c| c.is_removal()).count()
-    }
-
-    fn issued(&self) -> usize {
-        self.cookies.iter().filter(|c| !c.is_removal()).count()
-    }
-
     /// Every value of a (possibly repeated, comma-separated) header, lowercased.
     fn list(&self, name: &str) -> Vec<String> {
         self.headers
@@ -79,20 +50,6 @@ impl Reply {
             .map(|s| s.trim().to_ascii_lowercase())
             .filter(|s| !s.is_empty())
             .collect()
-    }
-}
-
-async fn send(app: &Router, req: Request<Body>) -> Reply {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let cookies = set_cookies(&res);
-    let found = refusal(&res);
-    let (parts, body) = res.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-        refusal: found,
-        cookies,
     }
 }
 
@@ -243,7 +200,7 @@ async fn the_same_layer_twice_sets_one_cookie_per_reissue_and_verifies_once() {
     // The baseline's count of revocation checks, for a request without and with a
     // reissue.
     let single = once(&layer);
-    let reply = send(&single, get_req("/members/account", Some(&cookie))).await;
+    let reply = fetch(&single, get_req("/members/account", Some(&cookie))).await;
     assert_eq!(reply.status, StatusCode::OK);
     let plain_checks = store.take();
     assert!(plain_checks >= 1);
@@ -252,10 +209,10 @@ async fn the_same_layer_twice_sets_one_cookie_per_reissue_and_verifies_once() {
         ("route_layer", twice_route_layer(&layer), "/members/account"),
         ("nested", twice_nested(&layer), "/area/members/account"),
     ] {
-        let reply = send(&app, get_req(path, Some(&cookie))).await;
+        let reply = fetch(&app, get_req(path, Some(&cookie))).await;
         assert_eq!(reply.status, StatusCode::OK, "{name}: {}", reply.text());
         assert_eq!(reply.text(), "alice");
-        assert_eq!(reply.cookies.len(), 0, "{name}: no reissue due yet");
+        assert_eq!(reply.all_cookies.len(), 0, "{name}: no reissue due yet");
         assert_eq!(store.take(), plain_checks, "{name}: one verification");
         assert_eq!(
             reply.headers.get_all(EXPIRES_IN_HEADER).iter().count(),
@@ -265,7 +222,7 @@ async fn the_same_layer_twice_sets_one_cookie_per_reissue_and_verifies_once() {
     }
 
     kit.advance(Duration::from_secs(61)); // past reissue_after
-    let reply = send(&single, get_req("/members/account", Some(&cookie))).await;
+    let reply = fetch(&single, get_req("/members/account", Some(&cookie))).await;
     assert_eq!(reply.issued(), 1);
     let reissue_checks = store.take();
 
@@ -273,9 +230,14 @@ async fn the_same_layer_twice_sets_one_cookie_per_reissue_and_verifies_once() {
         ("route_layer", twice_route_layer(&layer), "/members/account"),
         ("nested", twice_nested(&layer), "/area/members/account"),
     ] {
-        let reply = send(&app, get_req(path, Some(&cookie))).await;
+        let reply = fetch(&app, get_req(path, Some(&cookie))).await;
         assert_eq!(reply.status, StatusCode::OK, "{name}: {}", reply.text());
-        assert_eq!(reply.cookies.len(), 1, "{name}: {:?}", reply.cookies);
+        assert_eq!(
+            reply.all_cookies.len(),
+            1,
+            "{name}: {:?}",
+            reply.all_cookies
+        );
         assert_eq!(reply.issued(), 1, "{name}: exactly one Set-Cookie");
         assert_eq!(
             store.take(),
@@ -303,7 +265,7 @@ async fn the_same_layer_twice_sends_one_removal_cookie_on_logout() {
         let (token, claims) = kit.mint("alice", ()).unwrap();
         let cookie = kit.cookie_header(&token);
 
-        let reply = send(
+        let reply = fetch(
             &app,
             post_req(
                 &format!("{prefix}/members/logout"),
@@ -314,14 +276,14 @@ async fn the_same_layer_twice_sends_one_removal_cookie_on_logout() {
         .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
         assert_eq!(
-            reply.cookies.len(),
+            reply.all_cookies.len(),
             1,
             "nested={nested}: {:?}",
-            reply.cookies
+            reply.all_cookies
         );
         assert_eq!(reply.removals(), 1);
 
-        let reply = send(&app, get_req("/public", Some(&cookie))).await;
+        let reply = fetch(&app, get_req("/public", Some(&cookie))).await;
         assert_eq!(reply.text(), "guest", "the token is revoked");
         assert_eq!(reply.removals(), 1, "and cleared once");
     }
@@ -335,10 +297,10 @@ async fn the_same_layer_twice_clears_a_dead_cookie_once() {
     let cookie = kit.cookie("alice");
     kit.advance(Duration::from_secs(31 * 60));
 
-    let reply = send(&app, get_req("/members/account", Some(&cookie))).await;
+    let reply = fetch(&app, get_req("/members/account", Some(&cookie))).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.refusal, Some(Refusal::ExpiredIdle));
-    assert_eq!(reply.cookies.len(), 1, "{:?}", reply.cookies);
+    assert_eq!(reply.all_cookies.len(), 1, "{:?}", reply.all_cookies);
     assert_eq!(reply.removals(), 1);
 }
 
@@ -354,7 +316,7 @@ async fn an_inner_require_session_layer_still_refuses_requests_without_a_session
         ("route_layer", twice_route_layer(&layer), "/members/static"),
         ("nested", twice_nested(&layer), "/area/members/static"),
     ] {
-        let reply = send(&app, get_req(path, None)).await;
+        let reply = fetch(&app, get_req(path, None)).await;
         got.push((name, path, reply.status, reply.refusal, reply.text()));
     }
     for (name, path, status, refusal, _) in &got {
@@ -373,7 +335,7 @@ async fn an_inner_require_session_layer_still_refuses_a_dead_cookie() {
     let cookie = kit.cookie("alice");
     kit.advance(Duration::from_secs(31 * 60));
 
-    let reply = send(&app, get_req("/members/static", Some(&cookie))).await;
+    let reply = fetch(&app, get_req("/members/static", Some(&cookie))).await;
     assert_eq!(
         reply.status,
         StatusCode::UNAUTHORIZED,
@@ -382,7 +344,7 @@ async fn an_inner_require_session_layer_still_refuses_a_dead_cookie() {
         reply.text()
     );
     assert_eq!(reply.refusal, Some(Refusal::ExpiredIdle));
-    assert_eq!(reply.removals(), 1, "{:?}", reply.cookies);
+    assert_eq!(reply.removals(), 1, "{:?}", reply.all_cookies);
 }
 
 #[tokio::test]
@@ -405,7 +367,7 @@ async fn an_inner_layers_refusal_responder_still_answers() {
         .header("sec-fetch-mode", "navigate")
         .body(Body::empty())
         .unwrap();
-    let reply = send(&app, req).await;
+    let reply = fetch(&app, req).await;
     assert_eq!(
         reply.status,
         StatusCode::SEE_OTHER,
@@ -425,7 +387,7 @@ async fn an_inner_require_session_layer_lets_a_valid_session_through_once() {
     let layer = kit.layer::<()>();
     let app = twice_route_layer(&layer);
     let cookie = kit.cookie("alice");
-    let reply = send(&app, get_req("/members/static", Some(&cookie))).await;
+    let reply = fetch(&app, get_req("/members/static", Some(&cookie))).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.text(), "members only");
     assert_eq!(reply.headers.get_all(EXPIRES_IN_HEADER).iter().count(), 1);
@@ -457,7 +419,7 @@ async fn a_session_of_another_data_type_than_the_layers_is_a_500_naming_both_typ
             },
         )
         .unwrap();
-    let reply = send(&app, get_req("/me", Some(&kit.cookie_header(&token)))).await;
+    let reply = fetch(&app, get_req("/me", Some(&kit.cookie_header(&token)))).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.code(), "session_data_type_mismatch");
     let message = reply.json()["error"]["message"]
@@ -475,7 +437,7 @@ async fn a_session_of_another_data_type_than_the_layers_is_a_500_naming_both_typ
     assert!(message.contains("session_routes"), "says how: {message}");
 
     // Without a cookie too: it is the route that is wrong, not the request.
-    let reply = send(&app, get_req("/me", None)).await;
+    let reply = fetch(&app, get_req("/me", None)).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.code(), "session_data_type_mismatch");
 
@@ -486,7 +448,7 @@ async fn a_session_of_another_data_type_than_the_layers_is_a_500_naming_both_typ
             get(|s: Option<Session>| async move { format!("{}", s.is_some()) }),
         )
         .layer(kit.layer::<UserData>());
-    let reply = send(&app, get_req("/maybe", None)).await;
+    let reply = fetch(&app, get_req("/maybe", None)).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.code(), "session_data_type_mismatch");
 }
@@ -497,7 +459,7 @@ async fn a_route_without_any_layer_is_a_500_session_layer_missing() {
         "/me",
         get(|s: Session| async move { s.subject().to_owned() }),
     );
-    let reply = send(&app, get_req("/me", None)).await;
+    let reply = fetch(&app, get_req("/me", None)).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.code(), "session_layer_missing");
     assert!(
@@ -524,12 +486,12 @@ async fn the_layers_own_session_routes_work() {
         .unwrap();
     let cookie = kit.cookie_header(&token);
 
-    let reply = send(&app, get_req("/session", Some(&cookie))).await;
+    let reply = fetch(&app, get_req("/session", Some(&cookie))).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.json()["sub"], "alice");
     assert_eq!(reply.json()["csrf"], claims.csrf.expose());
 
-    let reply = send(
+    let reply = fetch(
         &app,
         post_req("/session/refresh", &cookie, claims.csrf.expose()),
     )
@@ -537,7 +499,7 @@ async fn the_layers_own_session_routes_work() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.issued(), 1);
 
-    let reply = send(
+    let reply = fetch(
         &app,
         post_req("/session/logout", &cookie, claims.csrf.expose()),
     )
@@ -548,7 +510,7 @@ async fn the_layers_own_session_routes_work() {
     // The free function with the wrong type behind this layer: the 500 that names it.
     let wrong = Router::new().merge(session_routes::<(), ()>()).layer(layer);
     let (token, _) = kit.mint("bob", UserData::default()).unwrap();
-    let reply = send(
+    let reply = fetch(
         &wrong,
         get_req("/session", Some(&kit.cookie_header(&token))),
     )
@@ -605,7 +567,7 @@ async fn a_cross_origin_get_refused_by_the_session_layer_still_carries_the_cors_
     let kit = TestKit::new();
     let app = cors_app(&kit);
 
-    let reply = send(&app, cross_origin_get("/api/me", None)).await;
+    let reply = fetch(&app, cross_origin_get("/api/me", None)).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.code(), "session_missing");
     assert_eq!(reply.refusal, Some(Refusal::Missing));
@@ -622,7 +584,7 @@ async fn a_cross_origin_get_refused_by_the_session_layer_still_carries_the_cors_
     // A dead cookie: the same, with its removal.
     let cookie = kit.cookie("alice");
     kit.advance(Duration::from_secs(31 * 60));
-    let reply = send(&app, cross_origin_get("/api/me", Some(&cookie))).await;
+    let reply = fetch(&app, cross_origin_get("/api/me", Some(&cookie))).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.refusal, Some(Refusal::ExpiredIdle));
     assert_eq!(
@@ -638,7 +600,7 @@ async fn a_successful_cross_origin_response_exposes_the_session_headers() {
     let app = cors_app(&kit);
     let cookie = kit.cookie("alice");
 
-    let reply = send(&app, cross_origin_get("/api/me", Some(&cookie))).await;
+    let reply = fetch(&app, cross_origin_get("/api/me", Some(&cookie))).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.json(), "alice");
     assert_eq!(
@@ -666,7 +628,7 @@ async fn a_preflight_is_answered_by_cors_before_the_session_layer() {
         .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "x-csrf-token")
         .body(Body::empty())
         .unwrap();
-    let reply = send(&app, req).await;
+    let reply = fetch(&app, req).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.refusal, None);
     assert_eq!(
@@ -695,7 +657,7 @@ async fn a_cross_origin_post_from_an_untrusted_front_end_is_refused_with_cors_he
         .header(CSRF_HEADER, claims.csrf.expose())
         .body(Body::empty())
         .unwrap();
-    let reply = send(&app, req).await;
+    let reply = fetch(&app, req).await;
     assert_eq!(reply.refusal, Some(Refusal::OriginRejected));
     assert_eq!(
         reply.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
@@ -714,6 +676,6 @@ async fn a_cross_origin_post_from_an_untrusted_front_end_is_refused_with_cors_he
         .header(CSRF_HEADER, claims.csrf.expose())
         .body(Body::empty())
         .unwrap();
-    let reply = send(&app, req).await;
+    let reply = fetch(&app, req).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
 }

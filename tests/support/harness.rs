@@ -155,7 +155,7 @@ pub(crate) struct Reply {
     pub(crate) headers: HeaderMap,
     /// `testing::refusal(&res)`.
     pub(crate) refusal: Option<Refusal>,
-    /// `kit.set_cookie(&res)`: the session cookie the response sets, if any.
+    /// The session cookie the response sets, if any (as `kit.set_cookie(&res)`).
     pub(crate) cookie: Option<SetCookie>,
     /// Every `Set-Cookie`, parsed.
     pub(crate) all_cookies: Vec<SetCookie>,
@@ -194,6 +194,16 @@ impl Reply {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
 
+    /// How many `Set-Cookie` remove a cookie.
+    pub(crate) fn removals(&self) -> usize {
+        self.all_cookies.iter().filter(|c| c.is_removal()).count()
+    }
+
+    /// How many `Set-Cookie` set a cookie (not a removal).
+    pub(crate) fn issued(&self) -> usize {
+        self.all_cookies.iter().filter(|c| !c.is_removal()).count()
+    }
+
     /// The new token this response sets (not a removal).
     pub(crate) fn new_token(&self) -> Option<String> {
         self.cookie
@@ -214,6 +224,12 @@ impl Reply {
         self.check_refused(reason, "");
     }
 
+    /// As [`Reply::assert_refused`]; `what` names the case.
+    #[track_caller]
+    pub(crate) fn assert_refused_for(&self, reason: Refusal, what: &str) {
+        self.check_refused(reason, what);
+    }
+
     /// Refused with `reason` (as [`Reply::assert_refused`]) and the refused cookie
     /// cleared (as [`Reply::assert_cleared`]); `what` names the case.
     #[track_caller]
@@ -231,9 +247,16 @@ impl Reply {
     /// No `Set-Cookie` at all.
     #[track_caller]
     pub(crate) fn assert_no_cookie(&self) {
+        self.assert_no_cookie_for("");
+    }
+
+    /// As [`Reply::assert_no_cookie`]; `what` names the case.
+    #[track_caller]
+    pub(crate) fn assert_no_cookie_for(&self, what: &str) {
+        let at = context(what);
         assert!(
             self.all_cookies.is_empty(),
-            "unexpected Set-Cookie: {:?}",
+            "{at}unexpected Set-Cookie: {:?}",
             self.all_cookies
         );
     }
@@ -286,11 +309,22 @@ pub(crate) fn assert_removal_with_default_attributes(c: &SetCookie) {
     assert!(expires.unix_timestamp() <= 0, "{}", c.raw);
 }
 
-/// `req` through `app`, taken apart.
+/// `req` through `app`, taken apart; the session cookie is the one of the kit's
+/// configuration.
 pub(crate) async fn call(kit: &TestKit, app: &Router, req: Request<Body>) -> Reply {
-    let res = send(app, req).await;
-    let cookie = kit.set_cookie(&res);
+    take_apart(kit.config().cookie().name(), send(app, req).await).await
+}
+
+/// `req` through `app`, taken apart, for tests with no kit at hand: the session cookie
+/// is the default one, [`COOKIE_NAME`].
+pub(crate) async fn fetch(app: &Router, req: Request<Body>) -> Reply {
+    take_apart(COOKIE_NAME, send(app, req).await).await
+}
+
+/// A response read whole; `cookie_name` names the session cookie ([`Reply::cookie`]).
+pub(crate) async fn take_apart(cookie_name: &str, res: Response<Body>) -> Reply {
     let all_cookies = set_cookies(&res);
+    let cookie = all_cookies.iter().find(|c| c.name == cookie_name).cloned();
     let refusal = refusal(&res);
     let (parts, body) = res.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
@@ -325,6 +359,14 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// The same browser, holding `token` instead (its CSRF token unchanged).
+    pub(crate) fn with_token(&self, token: String) -> Self {
+        Self {
+            token,
+            csrf: self.csrf.clone(),
+        }
+    }
+
     /// A session minted by the kit (no request).
     pub(crate) fn minted(kit: &TestKit, sub: &str) -> Self {
         let (token, claims) = kit.mint(sub, ()).unwrap();
