@@ -6,24 +6,23 @@
 //! data whose type evolves. Everything runs in process with `oneshot` and the test kit's
 //! manual clock (I7): no sleeping, no sockets.
 //!
-//! The helpers live in this file on purpose: it depends on nothing but the crate's public
-//! API and the test kit.
+//! Like the shared harness it takes requests and replies from (`tests/support/harness.rs`),
+//! it depends on nothing but the crate's public API and the test kit.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Extension, Path};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt as _;
-use jwt_session::testing::{SetCookie, TestKit, refusal, set_cookies};
+use http::{Method, Request, Response, StatusCode};
+use jwt_session::testing::{SetCookie, TestKit};
 use jwt_session::{
     Claims, EXPIRES_IN_HEADER, EncodeError, Key, Keyring, Login, Logout, LogoutAll, ManualClock,
     MemoryDenylist, ReauthRequired, Reauthenticated, Refresh, Refusal, RevocationStore, Session,
@@ -34,6 +33,10 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::Notify;
 use tower::ServiceExt as _;
+
+mod support;
+
+use support::harness::{Client, Reply, call, req, take_apart};
 
 // ---------------------------------------------------------------------------------------
 // Settings (the test kit's defaults unless a test configures its own)
@@ -289,33 +292,9 @@ fn app(kit: &TestKit) -> (Router, Arc<Gate>) {
 // Requests and replies
 // ---------------------------------------------------------------------------------------
 
-/// A browser holding one session: its token (the cookie's value) and CSRF token.
-#[derive(Debug, Clone)]
-struct Client {
-    token: String,
-    csrf: String,
-}
-
-impl Client {
-    fn with_token(&self, token: String) -> Self {
-        Self {
-            token,
-            csrf: self.csrf.clone(),
-        }
-    }
-}
-
-fn request(method: Method, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
-    let mut builder = Request::builder().method(method).uri(uri);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(Body::empty()).unwrap()
-}
-
 /// A request of `client`'s browser: its cookie and, as a page would, its CSRF token.
 fn request_as(kit: &TestKit, method: Method, uri: &str, client: &Client) -> Request<Body> {
-    request(
+    req(
         method,
         uri,
         &[
@@ -325,95 +304,37 @@ fn request_as(kit: &TestKit, method: Method, uri: &str, client: &Client) -> Requ
     )
 }
 
-/// A response, taken apart.
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    refusal: Option<Refusal>,
-    /// The session cookie it sets, if any.
-    session: Option<SetCookie>,
-    /// Every `Set-Cookie`.
-    cookies: Vec<SetCookie>,
-    body: Bytes,
-}
-
 impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| format!("not JSON ({e}): {:?}", self.text()))
-            .unwrap()
-    }
-
-    fn code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap().to_owned()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
     fn expires_in(&self) -> Option<i64> {
         self.header(EXPIRES_IN_HEADER).map(|v| v.parse().unwrap())
     }
 
-    /// The new token the response sets (not a removal).
-    fn new_token(&self) -> Option<String> {
-        self.session
-            .as_ref()
-            .filter(|c| !c.is_removal())
-            .map(|c| c.value.clone())
+    /// Refused with `reason`, and the one `Set-Cookie` clears the session cookie (as
+    /// [`Reply::assert_cleared_only`]).
+    #[track_caller]
+    fn assert_refused_and_cleared_only(&self, reason: Refusal, what: &str) {
+        self.assert_refused_for(reason, what);
+        self.assert_cleared_only(what);
     }
 
+    /// Exactly one `Set-Cookie`, and it clears the session cookie of the kit's
+    /// configuration (whatever its attributes).
     #[track_caller]
-    fn assert_ok(&self, what: &str) {
-        assert_eq!(self.status, StatusCode::OK, "{what}: {}", self.text());
-    }
-
-    /// Refused with `reason`: status, JSON code and the extension.
-    #[track_caller]
-    fn assert_refused(&self, reason: Refusal, what: &str) {
-        assert_eq!(self.status, reason.status(), "{what}: {}", self.text());
-        assert_eq!(self.code(), reason.code(), "{what}: code");
-        assert_eq!(self.refusal, Some(reason), "{what}: Refusal extension");
-    }
-
-    /// Refused with `reason`, and the one `Set-Cookie` clears the session cookie.
-    #[track_caller]
-    fn assert_refused_and_cleared(&self, reason: Refusal, what: &str) {
-        self.assert_refused(reason, what);
-        self.assert_cleared(what);
-    }
-
-    #[track_caller]
-    fn assert_cleared(&self, what: &str) {
-        assert_eq!(self.cookies.len(), 1, "{what}: {:?}", self.cookies);
+    fn assert_cleared_only(&self, what: &str) {
+        assert_eq!(self.all_cookies.len(), 1, "{what}: {:?}", self.all_cookies);
         assert!(
-            self.session.as_ref().is_some_and(SetCookie::is_removal),
+            self.cookie.as_ref().is_some_and(SetCookie::is_removal),
             "{what}: the session cookie is cleared: {:?}",
-            self.cookies
-        );
-    }
-
-    #[track_caller]
-    fn assert_no_cookie(&self, what: &str) {
-        assert!(
-            self.cookies.is_empty(),
-            "{what}: no Set-Cookie expected: {:?}",
-            self.cookies
+            self.all_cookies
         );
     }
 
     /// Exactly one `Set-Cookie`, a new session token; returns it.
     #[track_caller]
     fn one_new_token(&self, what: &str) -> String {
-        assert_eq!(self.cookies.len(), 1, "{what}: {:?}", self.cookies);
+        assert_eq!(self.all_cookies.len(), 1, "{what}: {:?}", self.all_cookies);
         self.new_token()
-            .ok_or_else(|| format!("{what}: a new token, got {:?}", self.cookies))
+            .ok_or_else(|| format!("{what}: a new token, got {:?}", self.all_cookies))
             .unwrap()
     }
 
@@ -428,31 +349,12 @@ impl Reply {
         );
         assert_eq!(self.code(), "session_parts_conflict", "{what}");
         assert_eq!(self.refusal, None, "{what}: not a refusal of the session");
-        self.assert_no_cookie(what);
-    }
-}
-
-async fn take_apart(cookie_name: &str, res: Response<Body>) -> Reply {
-    let cookies = set_cookies(&res);
-    let session = cookies.iter().find(|c| c.name == cookie_name).cloned();
-    let refusal = refusal(&res);
-    let (parts, body) = res.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        refusal,
-        session,
-        cookies,
-        body: body.collect().await.unwrap().to_bytes(),
+        self.assert_no_cookie_for(what);
     }
 }
 
 async fn reply(kit: &TestKit, res: Response<Body>) -> Reply {
     take_apart(kit.config().cookie().name(), res).await
-}
-
-async fn call(kit: &TestKit, app: &Router, req: Request<Body>) -> Reply {
-    reply(kit, app.clone().oneshot(req).await.unwrap()).await
 }
 
 async fn get_as(kit: &TestKit, app: &Router, uri: &str, client: &Client) -> Reply {
@@ -470,7 +372,7 @@ async fn login_as(kit: &TestKit, app: &Router, user: &str, remember: bool) -> (C
     } else {
         format!("/login/{user}")
     };
-    let reply = call(kit, app, request(Method::POST, &uri, &[])).await;
+    let reply = call(kit, app, req(Method::POST, &uri, &[])).await;
     reply.assert_ok("login");
     let client = Client {
         token: reply.one_new_token("login"),
@@ -588,7 +490,7 @@ async fn update_retiring_older_tokens_refuses_them_and_accepts_the_new_one() {
     assert_eq!(after.data, profile("Alice"));
 
     let old = get_as(&kit, &app, "/me", &alice).await;
-    old.assert_refused_and_cleared(Refusal::Revoked, "the retired token");
+    old.assert_refused_and_cleared_only(Refusal::Revoked, "the retired token");
 
     let updated = alice.with_token(token);
     let me = get_as(&kit, &app, "/me", &updated).await;
@@ -616,10 +518,10 @@ async fn a_second_retiring_update_retires_the_first_one_and_a_logout_still_ends_
 
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "generation 0");
+        .assert_refused_and_cleared_only(Refusal::Revoked, "generation 0");
     get_as(&kit, &app, "/me", &first)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "generation 1");
+        .assert_refused_and_cleared_only(Refusal::Revoked, "generation 1");
     let me = get_as(&kit, &app, "/me", &second).await;
     me.assert_ok("generation 2");
     assert_eq!(me.json()["display_name"], "Two");
@@ -627,11 +529,11 @@ async fn a_second_retiring_update_retires_the_first_one_and_a_logout_still_ends_
     // A logout revokes the whole session, whatever the generations.
     let out = post_as(&kit, &app, "/session/logout", &second).await;
     out.assert_ok("logout");
-    out.assert_cleared("logout");
+    out.assert_cleared_only("logout");
     for (client, what) in [(&alice, "gen 0"), (&first, "gen 1"), (&second, "gen 2")] {
         get_as(&kit, &app, "/me", client)
             .await
-            .assert_refused_and_cleared(Refusal::Revoked, what);
+            .assert_refused_and_cleared_only(Refusal::Revoked, what);
     }
     let sid = claims(&kit, &second.token).sid;
     assert_eq!(entry(&kit, &sid).retired_below, None, "a full revocation");
@@ -680,7 +582,7 @@ async fn update_never_moves_the_absolute_deadline() {
     kit.advance(secs(1));
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::ExpiredAbsolute, "at +8 h + leeway");
+        .assert_refused_and_cleared_only(Refusal::ExpiredAbsolute, "at +8 h + leeway");
 }
 
 /// An update whose token cannot be issued (the data is over the token's size cap) must not
@@ -699,7 +601,7 @@ async fn an_update_that_cannot_be_issued_is_not_answered_as_a_success() {
         !(reply.status.is_success() && reply.new_token().is_none()),
         "answered {} without the updated cookie (cookies {:?})",
         reply.status,
-        reply.cookies
+        reply.all_cookies
     );
     let me = get_as(&kit, &app, "/me", &alice).await;
     me.assert_ok("the session is still valid");
@@ -761,12 +663,12 @@ async fn a_request_in_flight_when_older_tokens_are_retired_sets_no_cookie() {
     );
     slow.assert_ok("the held request is answered normally");
     assert_eq!(slow.text(), "slow");
-    slow.assert_no_cookie("neither a new token nor a removal over the updated cookie");
+    slow.assert_no_cookie_for("neither a new token nor a removal over the updated cookie");
     assert_eq!(slow.header(TOKEN_HEADER), None);
 
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "the retired token, afterwards");
+        .assert_refused_and_cleared_only(Refusal::Revoked, "the retired token, afterwards");
     let me = get_as(&kit, &app, "/me", &updated).await;
     me.assert_ok("the updated token");
     assert_eq!(me.json()["display_name"], "Alice");
@@ -840,7 +742,7 @@ async fn update_racing_an_end(update_route: &str, ender: Ender) {
                 Ender::Logout => {
                     let out = post_as(&kit, &app, "/session/logout", &alice).await;
                     out.assert_ok("logout");
-                    out.assert_cleared("logout");
+                    out.assert_cleared_only("logout");
                 }
                 Ender::RevokeUser => {
                     kit.layer::<Profile>()
@@ -853,14 +755,14 @@ async fn update_racing_an_end(update_route: &str, ender: Ender) {
     );
     assert_eq!(update.new_token(), None, "{what}: no valid cookie re-set");
     assert!(
-        update.cookies.iter().all(SetCookie::is_removal),
+        update.all_cookies.iter().all(SetCookie::is_removal),
         "{what}: any cookie is a removal: {:?}",
-        update.cookies
+        update.all_cookies
     );
 
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, &what);
+        .assert_refused_and_cleared_only(Refusal::Revoked, &what);
     if matches!(ender, Ender::Logout) {
         assert_eq!(
             entry(&kit, &sid).retired_below,
@@ -903,13 +805,13 @@ async fn a_logout_in_flight_with_an_older_token_still_ends_the_updated_session()
         }
     );
     out.assert_ok("the logout");
-    out.assert_cleared("the logout");
+    out.assert_cleared_only("the logout");
     get_as(&kit, &app, "/me", &updated)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "the updated token");
+        .assert_refused_and_cleared_only(Refusal::Revoked, "the updated token");
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "the older token");
+        .assert_refused_and_cleared_only(Refusal::Revoked, "the older token");
 }
 
 // =======================================================================================
@@ -939,7 +841,7 @@ async fn logout_and_login_in_one_response_end_the_session_and_start_a_new_one() 
 
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "the old session");
+        .assert_refused_and_cleared_only(Refusal::Revoked, "the old session");
     let bob = Client {
         token,
         csrf: new.csrf.expose().to_owned(),
@@ -967,7 +869,7 @@ async fn a_login_over_a_live_session_revokes_it_and_starts_a_new_sid() {
 
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "the previous session");
+        .assert_refused_and_cleared_only(Refusal::Revoked, "the previous session");
     assert_eq!(entry(&kit, &old.sid).retired_below, None);
     let again = Client {
         token,
@@ -988,11 +890,11 @@ async fn a_login_over_a_live_session_without_its_csrf_token_is_refused() {
     let reply = call(
         &kit,
         &app,
-        request(Method::POST, "/login/mallory", &[("cookie", &cookie)]),
+        req(Method::POST, "/login/mallory", &[("cookie", &cookie)]),
     )
     .await;
-    reply.assert_refused(Refusal::CsrfMissing, "login over a session, no CSRF");
-    reply.assert_no_cookie("no new session, no removal");
+    reply.assert_refused_for(Refusal::CsrfMissing, "login over a session, no CSRF");
+    reply.assert_no_cookie_for("no new session, no removal");
     let me = get_as(&kit, &app, "/me", &alice).await;
     me.assert_ok("the session is untouched");
     assert_eq!(me.json()["sub"], "alice");
@@ -1021,10 +923,10 @@ async fn logout_everywhere_and_login_in_one_response_dates_the_new_session_after
         .assert_ok("the new session survives its own cut-off");
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "this browser's old session");
+        .assert_refused_and_cleared_only(Refusal::Revoked, "this browser's old session");
     get_as(&kit, &app, "/me", &phone)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "the phone's session");
+        .assert_refused_and_cleared_only(Refusal::Revoked, "the phone's session");
     get_as(&kit, &app, "/me", &bob)
         .await
         .assert_ok("another user");
@@ -1072,7 +974,7 @@ async fn logout_all_with_reauthenticated_is_a_parts_conflict() {
 async fn update_without_a_session_is_a_parts_conflict() {
     let kit = TestKit::new();
     let (app, _) = app(&kit);
-    let reply = call(&kit, &app, request(Method::POST, "/anonymous/update", &[])).await;
+    let reply = call(&kit, &app, req(Method::POST, "/anonymous/update", &[])).await;
     reply.assert_parts_conflict("Update without a session");
 }
 
@@ -1080,7 +982,7 @@ async fn update_without_a_session_is_a_parts_conflict() {
 async fn reauthenticated_without_a_session_is_a_parts_conflict() {
     let kit = TestKit::new();
     let (app, _) = app(&kit);
-    let reply = call(&kit, &app, request(Method::POST, "/anonymous/reauth", &[])).await;
+    let reply = call(&kit, &app, req(Method::POST, "/anonymous/reauth", &[])).await;
     reply.assert_parts_conflict("Reauthenticated without a session");
 }
 
@@ -1107,7 +1009,7 @@ async fn require_fresh_refuses_one_second_later_with_403_and_keeps_the_session()
     kit.advance(secs(FRESH + 1));
 
     let reply = post_as(&kit, &app, "/sensitive", &alice).await;
-    reply.assert_refused(Refusal::ReauthRequired, "login max_age + 1 s ago");
+    reply.assert_refused_for(Refusal::ReauthRequired, "login max_age + 1 s ago");
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
     assert_eq!(
         reply.json(),
@@ -1118,7 +1020,7 @@ async fn require_fresh_refuses_one_second_later_with_403_and_keeps_the_session()
         }})
     );
     assert_eq!(reply.header("content-type"), Some("application/json"));
-    reply.assert_no_cookie("the session is not ended: no removal (and no reissue)");
+    reply.assert_no_cookie_for("the session is not ended: no removal (and no reissue)");
 
     let me = get_as(&kit, &app, "/me", &alice).await;
     me.assert_ok("the session is still valid");
@@ -1135,7 +1037,7 @@ async fn reauthenticated_marks_the_session_fresh_without_moving_auth_time() {
     kit.advance(secs(20 * MINUTE));
     post_as(&kit, &app, "/sensitive", &alice)
         .await
-        .assert_refused(Refusal::ReauthRequired, "stale");
+        .assert_refused_for(Refusal::ReauthRequired, "stale");
 
     let reply = post_as(&kit, &app, "/reauth", &alice).await;
     reply.assert_ok("reauthenticated");
@@ -1166,7 +1068,7 @@ async fn reauthenticated_marks_the_session_fresh_without_moving_auth_time() {
     kit.advance(secs(1));
     post_as(&kit, &app, "/sensitive", &fresh)
         .await
-        .assert_refused(Refusal::ReauthRequired, "max_age + 1 s after");
+        .assert_refused_for(Refusal::ReauthRequired, "max_age + 1 s after");
 }
 
 /// A login in the second of a "log out everywhere" is dated one second later
@@ -1211,7 +1113,7 @@ async fn a_remembered_login_gets_a_persistent_cookie_and_the_remembered_lifetime
     let t0 = kit.now();
     let (mut alice, login) = login_as(&kit, &app, "alice", true).await;
 
-    let cookie = login.session.clone().unwrap();
+    let cookie = login.cookie.clone().unwrap();
     assert_eq!(cookie.max_age, Some(REMEMBER_IDLE), "Max-Age follows exp");
     assert_eq!(login.expires_in(), Some(REMEMBER_IDLE));
     let token = claims(&kit, &alice.token);
@@ -1224,7 +1126,7 @@ async fn a_remembered_login_gets_a_persistent_cookie_and_the_remembered_lifetime
     let me = touch(&kit, &app, &mut alice).await;
     assert_eq!(me.json()["remembered"], true);
     assert_eq!(me.json()["absolute_deadline"], t0 + REMEMBER_ABSOLUTE);
-    assert_eq!(me.session.as_ref().unwrap().max_age, Some(REMEMBER_IDLE));
+    assert_eq!(me.cookie.as_ref().unwrap().max_age, Some(REMEMBER_IDLE));
     assert_eq!(me.expires_in(), Some(REMEMBER_IDLE));
     assert!(
         claims(&kit, &alice.token).rem,
@@ -1246,14 +1148,14 @@ async fn a_remembered_session_ends_at_its_absolute_cap_however_active() {
         let exp = (t0 + day * DAY + REMEMBER_IDLE).min(t0 + REMEMBER_ABSOLUTE);
         assert_eq!(claims(&kit, &alice.token).exp, exp, "day {day}");
         assert_eq!(
-            reply.session.as_ref().unwrap().max_age,
+            reply.cookie.as_ref().unwrap().max_age,
             Some(exp - kit.now()),
             "day {day}"
         );
     }
     kit.clock().set(t0 + 29 * DAY);
     let reply = touch(&kit, &app, &mut alice).await;
-    assert_eq!(reply.session.as_ref().unwrap().max_age, Some(DAY));
+    assert_eq!(reply.cookie.as_ref().unwrap().max_age, Some(DAY));
     assert_eq!(claims(&kit, &alice.token).exp, t0 + REMEMBER_ABSOLUTE);
 
     kit.clock().set(t0 + REMEMBER_ABSOLUTE + LEEWAY - 1);
@@ -1263,7 +1165,7 @@ async fn a_remembered_session_ends_at_its_absolute_cap_however_active() {
     kit.advance(secs(1));
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::ExpiredAbsolute, "30 days + leeway");
+        .assert_refused_and_cleared_only(Refusal::ExpiredAbsolute, "30 days + leeway");
 }
 
 #[tokio::test]
@@ -1277,7 +1179,7 @@ async fn a_remembered_logout_is_held_until_the_idle_bound() {
     kit.advance(secs(2 * HOUR));
     post_as(&kit, &app, "/session/logout", &alice)
         .await
-        .assert_cleared("logout");
+        .assert_cleared_only("logout");
     let held = entry(&kit, &sid);
     assert_eq!(held.revoked_at, t0 + 2 * HOUR);
     // min(auth_time + 30 d, revoked_at + 7 d) + leeway: the idle bound here.
@@ -1298,7 +1200,7 @@ async fn a_remembered_logout_is_held_until_the_absolute_bound() {
 
     post_as(&kit, &app, "/session/logout", &alice)
         .await
-        .assert_cleared("logout");
+        .assert_cleared_only("logout");
     let held = entry(&kit, &sid);
     assert_eq!(held.revoked_at, t0 + 25 * DAY);
     // min(auth_time + 30 d, revoked_at + 7 d) + leeway: the absolute bound here.
@@ -1311,7 +1213,7 @@ async fn a_login_not_remembered_gets_a_browser_session_cookie_and_the_normal_lif
     let (app, _) = app(&kit);
     let t0 = kit.now();
     let (mut alice, login) = login_as(&kit, &app, "alice", false).await;
-    assert_browser_session_cookie(login.session.as_ref().unwrap(), "login");
+    assert_browser_session_cookie(login.cookie.as_ref().unwrap(), "login");
     let token = claims(&kit, &alice.token);
     assert!(!token.rem);
     assert_eq!(token.exp, t0 + IDLE);
@@ -1319,7 +1221,7 @@ async fn a_login_not_remembered_gets_a_browser_session_cookie_and_the_normal_lif
 
     kit.advance(secs(REISSUE_AFTER));
     let reissue = touch(&kit, &app, &mut alice).await;
-    assert_browser_session_cookie(reissue.session.as_ref().unwrap(), "reissue");
+    assert_browser_session_cookie(reissue.cookie.as_ref().unwrap(), "reissue");
     assert_eq!(reissue.json()["absolute_deadline"], t0 + ABSOLUTE);
 
     let lat = kit.now();
@@ -1330,7 +1232,7 @@ async fn a_login_not_remembered_gets_a_browser_session_cookie_and_the_normal_lif
     kit.advance(secs(1));
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::ExpiredIdle, "the normal idle timeout");
+        .assert_refused_and_cleared_only(Refusal::ExpiredIdle, "the normal idle timeout");
 }
 
 #[tokio::test]
@@ -1340,7 +1242,7 @@ async fn remember_without_remember_me_configured_keeps_normal_lifetimes_and_a_pe
     let t0 = kit.now();
     let (alice, login) = login_as(&kit, &app, "alice", true).await;
     assert_eq!(
-        login.session.as_ref().unwrap().max_age,
+        login.cookie.as_ref().unwrap().max_age,
         Some(IDLE),
         "persistent"
     );
@@ -1352,12 +1254,12 @@ async fn remember_without_remember_me_configured_keeps_normal_lifetimes_and_a_pe
 
     // The same kit without "remember": a browser-session cookie.
     let (_, plain) = login_as(&kit, &app, "bob", false).await;
-    assert_browser_session_cookie(plain.session.as_ref().unwrap(), "not remembered");
+    assert_browser_session_cookie(plain.cookie.as_ref().unwrap(), "not remembered");
 
     kit.advance(secs(IDLE + LEEWAY));
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::ExpiredIdle, "normal lifetimes");
+        .assert_refused_and_cleared_only(Refusal::ExpiredIdle, "normal lifetimes");
 }
 
 #[tokio::test]
@@ -1368,7 +1270,7 @@ async fn a_remembered_session_stays_remembered_through_update_and_reauth() {
     kit.advance(secs(HOUR));
     let reply = post_as(&kit, &app, "/profile/Alice/reauth", &alice).await;
     reply.assert_ok("update + reauth");
-    assert_eq!(reply.session.as_ref().unwrap().max_age, Some(REMEMBER_IDLE));
+    assert_eq!(reply.cookie.as_ref().unwrap().max_age, Some(REMEMBER_IDLE));
     let next = claims(&kit, &reply.one_new_token("update"));
     assert!(next.rem);
     assert_eq!(next.exp, kit.now() + REMEMBER_IDLE);
@@ -1443,7 +1345,7 @@ async fn the_handle_issues_a_token_accepted_as_bearer_and_reissued_in_the_header
     let me = call(
         &kit,
         &app,
-        request(Method::GET, "/me", &[("authorization", &bearer)]),
+        req(Method::GET, "/me", &[("authorization", &bearer)]),
     )
     .await;
     me.assert_ok("bearer");
@@ -1454,7 +1356,7 @@ async fn the_handle_issues_a_token_accepted_as_bearer_and_reissued_in_the_header
     let reply = call(
         &kit,
         &app,
-        request(
+        req(
             Method::POST,
             "/profile/Robot",
             &[("authorization", &bearer)],
@@ -1462,7 +1364,7 @@ async fn the_handle_issues_a_token_accepted_as_bearer_and_reissued_in_the_header
     )
     .await;
     reply.assert_ok("update over bearer");
-    reply.assert_no_cookie("bearer sessions get no cookie");
+    reply.assert_no_cookie_for("bearer sessions get no cookie");
     let next = claims(&kit, reply.header(TOKEN_HEADER).expect("Session-Token"));
     assert_eq!(next.data, profile("Robot"));
     assert_eq!(next.sid, issued.claims.sid);
@@ -1493,7 +1395,7 @@ async fn an_issue_in_the_second_of_a_logout_everywhere_is_dated_one_second_later
         .assert_ok("the new login is not refused by the cut-off");
     get_as(&kit, &app, "/me", &before)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "the session before the cut-off");
+        .assert_refused_and_cleared_only(Refusal::Revoked, "the session before the cut-off");
     assert!(handle.verify(&issued.token).is_ok());
 }
 
@@ -1539,7 +1441,7 @@ async fn a_login_after_two_logouts_everywhere_in_one_second_answers_503_retry() 
     handle.revoke_user("alice").unwrap();
     handle.revoke_user("alice").unwrap();
 
-    let reply = call(&kit, &app, request(Method::POST, "/login/alice", &[])).await;
+    let reply = call(&kit, &app, req(Method::POST, "/login/alice", &[])).await;
     assert_eq!(
         reply.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -1548,7 +1450,7 @@ async fn a_login_after_two_logouts_everywhere_in_one_second_answers_503_retry() 
     );
     assert_eq!(reply.code(), "session_login_retry");
     assert_eq!(reply.header("retry-after"), Some("1"));
-    reply.assert_no_cookie("no session");
+    reply.assert_no_cookie_for("no session");
 
     kit.advance(secs(1));
     let (alice, _) = login_as(&kit, &app, "alice", false).await;
@@ -1571,7 +1473,7 @@ async fn revoke_session_refuses_that_session_and_no_other() {
     handle.revoke_session(&sid).unwrap();
     get_as(&kit, &app, "/me", &laptop)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "the revoked session");
+        .assert_refused_and_cleared_only(Refusal::Revoked, "the revoked session");
     assert_eq!(handle.verify(&laptop.token).unwrap_err(), Refusal::Revoked);
     get_as(&kit, &app, "/me", &phone)
         .await
@@ -1595,7 +1497,7 @@ async fn revoke_user_refuses_every_session_of_that_user_and_no_other() {
     for (client, what) in [(&laptop, "laptop"), (&phone, "remembered phone")] {
         get_as(&kit, &app, "/me", client)
             .await
-            .assert_refused_and_cleared(Refusal::Revoked, what);
+            .assert_refused_and_cleared_only(Refusal::Revoked, what);
     }
     get_as(&kit, &app, "/me", &bob)
         .await
@@ -1616,10 +1518,10 @@ async fn the_handle_from_a_handler_revokes_and_issues() {
 
     let reply = post_as(&kit, &app, &format!("/admin/revoke/{alice_sid}"), &bob).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
-    reply.assert_no_cookie("the admin's own session is untouched");
+    reply.assert_no_cookie_for("the admin's own session is untouched");
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "revoked by the admin");
+        .assert_refused_and_cleared_only(Refusal::Revoked, "revoked by the admin");
     get_as(&kit, &app, "/me", &bob).await.assert_ok("the admin");
 
     let reply = post_as(&kit, &app, "/token", &bob).await;
@@ -1657,7 +1559,10 @@ async fn revoke_session_outlives_every_token_when_the_remembered_idle_is_shorter
     kit.store().sweep(kit.now());
     get_as(&kit, &app, "/me", &alice)
         .await
-        .assert_refused_and_cleared(Refusal::Revoked, "after a sweep, within the idle timeout");
+        .assert_refused_and_cleared_only(
+            Refusal::Revoked,
+            "after a sweep, within the idle timeout",
+        );
     assert!(
         held_until >= now + IDLE + LEEWAY,
         "held until {held_until}, the token is valid until {}",
@@ -1762,7 +1667,7 @@ impl Versions {
 
     async fn get(&self, app: &Router, token: &str) -> Reply {
         let cookie = format!("{COOKIE}={token}");
-        let req = request(Method::GET, "/data", &[("cookie", &cookie)]);
+        let req = req(Method::GET, "/data", &[("cookie", &cookie)]);
         take_apart(COOKIE, app.clone().oneshot(req).await.unwrap()).await
     }
 }
@@ -1781,7 +1686,7 @@ async fn data_of_an_older_shape_is_refused_as_data_invalid_and_cleared() {
     assert_eq!(v1.json(), json!({ "role": "admin" }));
 
     let v2 = v.get(&v.app::<V2Strict>(), &token).await;
-    v2.assert_refused_and_cleared(Refusal::DataInvalid, "a new required field");
+    v2.assert_refused_and_cleared_only(Refusal::DataInvalid, "a new required field");
     assert_eq!(v2.status, StatusCode::UNAUTHORIZED);
     assert_eq!(v2.code(), "session_data_invalid");
     assert_eq!(
@@ -1813,7 +1718,7 @@ async fn claims_that_are_not_ours_are_still_malformed() {
         "sub": "alice", "scope": "read write", "iat": now, "exp": now + 600,
     }));
     let reply = v.get(&v.app::<V1>(), &foreign).await;
-    reply.assert_refused_and_cleared(Refusal::Malformed, "not our claims");
+    reply.assert_refused_and_cleared_only(Refusal::Malformed, "not our claims");
 
     // Our claims without the data claim at all: still not ours.
     let no_data = v.signed(&json!({
@@ -1823,7 +1728,7 @@ async fn claims_that_are_not_ours_are_still_malformed() {
         "csrf": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO-_",
     }));
     let reply = v.get(&v.app::<V1>(), &no_data).await;
-    reply.assert_refused_and_cleared(Refusal::Malformed, "no dat claim");
+    reply.assert_refused_and_cleared_only(Refusal::Malformed, "no dat claim");
 
     // The same claims with data of another shape: ours, with invalid data.
     let mut other_data = json!({
@@ -1834,5 +1739,5 @@ async fn claims_that_are_not_ours_are_still_malformed() {
     });
     other_data["dat"] = json!({ "name": 7 });
     let reply = v.get(&v.app::<V1>(), &v.signed(&other_data)).await;
-    reply.assert_refused_and_cleared(Refusal::DataInvalid, "our claims, other data");
+    reply.assert_refused_and_cleared_only(Refusal::DataInvalid, "our claims, other data");
 }
