@@ -18,14 +18,14 @@ use axum::extract::{Form, Multipart};
 use axum::response::Html;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use http::{HeaderMap, Request, StatusCode, header};
+use http::{HeaderMap, Method, Request, StatusCode, header};
 use jwt_session::testing::TestKit;
 use jwt_session::{CSRF_HEADER, Login, Logout, Refusal, Session};
 use serde::Deserialize;
 use serde_json::{Value, json};
 mod support;
 
-use support::harness::{Reply, fetch};
+use support::harness::{Reply, fetch, to_site};
 
 // ---------------------------------------------------------------------------------------
 // Requests and replies
@@ -74,14 +74,9 @@ fn login(kit: &TestKit, sub: &str) -> Browser {
 /// A same-origin `POST` as a browser sends it from one of the site's pages, with the
 /// session cookie when `browser` is given.
 fn post_to(uri: &str, browser: Option<&Browser>, content_type: &str) -> http::request::Builder {
-    let mut builder = Request::post(uri)
-        .header(header::HOST, HOST)
+    to_site(Method::POST, HOST, uri, browser.map(|b| b.cookie.as_str()))
         .header(header::ORIGIN, OWN_ORIGIN)
-        .header(header::CONTENT_TYPE, content_type);
-    if let Some(browser) = browser {
-        builder = builder.header(header::COOKIE, &browser.cookie);
-    }
-    builder
+        .header(header::CONTENT_TYPE, content_type)
 }
 
 /// `post_to(...)` with its body, as a request.

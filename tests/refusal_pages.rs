@@ -20,7 +20,7 @@ use jwt_session::{
 };
 mod support;
 
-use support::harness::{Reply, fetch};
+use support::harness::{Reply, fetch, to_site};
 
 const HOST: &str = "app.example";
 const OWN_ORIGIN: &str = "https://app.example";
@@ -77,41 +77,32 @@ impl Reply {
 
 /// A page load as a current browser sends it (`Sec-Fetch-Mode: navigate`).
 fn navigate(uri: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut builder = Request::get(uri)
-        .header(header::HOST, HOST)
+    to_site(Method::GET, HOST, uri, cookie)
         .header("sec-fetch-mode", "navigate")
         .header("sec-fetch-site", "none")
         .header("sec-fetch-dest", "document")
         .header(
             header::ACCEPT,
             "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-        );
-    if let Some(cookie) = cookie {
-        builder = builder.header(header::COOKIE, cookie);
-    }
-    builder.body(Body::empty()).unwrap()
+        )
+        .body(Body::empty())
+        .unwrap()
 }
 
 /// A page load from a browser that sends no fetch metadata: only `Accept: text/html`.
 fn old_browser_navigate(uri: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut builder = Request::get(uri)
-        .header(header::HOST, HOST)
-        .header(header::ACCEPT, "text/html,*/*;q=0.8");
-    if let Some(cookie) = cookie {
-        builder = builder.header(header::COOKIE, cookie);
-    }
-    builder.body(Body::empty()).unwrap()
+    to_site(Method::GET, HOST, uri, cookie)
+        .header(header::ACCEPT, "text/html,*/*;q=0.8")
+        .body(Body::empty())
+        .unwrap()
 }
 
 /// A script's `fetch` of the JSON API.
 fn api_call(uri: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut builder = Request::get(uri)
-        .header(header::HOST, HOST)
-        .header(header::ACCEPT, "application/json");
-    if let Some(cookie) = cookie {
-        builder = builder.header(header::COOKIE, cookie);
-    }
-    builder.body(Body::empty()).unwrap()
+    to_site(Method::GET, HOST, uri, cookie)
+        .header(header::ACCEPT, "application/json")
+        .body(Body::empty())
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ use tower_http::trace::TraceLayer;
 
 mod support;
 
-use support::harness::{Reply, fetch};
+use support::harness::{Reply, fetch, to_site};
 
 const HOST: &str = "api.example.com";
 const OWN_ORIGIN: &str = "https://api.example.com";
@@ -54,18 +54,14 @@ impl Reply {
 }
 
 fn get_req(uri: &str, cookie: Option<&str>) -> Request<Body> {
-    let mut builder = Request::get(uri).header(header::HOST, HOST);
-    if let Some(cookie) = cookie {
-        builder = builder.header(header::COOKIE, cookie);
-    }
-    builder.body(Body::empty()).unwrap()
+    to_site(Method::GET, HOST, uri, cookie)
+        .body(Body::empty())
+        .unwrap()
 }
 
 fn post_req(uri: &str, cookie: &str, csrf: &str) -> Request<Body> {
-    Request::post(uri)
-        .header(header::HOST, HOST)
+    to_site(Method::POST, HOST, uri, Some(cookie))
         .header(header::ORIGIN, OWN_ORIGIN)
-        .header(header::COOKIE, cookie)
         .header(CSRF_HEADER, csrf)
         .body(Body::empty())
         .unwrap()

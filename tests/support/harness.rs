@@ -139,6 +139,24 @@ pub(crate) fn post_with(uri: &str, cookie: &str, csrf: &str) -> Request<Body> {
     )
 }
 
+/// A request to the site at `host` as a browser sends it, with its `Cookie` header when
+/// it holds one; the builder, for the caller's further headers and body.
+pub(crate) fn to_site(
+    method: Method,
+    host: &str,
+    uri: &str,
+    cookie: Option<&str>,
+) -> http::request::Builder {
+    let builder = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, host);
+    match cookie {
+        Some(cookie) => builder.header(header::COOKIE, cookie),
+        None => builder,
+    }
+}
+
 /// The raw response of `app` to `req`.
 pub(crate) async fn send(app: &Router, req: Request<Body>) -> Response<Body> {
     app.clone().oneshot(req).await.unwrap()
