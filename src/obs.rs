@@ -16,6 +16,7 @@
 //! | `jwt_session_reissues_total` | counter | |
 //! | `jwt_session_revocations_total` | counter | `kind` = `session` \| `subject` |
 //! | `jwt_session_denylist_evictions_total` | counter | |
+//! | `jwt_session_cold_verifies_total` | counter | |
 //! | `jwt_session_denylist_size` | gauge | |
 
 use std::hash::BuildHasher as _;
@@ -58,6 +59,14 @@ pub(crate) fn revoked(all: bool) {
     #[cfg(feature = "metrics")]
     metrics::counter!("jwt_session_revocations_total", "kind" => if all { "subject" } else { "session" })
         .increment(1);
+}
+
+/// A token verified in full (signature and claims), whatever the outcome: one not in the
+/// verified-token cache, or any token with the cache off. Behind a balancer without
+/// sticky sessions each instance verifies each token in full once.
+pub(crate) fn cold_verify() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("jwt_session_cold_verifies_total").increment(1);
 }
 
 pub(crate) fn evicted() {

@@ -108,7 +108,10 @@ pub(crate) fn verify<T: SessionData>(
     let fresh = cached.is_none();
     let claims = match cached {
         Some(claims) => claims,
-        None => Arc::new(codec.decode::<T>(token.as_bytes())?.claims),
+        None => {
+            crate::obs::cold_verify();
+            Arc::new(codec.decode::<T>(token.as_bytes())?.claims)
+        }
     };
     let now = config.clock().now();
     let policy = *config.policy_for(claims.rem);
