@@ -29,10 +29,22 @@
 //! `--reissue-after` (default 1 h, so the measured requests never reissue and the cached
 //! path is what is measured) and `--idle` (default 2 h; it must be longer than
 //! reissue-after) apply to the jwt-session modes.
+//!
+//! For several instances sharing sessions (`bench/multi.sh`), jwt-session modes only:
+//!
+//! * `--key FILE`: sign and verify with the Ed25519 key in FILE (PEM), created there if
+//!   missing, instead of a fresh key per process (EdDSA modes);
+//! * `--sessions N --cookies-out FILE`: log in N times (N distinct sessions) and write
+//!   their `NAME=VALUE` cookies to FILE, one a line;
+//! * `--count-cold`: count full verifications (the crate's
+//!   `jwt_session_cold_verifies_total` metric: a verified-token cache miss) and serve the
+//!   count, unprotected, as `GET /stats` → `cold_verifies=N`.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -40,11 +52,12 @@ use axum::body::Body;
 use axum::routing::get;
 use http::{Request, StatusCode, header};
 use jwt_session::keys::{Algorithm, generate};
-use jwt_session::{Keyring, Login, MemoryDenylist, Session, SessionConfig, SessionLayer};
+use jwt_session::{Key, Keyring, Login, MemoryDenylist, Session, SessionConfig, SessionLayer};
 use tower::ServiceExt as _;
 
 const USAGE: &str = "usage: bench-server bare|noop-layer|eddsa|eddsa-nocache|hs256|tower-sessions \
-                     [--addr 127.0.0.1:0] [--reissue-after 1h] [--idle 2h]";
+                     [--addr 127.0.0.1:0] [--reissue-after 1h] [--idle 2h] [--key FILE] \
+                     [--sessions N --cookies-out FILE] [--count-cold]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -61,6 +74,10 @@ struct Args {
     addr: SocketAddr,
     reissue_after: Duration,
     idle: Duration,
+    key: Option<PathBuf>,
+    sessions: usize,
+    cookies_out: Option<PathBuf>,
+    count_cold: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -80,8 +97,16 @@ fn parse_args() -> Result<Args, String> {
         addr: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         reissue_after: Duration::from_secs(3600),
         idle: Duration::from_secs(2 * 3600),
+        key: None,
+        sessions: 1,
+        cookies_out: None,
+        count_cold: false,
     };
     while let Some(flag) = args.next() {
+        if flag == "--count-cold" {
+            parsed.count_cold = true;
+            continue;
+        }
         let value = args
             .next()
             .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
@@ -99,8 +124,20 @@ fn parse_args() -> Result<Args, String> {
             }
             "--reissue-after" => parsed.reissue_after = duration(&value)?,
             "--idle" => parsed.idle = duration(&value)?,
+            "--key" => parsed.key = Some(PathBuf::from(value)),
+            "--sessions" => {
+                parsed.sessions = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("--sessions {value:?}: a whole number >= 1"))?;
+            }
+            "--cookies-out" => parsed.cookies_out = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown flag {flag:?}\n{USAGE}")),
         }
+    }
+    if parsed.sessions > 1 && parsed.cookies_out.is_none() {
+        return Err(format!("--sessions needs --cookies-out\n{USAGE}"));
     }
     Ok(parsed)
 }
@@ -140,8 +177,69 @@ async fn login_tower(session: tower_sessions::Session) -> Result<&'static str, S
     Ok("logged in")
 }
 
+/// The Ed25519 key in `path` (PEM), written there first if the file does not exist, so
+/// that several instances verify each other's tokens.
+fn shared_key(path: &Path) -> Result<Key, String> {
+    if !path.exists() {
+        let generated = generate(Algorithm::EdDSA, "bench-").map_err(|e| e.to_string())?;
+        // Written whole under another name, then renamed: a concurrent reader never sees
+        // half a key.
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, generated.private_file.as_bytes())
+            .and_then(|()| std::fs::rename(&partial, path))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    let pem = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    Key::from_pem("bench-shared", &pem).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Full verifications counted by [`ColdCounter`] (`--count-cold`).
+static COLD_VERIFIES: AtomicU64 = AtomicU64::new(0);
+
+/// A `metrics` recorder that keeps one counter, `jwt_session_cold_verifies_total`, and
+/// drops every other metric.
+struct ColdCounter;
+
+impl metrics::Recorder for ColdCounter {
+    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        if key.name() == "jwt_session_cold_verifies_total" {
+            metrics::Counter::from_arc(Arc::new(ColdVerifies))
+        } else {
+            metrics::Counter::noop()
+        }
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+struct ColdVerifies;
+
+impl metrics::CounterFn for ColdVerifies {
+    fn increment(&self, value: u64) {
+        COLD_VERIFIES.fetch_add(value, Ordering::Relaxed);
+    }
+    fn absolute(&self, value: u64) {
+        COLD_VERIFIES.fetch_max(value, Ordering::Relaxed);
+    }
+}
+
+async fn stats() -> String {
+    format!("cold_verifies={}\n", COLD_VERIFIES.load(Ordering::Relaxed))
+}
+
 fn jwt_router(args: &Args, alg: Algorithm, cache: bool) -> Result<Router, String> {
-    let key = generate(alg, "bench-").map_err(|e| e.to_string())?.key;
+    let key = match (&args.key, alg) {
+        (Some(path), Algorithm::EdDSA) => shared_key(path)?,
+        (Some(_), _) => return Err("--key: EdDSA modes only".into()),
+        (None, _) => generate(alg, "bench-").map_err(|e| e.to_string())?.key,
+    };
     let mut builder = SessionConfig::builder(Keyring::new(key).map_err(|e| e.to_string())?)
         .development_cookies()
         .idle_timeout(args.idle)
@@ -237,6 +335,15 @@ async fn run(args: Args) -> Result<(), String> {
             };
             let app = jwt_router(&args, alg, cache)?;
             let cookie = login_cookie(&app).await?;
+            if let Some(path) = &args.cookies_out {
+                let mut lines = String::new();
+                for _ in 0..args.sessions {
+                    lines.push_str(&login_cookie(&app).await?);
+                    lines.push('\n');
+                }
+                std::fs::write(path, lines)
+                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            }
             (app, cookie)
         }
         Mode::TowerSessions => {
@@ -246,6 +353,14 @@ async fn run(args: Args) -> Result<(), String> {
         }
     };
     check_cookie(&app, &cookie).await?;
+    let app = if args.count_cold {
+        metrics::set_global_recorder(ColdCounter)
+            .map_err(|e| format!("metrics recorder: {e}"))?;
+        // After the session layer: not behind it, not counted.
+        app.route("/stats", get(stats))
+    } else {
+        app
+    };
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("binding {}: {e}", args.addr))?;
