@@ -385,6 +385,7 @@ async fn a_login_on_a_is_listed_on_b_and_ending_it_on_b_refuses_it_on_a() {
 
     // Gone from the listing everywhere; bob's untouched.
     b.flush().await;
+    kit.advance(secs(1)); // a login after the laptop's, not in the same second
     let mut tablet = Device::new(&kit, &a, TABLET);
     tablet.login("alice").await;
     a.flush().await;
