@@ -85,6 +85,8 @@ impl<T: SessionData> SessionHandle<T> {
     pub fn issue(&self, login: Login<T>) -> Result<IssuedSession<T>, EncodeError> {
         let (token, claims) = mint_login(&self.state.config, &*self.state.store, login)?;
         crate::obs::issued();
+        // Listed like a browser login (without a user agent or address).
+        crate::layer::record::record(&self.state, &claims, None);
         Ok(IssuedSession { token, claims })
     }
 

@@ -49,6 +49,64 @@ pub(crate) struct Admission<T> {
     pub(crate) passive: bool,
     /// What a refusal responder needs to know about the request (only with one).
     pub(crate) request: Option<Arc<RequestInfo>>,
+    /// The client, as the session registry keeps it (only with one): handles on the
+    /// request's headers, read only if the registry is written.
+    pub(crate) client: Option<Client>,
+}
+
+/// The client of a request, captured for the session registry without allocating or
+/// formatting anything (a plain request never writes the registry): see
+/// [`Client::user_agent`] and [`Client::ip`], called only at a write.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Client {
+    agent: Option<http::HeaderValue>,
+    forwarded: Option<http::HeaderValue>,
+    peer: Option<std::net::IpAddr>,
+}
+
+impl Client {
+    fn of<B>(req: &Request<B>, registry: &super::Registry) -> Self {
+        Self {
+            agent: req.headers().get(header::USER_AGENT).cloned(),
+            forwarded: registry
+                .ip_header
+                .as_ref()
+                .and_then(|name| req.headers().get(name).cloned()),
+            peer: match registry.ip_header {
+                Some(_) => None,
+                None => req
+                    .extensions()
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0.ip()),
+            },
+        }
+    }
+
+    /// The user agent, truncated.
+    pub(crate) fn user_agent(&self) -> Option<String> {
+        self.agent
+            .as_ref()
+            .map(|v| crate::registry::truncate_agent(&String::from_utf8_lossy(v.as_bytes())))
+    }
+
+    /// The client IP as `registry` keeps it: the first address of the trusted header, or
+    /// the peer address.
+    pub(crate) fn ip(&self, registry: &super::Registry) -> Option<String> {
+        let ip = match registry.ip_header {
+            Some(_) => self
+                .forwarded
+                .as_ref()?
+                .to_str()
+                .ok()?
+                .split(',')
+                .next()?
+                .trim()
+                .parse::<std::net::IpAddr>()
+                .ok(),
+            None => self.peer,
+        };
+        ip.and_then(|ip| crate::registry::keep_ip(ip, registry.ip))
+    }
 }
 
 /// The request as a [`RefusalResponder`](crate::RefusalResponder) and the session
@@ -58,8 +116,6 @@ pub(crate) struct RequestInfo {
     pub(crate) navigation: bool,
     pub(crate) method: Method,
     pub(crate) target: Box<str>,
-    pub(crate) user_agent: Option<String>,
-    pub(crate) ip: Option<String>,
 }
 
 impl RequestInfo {
@@ -72,36 +128,7 @@ impl RequestInfo {
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .into(),
-            user_agent: None,
-            ip: None,
         }
-    }
-
-    fn with_client<B>(mut self, req: &Request<B>, registry: &super::Registry) -> Self {
-        self.user_agent = req
-            .headers()
-            .get(header::USER_AGENT)
-            .map(|v| crate::registry::truncate_agent(&String::from_utf8_lossy(v.as_bytes())));
-        let from_header = registry.ip_header.as_ref().and_then(|name| {
-            let value = req.headers().get(name)?.to_str().ok()?;
-            value
-                .split(',')
-                .next()?
-                .trim()
-                .parse::<std::net::IpAddr>()
-                .ok()
-        });
-        let peer = || {
-            req.extensions()
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip())
-        };
-        self.ip = match registry.ip_header {
-            Some(_) => from_header,
-            None => peer(),
-        }
-        .and_then(|ip| crate::registry::keep_ip(ip, registry.ip));
-        self
     }
 }
 
@@ -113,6 +140,7 @@ impl<T> Clone for Admission<T> {
             source: self.source,
             passive: self.passive,
             request: self.request.clone(),
+            client: self.client.clone(),
         }
     }
 }
@@ -195,19 +223,18 @@ pub(crate) fn admit<T: SessionData, B>(
         _ => {}
     }
     let passive = matches!(verdict, Verdict::Active(_)) && is_passive(req, config);
-    let request = (state.responder.is_some() || state.registry.is_some()).then(|| {
-        let info = RequestInfo::of(req);
-        Arc::new(match &state.registry {
-            Some(registry) => info.with_client(req, registry),
-            None => info,
-        })
-    });
+    let request = state
+        .responder
+        .is_some()
+        .then(|| Arc::new(RequestInfo::of(req)));
+    let client = state.registry.as_ref().map(|r| Client::of(req, r));
     Decision::Admit(Admission {
         state: state.clone(),
         verdict,
         source,
         passive,
         request,
+        client,
     })
 }
 

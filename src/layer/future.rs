@@ -154,7 +154,7 @@ fn act<T: SessionData, B: From<String>>(
     }
     if let Some(login) = login {
         let replaced = session.is_some();
-        let res = issue_login(state, login, admission.request.as_deref(), res);
+        let res = issue_login(state, login, admission.client.as_ref(), res);
         // A login over a live session that could not be issued has still ended that
         // session: clear its cookie too.
         return if replaced && res.status().is_server_error() {
@@ -221,7 +221,7 @@ fn session_cookie<T>(
 fn issue_login<T: SessionData, B: From<String>>(
     state: &LayerState<T>,
     login: Login<T>,
-    request: Option<&super::RequestInfo>,
+    client: Option<&super::admission::Client>,
     mut res: Response<B>,
 ) -> Response<B> {
     let config = &state.config;
@@ -240,7 +240,7 @@ fn issue_login<T: SessionData, B: From<String>>(
                 span.record("sid", crate::obs::sid_tag(&claims.sid));
             }
             crate::obs::issued();
-            super::record::record(state, &claims, request);
+            super::record::record(state, &claims, client);
             let headers = res.headers_mut();
             headers.append(header::SET_COOKIE, cookie);
             response::stamp(headers, left);
@@ -327,7 +327,7 @@ fn reissue<T: SessionData, B: From<String>>(
     mut res: Response<B>,
 ) -> Response<B> {
     let source = admission.source;
-    let request = admission.request.as_deref();
+    let client = admission.client.as_ref();
     let config = &state.config;
     let policy = session.policy();
     let claims = session.claims();
@@ -414,7 +414,7 @@ fn reissue<T: SessionData, B: From<String>>(
     match issued {
         Ok((next, (name, value), left)) => {
             crate::obs::reissued();
-            super::record::record(state, &next, request);
+            super::record::record(state, &next, client);
             let headers = res.headers_mut();
             headers.append(name, value);
             if bearer {

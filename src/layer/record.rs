@@ -1,16 +1,13 @@
 //! Feeding the session registry (when there is one): best effort, after the fact, never
 //! on a plain request and never read to decide one.
 
-use super::{LayerState, RequestInfo};
+use super::LayerState;
+use super::admission::Client;
 use crate::claims::Claims;
 use crate::registry::SessionEntry;
 
 /// Record the session of `claims` (a login, a reissue, an update, a re-authentication).
-pub(crate) fn record<T, U>(
-    state: &LayerState<T>,
-    claims: &Claims<U>,
-    request: Option<&RequestInfo>,
-) {
+pub(crate) fn record<T, U>(state: &LayerState<T>, claims: &Claims<U>, client: Option<&Client>) {
     let Some(registry) = &state.registry else {
         return;
     };
@@ -28,8 +25,8 @@ pub(crate) fn record<T, U>(
         last_active: claims.lat,
         fresh_at: claims.fresh_at(),
         remember: claims.rem,
-        user_agent: request.and_then(|r| r.user_agent.clone()),
-        ip: request.and_then(|r| r.ip.clone()),
+        user_agent: client.and_then(Client::user_agent),
+        ip: client.and_then(|c| c.ip(registry)),
         expires: claims.expires_at(policy).saturating_add(leeway),
     };
     if let Err(e) = registry.store.put(entry) {
