@@ -21,7 +21,9 @@
 # every token's cold verify on every instance.
 #
 # Environment (defaults): INSTANCES=4 SESSIONS=1000 ROUNDS=3 DURATION=8 WARMUP=2
-# CONNECTIONS=32 SERVER_CPU=1 LOAD_CPU=0 QUIET=10 OUT=bench/results/multi.md
+# CONNECTIONS=32 SERVER_CPU=1 LOAD_CPU=0 QUIET=10 WAIT_QUIET=0 OUT=bench/results/multi.md
+# (WAIT_QUIET=S: before each run, wait up to S seconds for both CPUs to be nearly free of
+# other work, as in bench/run.sh)
 # TARGET_DIR=bench/http/target. Loopback only; every run is bounded by DURATION.
 set -euo pipefail
 
@@ -36,6 +38,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 QUIET=${QUIET:-10}
+WAIT_QUIET=${WAIT_QUIET:-0}
 OUT=${OUT:-$BENCH/results/multi.md}
 TARGET_DIR=${TARGET_DIR:-$BENCH/http/target}
 BIN=$TARGET_DIR/release
@@ -79,6 +82,36 @@ trap cleanup EXIT
 
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 cpu_busy() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+# CPU seconds of this shell's reaped children (wrk), from `times` (run in this shell).
+children_cpu() {
+    times >"$WORK/times"
+    tail -n1 "$WORK/times" | awk '{ n = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); n += a[1] * 60 + a[2] } printf "%.3f", n }'
+}
+# others_pct BUSY0 BUSY1 OURS_SECONDS: % of a CPU's time other processes were busy on it.
+others_pct() {
+    awk -v a="$1" -v b="$2" -v w="$3" -v hz="$CLK_TCK" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); total = y[2] - x[2]
+        v = (total > 0) ? ((y[1] - x[1]) - w * hz) / total * 100 : 0
+        printf "%.1f", (v < 0) ? 0 : v }'
+}
+# wait_quiet: up to WAIT_QUIET seconds, until both CPUs were busy less than QUIET % over
+# one second.
+wait_quiet() {
+    local waited a0 b0 a1 b1
+    for ((waited = 0; waited < WAIT_QUIET; waited++)); do
+        a0=$(cpu_busy "$SERVER_CPU")
+        b0=$(cpu_busy "$LOAD_CPU")
+        sleep 1
+        a1=$(cpu_busy "$SERVER_CPU")
+        b1=$(cpu_busy "$LOAD_CPU")
+        awk -v a0="$a0" -v a1="$a1" -v b0="$b0" -v b1="$b1" -v q="$QUIET" 'BEGIN {
+            split(a0, x, " "); split(a1, y, " "); split(b0, u, " "); split(b1, v, " ")
+            sa = (y[2] > x[2]) ? (y[1] - x[1]) / (y[2] - x[2]) * 100 : 0
+            sb = (v[2] > u[2]) ? (v[1] - u[1]) / (v[2] - u[2]) * 100 : 0
+            exit !(sa < q && sb < q) }' && return 0
+    done
+    return 0
+}
 
 # wait_url FILE PID: the URL a process printed ("listening on URL").
 wait_url() {
@@ -120,6 +153,7 @@ cold_total() { # the instances' summed cold verifies
 # run_one ROUND N: N instances behind the balancer, warm-up, one measured wrk run.
 run_one() {
     local round=$1 n=$2 i urls=() pids=() url
+    ((WAIT_QUIET == 0)) || wait_quiet
     start_instance 1 --sessions "$SESSIONS" --cookies-out "$WORK/cookies"
     urls+=("$URL")
     pids+=("${PIDS[-1]}")
@@ -138,48 +172,54 @@ run_one() {
     local lb
     lb=$(wait_url "$WORK/b.out" "$!")
     "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -H "Cookie: $warm" "$lb/protected" >/dev/null
-    local c0 c1 t0=0 t1=0 pid b0 b1
+    local c0 c1 t0=0 t1=0 pid b0 b1 l0 l1 g0 g1 w0 w1 lbpid=${PIDS[-1]}
     c0=$(cold_total "${urls[@]}")
     b0=$(cpu_busy "$SERVER_CPU")
+    l0=$(cpu_busy "$LOAD_CPU")
+    children_cpu >"$WORK/w0"
+    g0=$(cpu_ticks "$lbpid")
     for pid in "${pids[@]}"; do t0=$((t0 + $(cpu_ticks "$pid"))); done
     COOKIES="$WORK/cookies" "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
         -s "$BENCH/wrk-cookies.lua" "$lb/protected" >"$WORK/wrk.out"
     for pid in "${pids[@]}"; do t1=$((t1 + $(cpu_ticks "$pid"))); done
+    g1=$(cpu_ticks "$lbpid")
+    children_cpu >"$WORK/w1"
     b1=$(cpu_busy "$SERVER_CPU")
+    l1=$(cpu_busy "$LOAD_CPU")
     c1=$(cold_total "${urls[@]}")
+    w0=$(cat "$WORK/w0")
+    w1=$(cat "$WORK/w1")
     stop_all
-    local line others
+    local line others=nan others_load=nan
     line=$(grep '^WRK ' "$WORK/wrk.out") || die "no wrk report: $(cat "$WORK/wrk.out")"
-    others=nan
     if ((${#SERVER_PIN[@]} > 0)); then
-        others=$(awk -v a="$b0" -v b="$b1" -v s=$((t1 - t0)) 'BEGIN {
-            split(a, x, " "); split(b, y, " "); total = y[2] - x[2]
-            v = (total > 0) ? ((y[1] - x[1]) - s) / total * 100 : 0
-            printf "%.1f", (v < 0) ? 0 : v }')
+        others=$(others_pct "$b0" "$b1" "$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { print t / hz }')")
+        # On the load CPU, ours are wrk and the balancer.
+        others_load=$(others_pct "$l0" "$l1" "$(awk -v a="$w0" -v b="$w1" -v g=$((g1 - g0)) -v hz="$CLK_TCK" 'BEGIN { print b - a + g / hz }')")
     fi
     echo "$line" | awk -v round="$round" -v n="$n" -v dt=$((t1 - t0)) -v hz="$CLK_TCK" \
-        -v cold=$((c1 - c0)) -v sessions="$SESSIONS" -v others="$others" '
+        -v cold=$((c1 - c0)) -v sessions="$SESSIONS" -v others="$others" -v others_load="$others_load" '
         {
             for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
             errs = v["connect_errors"] + v["read_errors"] + v["write_errors"] + v["timeouts"]
             secs = v["duration_us"] / 1e6
-            printf "%s\t%d\t%.0f\t%.1f\t%.1f\t%.3f\t%d\t%d\t%.3f\t%.3f\t%d\t%d\t%s\n", round, n,
+            printf "%s\t%d\t%.0f\t%.1f\t%.1f\t%.3f\t%d\t%d\t%.3f\t%.3f\t%d\t%d\t%s\t%s\n", round, n,
                 v["requests"] / secs, v["p50_us"], v["p99_us"], dt / hz * 1e6 / v["requests"],
                 v["requests"], cold, cold / v["requests"] * 100, cold / (n * sessions),
-                v["non2xx"], errs, others
+                v["non2xx"], errs, others, others_load
         }' >>"$RAW"
     local row
     row=$(tail -n1 "$RAW")
-    IFS=$'\t' read -r _ _ rps p50 p99 cpu reqs cold share per non2xx errs otherpct <<<"$row"
+    IFS=$'\t' read -r _ _ rps p50 p99 cpu reqs cold share per non2xx errs otherpct loadpct <<<"$row"
     ((non2xx == 0)) || die "N=$n: $non2xx responses were refused"
-    printf '    round %s N=%s: %8s req/s  p50 %6s µs  p99 %7s µs  CPU %6s µs/req (all instances)  cold verifies %s (%s %% of %s requests; %s per token per instance)  errors %s, others on CPU %s %s%%\n' \
-        "$round" "$n" "$rps" "$p50" "$p99" "$cpu" "$cold" "$share" "$reqs" "$per" "$errs" "$SERVER_CPU" "$otherpct" >&2
+    printf '    round %s N=%s: %8s req/s  p50 %6s µs  p99 %7s µs  CPU %6s µs/req (all instances)  cold verifies %s (%s %% of %s requests; %s per token per instance)  errors %s, others on CPU %s %s%% and on CPU %s %s%%\n' \
+        "$round" "$n" "$rps" "$p50" "$p99" "$cpu" "$cold" "$share" "$reqs" "$per" "$errs" "$SERVER_CPU" "$otherpct" "$LOAD_CPU" "$loadpct" >&2
 }
 
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 COMMIT=${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}
 mkdir -p "$(dirname "$RAW")"
-printf 'round\tinstances\trps\tp50_us\tp99_us\tcpu_us_per_req\trequests\tcold_verifies\tcold_pct\tcold_per_token_per_instance\tnon2xx\terrors\tothers_on_server_cpu_pct\n' >"$RAW"
+printf 'round\tinstances\trps\tp50_us\tp99_us\tcpu_us_per_req\trequests\tcold_verifies\tcold_pct\tcold_per_token_per_instance\tnon2xx\terrors\tothers_on_server_cpu_pct\tothers_on_load_cpu_pct\n' >"$RAW"
 for ((r = 1; r <= ROUNDS; r++)); do
     if ((r % 2)); then order=(1 "$INSTANCES"); else order=("$INSTANCES" 1); fi
     say "round $r/$ROUNDS: N = ${order[*]}"
@@ -195,7 +235,7 @@ median() {
 # col N COLUMN [quiet]: the values of the runs with N instances.
 col() {
     awk -F'\t' -v n="$1" -v c="$2" -v f="${3:-}" -v q="$QUIET" '
-        NR > 1 && $2 == n && (f == "" || ($13 != "nan" && $13 + 0 < q)) { print $c }' "$RAW"
+        NR > 1 && $2 == n && (f == "" || ($13 != "nan" && $13 + 0 < q && $14 != "nan" && $14 + 0 < q)) { print $c }' "$RAW"
 }
 # per_round COLUMN: the N=INSTANCES / N=1 ratio of COLUMN within each round.
 per_round() {
@@ -215,7 +255,7 @@ quiet_count() { col "$1" 3 quiet | wc -l; }
     echo "Written by \`bash bench/multi.sh\` (started $STARTED) at commit $COMMIT. See BENCHMARKS.md."
     echo
     echo "- $INSTANCES instances vs 1, both behind bench/http's round-robin balancer (per request, no sticky sessions); $SESSIONS sessions, a random one per request; ROUNDS=$ROUNDS (order flipped each round), DURATION=${DURATION}s after WARMUP=${WARMUP}s with a token outside the measured set; wrk -t1 -c$CONNECTIONS"
-    echo "- pinning: $PINNING; CPU/req sums the CPU time of every instance; a run is quiet when other processes took less than $QUIET % of the instances' CPU"
+    echo "- pinning: $PINNING; CPU/req sums the CPU time of every instance; a run is quiet when other processes took less than $QUIET % of the instances' CPU and of the load CPU (wrk and the balancer); WAIT_QUIET=${WAIT_QUIET}s"
     echo
     echo "| instances | runs (quiet) | req/s | p50 µs | p99 µs | CPU µs/req | cold verifies | of requests | per token per instance |"
     echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -236,9 +276,9 @@ quiet_count() { col "$1" 3 quiet | wc -l; }
     echo
     echo "## Every run"
     echo
-    echo "| round | instances | req/s | p50 µs | p99 µs | CPU µs/req | requests | cold verifies | cold % | per token per instance | non-2xx | errors | others on server CPU % |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    tail -n +2 "$RAW" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 }'
+    echo "| round | instances | req/s | p50 µs | p99 µs | CPU µs/req | requests | cold verifies | cold % | per token per instance | non-2xx | errors | others on server CPU % | others on load CPU % |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    tail -n +2 "$RAW" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 }'
 } >"$WORK/multi.md"
 mkdir -p "$(dirname "$OUT")"
 cp "$WORK/multi.md" "$OUT"

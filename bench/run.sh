@@ -26,6 +26,10 @@
 # records how much ("others on server's CPU %"); the summary shows medians over all runs and
 # over the quiet runs only (others < QUIET %), and judges the targets on the quiet runs when
 # every mode has at least 3 of them.
+# WAIT_QUIET=0: before each run, wait up to this many seconds for both CPUs (the server's
+# and wrk's) to be nearly free of other work (their busy share over a 1 s sample under
+# QUIET %), so that more runs are quiet on a shared machine. The run starts anyway when
+# the time is up, and is classified as usual.
 # NICE=0: nice level of the server and wrk. A negative value (root only) favours them over
 # other work on a shared machine — but only within their own scheduling autogroup, so with
 # kernel.sched_autogroup_enabled=1 it changes nothing against other sessions' processes.
@@ -46,6 +50,7 @@ SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 OUT=${OUT:-$BENCH/results/latest.md}
 QUIET=${QUIET:-10}
+WAIT_QUIET=${WAIT_QUIET:-0}
 RAW_IN=${RAW_IN:-}
 NICE=${NICE:-0}
 RAW=${OUT%.md}-raw.tsv
@@ -58,7 +63,7 @@ BIN=$TARGET_DIR/release
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench/run.sh: %s\n' "$*" >&2; exit 1; }
 
-for n in ROUNDS DURATION WARMUP CONNECTIONS WRK_THREADS EXTRA_ROUNDS; do
+for n in ROUNDS DURATION WARMUP CONNECTIONS WRK_THREADS EXTRA_ROUNDS WAIT_QUIET; do
     [[ ${!n} =~ ^[0-9]+$ ]] || die "$n=${!n} is not a whole number"
 done
 ((ROUNDS >= 1 && DURATION >= 1)) || die "ROUNDS and DURATION must be at least 1"
@@ -113,6 +118,25 @@ children_cpu() {
     tail -n1 "$WORK/times" | awk '{ n = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); n += a[1] * 60 + a[2] } printf "%.3f", n }'
 }
 
+# wait_quiet: up to WAIT_QUIET seconds, until both CPUs were busy less than QUIET % over
+# one second (nothing of ours runs then).
+wait_quiet() {
+    local waited a0 b0 a1 b1
+    for ((waited = 0; waited < WAIT_QUIET; waited++)); do
+        a0=$(cpu_busy "$SERVER_CPU")
+        b0=$(cpu_busy "$LOAD_CPU")
+        sleep 1
+        a1=$(cpu_busy "$SERVER_CPU")
+        b1=$(cpu_busy "$LOAD_CPU")
+        awk -v a0="$a0" -v a1="$a1" -v b0="$b0" -v b1="$b1" -v q="$QUIET" 'BEGIN {
+            split(a0, x, " "); split(a1, y, " "); split(b0, u, " "); split(b1, v, " ")
+            sa = (y[2] > x[2]) ? (y[1] - x[1]) / (y[2] - x[2]) * 100 : 0
+            sb = (v[2] > u[2]) ? (v[1] - u[1]) / (v[2] - u[2]) * 100 : 0
+            exit !(sa < q && sb < q) }' && return 0
+    done
+    return 0
+}
+
 stop_server() {
     local pid=$1 i
     kill -TERM "$pid" 2>/dev/null || true
@@ -133,6 +157,7 @@ run_one() {
     # could otherwise read the previous server's lines before the new job truncates them.
     : >"$WORK/server.out"
     : >"$WORK/server.err"
+    ((WAIT_QUIET == 0)) || wait_quiet
     "${SERVER_PIN[@]}" "$BIN/bench-server" "$mode" --addr 127.0.0.1:0 \
         --reissue-after "$reissue" >"$WORK/server.out" 2>"$WORK/server.err" &
     SERVER_PID=$!
@@ -150,8 +175,9 @@ run_one() {
     fi
     "${LOAD_PIN[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" \
         -H "Cookie: $cookie" "$url/protected" >/dev/null
-    local b0 b1
+    local b0 b1 l0 l1
     b0=$(cpu_busy "$SERVER_CPU")
+    l0=$(cpu_busy "$LOAD_CPU")
     children_cpu >"$WORK/w0"
     t0=$(cpu_ticks "$SERVER_PID")
     "${LOAD_PIN[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$LUA" \
@@ -159,20 +185,28 @@ run_one() {
     t1=$(cpu_ticks "$SERVER_PID")
     children_cpu >"$WORK/w1"
     b1=$(cpu_busy "$SERVER_CPU")
+    l1=$(cpu_busy "$LOAD_CPU")
     stop_server "$SERVER_PID"
     # Share of the server's CPU that other processes used during the run (meaningful only
     # when the server is pinned): that CPU's busy ticks minus the server's own.
-    local others=nan
+    # Likewise for wrk's CPU: a starved load generator lowers req/s as surely as a
+    # starved server (its busy ticks minus wrk's own CPU time).
+    local others=nan others_load=nan wrk_secs
+    wrk_secs=$(awk -v a="$(cat "$WORK/w0")" -v b="$(cat "$WORK/w1")" 'BEGIN { print b - a }')
     if ((${#SERVER_PIN[@]} > 3)); then
         others=$(awk -v a="$b0" -v b="$b1" -v s=$((t1 - t0)) 'BEGIN {
             split(a, x, " "); split(b, y, " "); total = y[2] - x[2]
             v = (total > 0) ? ((y[1] - x[1]) - s) / total * 100 : 0
             printf "%.1f", (v < 0) ? 0 : v }')
+        others_load=$(awk -v a="$l0" -v b="$l1" -v w="$wrk_secs" -v hz="$CLK_TCK" 'BEGIN {
+            split(a, x, " "); split(b, y, " "); total = y[2] - x[2]
+            v = (total > 0) ? ((y[1] - x[1]) - w * hz) / total * 100 : 0
+            printf "%.1f", (v < 0) ? 0 : v }')
     fi
     line=$(grep '^WRK ' "$WORK/wrk.out") || die "no wrk report for $label: $(cat "$WORK/wrk.out")"
     # key=value pairs → a TSV row.
     echo "$line" | awk -v round="$round" -v label="$label" -v dt=$((t1 - t0)) -v hz="$CLK_TCK" \
-        -v wrk_cpu="$(awk -v a="$(cat "$WORK/w0")" -v b="$(cat "$WORK/w1")" 'BEGIN { print b - a }')" -v others="$others" '
+        -v wrk_cpu="$wrk_secs" -v others="$others" -v others_load="$others_load" '
         {
             for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
             errs = v["connect_errors"] + v["read_errors"] + v["write_errors"] + v["timeouts"]
@@ -180,16 +214,16 @@ run_one() {
             rps = v["requests"] / secs
             cpu_us = dt / hz * 1e6 / v["requests"]
             util = dt / hz / secs * 100
-            printf "%s\t%s\t%.0f\t%.1f\t%.1f\t%.3f\t%.1f\t%d\t%d\t%d\t%.1f\t%s\n", round, label, rps,
+            printf "%s\t%s\t%.0f\t%.1f\t%.1f\t%.3f\t%.1f\t%d\t%d\t%d\t%.1f\t%s\t%s\n", round, label, rps,
                 v["p50_us"], v["p99_us"], cpu_us, util, v["requests"], v["non2xx"], errs,
-                wrk_cpu / secs * 100, others
+                wrk_cpu / secs * 100, others, others_load
         }' >>"$RAW"
     local row
     row=$(tail -n1 "$RAW")
-    IFS=$'\t' read -r _ _ rps p50 p99 cpu util reqs non2xx errs wrkpct otherpct <<<"$row"
+    IFS=$'\t' read -r _ _ rps p50 p99 cpu util reqs non2xx errs wrkpct otherpct loadpct <<<"$row"
     ((non2xx == 0)) || die "$label: $non2xx responses were refused (>= 400): the cookie did not work"
-    printf '    round %-2s %-20s %8s req/s  p50 %7s µs  p99 %8s µs  CPU %7s µs/req  (server %5s%%, wrk %5s%%, others on CPU %s %5s%%; %s errors)\n' \
-        "$round" "$label" "$rps" "$p50" "$p99" "$cpu" "$util" "$wrkpct" "$SERVER_CPU" "$otherpct" "$errs" >&2
+    printf '    round %-2s %-20s %8s req/s  p50 %7s µs  p99 %8s µs  CPU %7s µs/req  (server %5s%%, wrk %5s%%, others on CPU %s %5s%% and on CPU %s %5s%%; %s errors)\n' \
+        "$round" "$label" "$rps" "$p50" "$p99" "$cpu" "$util" "$wrkpct" "$SERVER_CPU" "$otherpct" "$LOAD_CPU" "$loadpct" "$errs" >&2
 }
 
 # --- machine --------------------------------------------------------------------------
@@ -212,7 +246,7 @@ if [[ -n $RAW_IN ]]; then
     STARTED="$STARTED, re-summarized from $(basename "$RAW_IN")"
     LOAD_BEFORE="(not recorded for re-summarized runs)"
 else
-printf 'round\tlabel\trps\tp50_us\tp99_us\tcpu_us_per_req\tserver_cpu_pct\trequests\tnon2xx\terrors\twrk_cpu_pct\tothers_on_server_cpu_pct\n' >"$RAW"
+printf 'round\tlabel\trps\tp50_us\tp99_us\tcpu_us_per_req\tserver_cpu_pct\trequests\tnon2xx\terrors\twrk_cpu_pct\tothers_on_server_cpu_pct\tothers_on_load_cpu_pct\n' >"$RAW"
 n=${#MODES[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
     order=()
@@ -246,7 +280,7 @@ FILTER=
 # values LABEL COLUMN: one value per line, of the rows with that label (and FILTER).
 values() {
     awk -F'\t' -v l="$1" -v c="$2" -v f="$FILTER" -v q="$QUIET" '
-        NR > 1 && $2 == l && (f == "" || ($12 != "nan" && $12 + 0 < q)) { print $c }' "$RAW"
+        NR > 1 && $2 == l && (f == "" || ($12 != "nan" && $12 + 0 < q && ($13 == "" || ($13 != "nan" && $13 + 0 < q)))) { print $c }' "$RAW"
 }
 median() {
     sort -g | awk '{ a[NR] = $1 } END {
@@ -257,8 +291,8 @@ median() {
 # passing FILTER), one a line.
 per_round_ratio() {
     awk -F'\t' -v l="$1" -v b="$2" -v c="$3" -v f="$FILTER" -v q="$QUIET" '
-        NR > 1 && (f == "" || ($12 != "nan" && $12 + 0 < q)) && $2 == l { x[$1] = $c }
-        NR > 1 && (f == "" || ($12 != "nan" && $12 + 0 < q)) && $2 == b { y[$1] = $c }
+        NR > 1 && (f == "" || ($12 != "nan" && $12 + 0 < q && ($13 == "" || ($13 != "nan" && $13 + 0 < q)))) && $2 == l { x[$1] = $c }
+        NR > 1 && (f == "" || ($12 != "nan" && $12 + 0 < q && ($13 == "" || ($13 != "nan" && $13 + 0 < q)))) && $2 == b { y[$1] = $c }
         END { for (r in x) if ((r in y) && y[r] > 0) print x[r] / y[r] }' "$RAW"
 }
 spread() { sort -g | awk '{ a[NR] = $1 } END {
@@ -326,7 +360,7 @@ fi
     echo "- ROUNDS=$ROUNDS interleaved rounds (order rotated each round), DURATION=${DURATION}s measured after WARMUP=${WARMUP}s, wrk -t$WRK_THREADS -c$CONNECTIONS, pinning: $PINNING"
     echo "- jwt-session modes: reissue-after $REISSUE_AFTER (no reissue during the runs: the cached path is measured), idle 2 h; each run a fresh server and a fresh login cookie"
     echo "- CPU/req = server utime+stime over the measured window ÷ requests completed; CPU % columns are percent of one CPU over the measured window (server, wrk, and everything else that ran on the server's CPU)"
-    echo "- a run is *quiet* when other processes took less than $QUIET % of the server's CPU during it"
+    echo "- a run is *quiet* when other processes took less than $QUIET % of the server's CPU and less than $QUIET % of wrk's CPU during it (raw files of earlier runs have the server's only); WAIT_QUIET=${WAIT_QUIET}s (each run waited up to that long for both CPUs to be free of other work)"
     echo
     echo "## All runs: medians over $ROUNDS rounds"
     echo
@@ -337,7 +371,7 @@ fi
     echo
     ratios_table
     echo
-    echo "## Quiet runs only (others < $QUIET % of the server's CPU)"
+    echo "## Quiet runs only (others < $QUIET % of the server's CPU and of wrk's)"
     echo
     FILTER=quiet
     table bare tower-sessions "${MODES[@]}"
@@ -392,9 +426,9 @@ fi
     echo
     echo "## Every run"
     echo
-    echo "| round | server | req/s | p50 µs | p99 µs | CPU µs/req | server CPU % | wrk CPU % | others on server's CPU % | requests | non-2xx | socket errors |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    tail -n +2 "$RAW" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $11, $12, $8, $9, $10 }'
+    echo "| round | server | req/s | p50 µs | p99 µs | CPU µs/req | server CPU % | wrk CPU % | others on server's CPU % | others on wrk's CPU % | requests | non-2xx | socket errors |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    tail -n +2 "$RAW" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $11, $12, ($13 == "" ? "–" : $13), $8, $9, $10 }'
 } >"$WORK/latest.md"
 mkdir -p "$(dirname "$OUT")"
 cp "$WORK/latest.md" "$OUT"

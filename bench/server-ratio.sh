@@ -22,7 +22,9 @@
 # and never reissues during the rounds (as bench/run.sh).
 #
 # Environment (defaults): ROUNDS=7 DURATION=8 WARMUP=2 CONNECTIONS=32 SERVER_CPU=1
-# LOAD_CPU=0 QUIET=10 HEALTHZ_COOKIE=0 OUT=bench/results/server-ratio.md
+# LOAD_CPU=0 QUIET=10 WAIT_QUIET=0 HEALTHZ_COOKIE=0 OUT=bench/results/server-ratio.md
+# (WAIT_QUIET=S: before each run, wait up to S seconds for both CPUs to be nearly free of
+# other work, as in bench/run.sh)
 # TARGET_DIR=target (the crate's). Loopback only; every run is bounded by DURATION.
 set -euo pipefail
 
@@ -35,6 +37,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 QUIET=${QUIET:-10}
+WAIT_QUIET=${WAIT_QUIET:-0}
 HEALTHZ_COOKIE=${HEALTHZ_COOKIE:-0}
 OUT=${OUT:-$BENCH/results/server-ratio.md}
 TARGET_DIR=${TARGET_DIR:-$ROOT/target}
@@ -76,6 +79,36 @@ cleanup() {
 trap cleanup EXIT
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 cpu_busy() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+# CPU seconds of this shell's reaped children (wrk), from `times` (run in this shell).
+children_cpu() {
+    times >"$WORK/times"
+    tail -n1 "$WORK/times" | awk '{ n = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); n += a[1] * 60 + a[2] } printf "%.3f", n }'
+}
+# others_pct BUSY0 BUSY1 OURS_SECONDS: % of a CPU's time other processes were busy on it.
+others_pct() {
+    awk -v a="$1" -v b="$2" -v w="$3" -v hz="$CLK_TCK" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); total = y[2] - x[2]
+        v = (total > 0) ? ((y[1] - x[1]) - w * hz) / total * 100 : 0
+        printf "%.1f", (v < 0) ? 0 : v }'
+}
+# wait_quiet: up to WAIT_QUIET seconds, until both CPUs were busy less than QUIET % over
+# one second.
+wait_quiet() {
+    local waited a0 b0 a1 b1
+    for ((waited = 0; waited < WAIT_QUIET; waited++)); do
+        a0=$(cpu_busy "$SERVER_CPU")
+        b0=$(cpu_busy "$LOAD_CPU")
+        sleep 1
+        a1=$(cpu_busy "$SERVER_CPU")
+        b1=$(cpu_busy "$LOAD_CPU")
+        awk -v a0="$a0" -v a1="$a1" -v b0="$b0" -v b1="$b1" -v q="$QUIET" 'BEGIN {
+            split(a0, x, " "); split(a1, y, " "); split(b0, u, " "); split(b1, v, " ")
+            sa = (y[2] > x[2]) ? (y[1] - x[1]) / (y[2] - x[2]) * 100 : 0
+            sb = (v[2] > u[2]) ? (v[1] - u[1]) / (v[2] - u[2]) * 100 : 0
+            exit !(sa < q && sb < q) }' && return 0
+    done
+    return 0
+}
 
 # --- the server, and one login ----------------------------------------------------------
 JWT_SESSION_ADDR=127.0.0.1:0 JWT_SESSION_KEYS="$ROOT/keys" JWT_SESSION_DATA="$WORK/data" \
@@ -109,40 +142,45 @@ say "server $URL, logged in (cookie ${#COOKIE} bytes)"
 run_one() {
     local round=$1 label=$2 path=$3
     shift 3
+    ((WAIT_QUIET == 0)) || wait_quiet
     "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "$@" "$URL$path" >/dev/null
-    local t0 t1 b0 b1 line others=nan
+    local t0 t1 b0 b1 l0 l1 w0 w1 line others=nan others_load=nan
     b0=$(cpu_busy "$SERVER_CPU")
+    l0=$(cpu_busy "$LOAD_CPU")
+    children_cpu >"$WORK/w0"
     t0=$(cpu_ticks "$PID")
     "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$LUA" "$@" "$URL$path" >"$WORK/wrk.out"
     t1=$(cpu_ticks "$PID")
+    children_cpu >"$WORK/w1"
     b1=$(cpu_busy "$SERVER_CPU")
+    l1=$(cpu_busy "$LOAD_CPU")
+    w0=$(cat "$WORK/w0")
+    w1=$(cat "$WORK/w1")
     line=$(grep '^WRK ' "$WORK/wrk.out") || die "no wrk report: $(cat "$WORK/wrk.out")"
     if ((${#SERVER_PIN[@]} > 0)); then
-        others=$(awk -v a="$b0" -v b="$b1" -v s=$((t1 - t0)) 'BEGIN {
-            split(a, x, " "); split(b, y, " "); total = y[2] - x[2]
-            v = (total > 0) ? ((y[1] - x[1]) - s) / total * 100 : 0
-            printf "%.1f", (v < 0) ? 0 : v }')
+        others=$(others_pct "$b0" "$b1" "$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { print t / hz }')")
+        others_load=$(others_pct "$l0" "$l1" "$(awk -v a="$w0" -v b="$w1" 'BEGIN { print b - a }')")
     fi
-    echo "$line" | awk -v round="$round" -v label="$label" -v dt=$((t1 - t0)) -v hz="$CLK_TCK" -v others="$others" '
+    echo "$line" | awk -v round="$round" -v label="$label" -v dt=$((t1 - t0)) -v hz="$CLK_TCK" -v others="$others" -v others_load="$others_load" '
         {
             for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
             errs = v["connect_errors"] + v["read_errors"] + v["write_errors"] + v["timeouts"]
             secs = v["duration_us"] / 1e6
-            printf "%s\t%s\t%.0f\t%.1f\t%.1f\t%.3f\t%d\t%d\t%d\t%s\n", round, label,
+            printf "%s\t%s\t%.0f\t%.1f\t%.1f\t%.3f\t%d\t%d\t%d\t%s\t%s\n", round, label,
                 v["requests"] / secs, v["p50_us"], v["p99_us"], dt / hz * 1e6 / v["requests"],
-                v["requests"], v["non2xx"], errs, others
+                v["requests"], v["non2xx"], errs, others, others_load
         }' >>"$RAW"
-    local rps cpu non2xx errs otherpct
-    IFS=$'\t' read -r _ _ rps _ _ cpu _ non2xx errs otherpct <<<"$(tail -n1 "$RAW")"
+    local rps cpu non2xx errs otherpct loadpct
+    IFS=$'\t' read -r _ _ rps _ _ cpu _ non2xx errs otherpct loadpct <<<"$(tail -n1 "$RAW")"
     ((non2xx == 0)) || die "$label: $non2xx responses >= 400"
-    printf '    round %-2s %-8s %8s req/s  CPU %6s µs/req  (%s socket errors, others on CPU %s %s%%)\n' \
-        "$round" "$label" "$rps" "$cpu" "$errs" "$SERVER_CPU" "$otherpct" >&2
+    printf '    round %-2s %-8s %8s req/s  CPU %6s µs/req  (%s socket errors, others on CPU %s %s%% and on CPU %s %s%%)\n' \
+        "$round" "$label" "$rps" "$cpu" "$errs" "$SERVER_CPU" "$otherpct" "$LOAD_CPU" "$loadpct" >&2
 }
 
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 COMMIT=${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}
 mkdir -p "$(dirname "$RAW")"
-printf 'round\tlabel\trps\tp50_us\tp99_us\tcpu_us_per_req\trequests\tnon2xx\terrors\tothers_on_server_cpu_pct\n' >"$RAW"
+printf 'round\tlabel\trps\tp50_us\tp99_us\tcpu_us_per_req\trequests\tnon2xx\terrors\tothers_on_server_cpu_pct\tothers_on_load_cpu_pct\n' >"$RAW"
 for ((r = 1; r <= ROUNDS; r++)); do
     say "round $r/$ROUNDS"
     if ((r % 2)); then
@@ -168,13 +206,13 @@ fmt() { awk -v x="$1" -v d="$2" 'BEGIN { printf "%." d "f", x }'; }
 # col LABEL COLUMN [quiet]
 col() {
     awk -F'\t' -v l="$1" -v c="$2" -v f="${3:-}" -v q="$QUIET" '
-        NR > 1 && $2 == l && (f == "" || ($10 != "nan" && $10 + 0 < q)) { print $c }' "$RAW"
+        NR > 1 && $2 == l && (f == "" || ($10 != "nan" && $10 + 0 < q && $11 != "nan" && $11 + 0 < q)) { print $c }' "$RAW"
 }
 # ratio COLUMN [quiet]: me ÷ healthz within each round (both runs passing the filter).
 ratio() {
     awk -F'\t' -v c="$1" -v f="${2:-}" -v q="$QUIET" '
-        NR > 1 && (f == "" || ($10 != "nan" && $10 + 0 < q)) && $2 == "me" { a[$1] = $c }
-        NR > 1 && (f == "" || ($10 != "nan" && $10 + 0 < q)) && $2 == "healthz" { b[$1] = $c }
+        NR > 1 && (f == "" || ($10 != "nan" && $10 + 0 < q && $11 != "nan" && $11 + 0 < q)) && $2 == "me" { a[$1] = $c }
+        NR > 1 && (f == "" || ($10 != "nan" && $10 + 0 < q && $11 != "nan" && $11 + 0 < q)) && $2 == "healthz" { b[$1] = $c }
         END { for (r in a) if ((r in b) && b[r] > 0) print a[r] / b[r] }' "$RAW"
 }
 {
@@ -184,7 +222,7 @@ ratio() {
     echo
     echo "- examples/server.rs in release, one process (log filter: ${RUST_LOG:-as shipped, info}), JWT_SESSION_IDLE=2h, JWT_SESSION_REISSUE_AFTER=1h; one login; $(nproc) CPUs, pinning: $PINNING"
     echo "- ROUNDS=$ROUNDS interleaved rounds (order flipped each round), DURATION=${DURATION}s after WARMUP=${WARMUP}s each, wrk -t1 -c$CONNECTIONS; the baseline is $HEALTH_LABEL"
-    echo "- a run is quiet when other processes took less than $QUIET % of the server's CPU"
+    echo "- a run is quiet when other processes took less than $QUIET % of the server's CPU and of wrk's; WAIT_QUIET=${WAIT_QUIET}s"
     echo
     echo "| route | runs (quiet) | req/s | p50 µs | p99 µs | CPU µs/req |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: |"
@@ -204,9 +242,9 @@ ratio() {
     echo
     echo "## Every run"
     echo
-    echo "| round | route | req/s | p50 µs | p99 µs | CPU µs/req | requests | non-2xx | socket errors | others on server's CPU % |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    tail -n +2 "$RAW" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }'
+    echo "| round | route | req/s | p50 µs | p99 µs | CPU µs/req | requests | non-2xx | socket errors | others on server's CPU % | others on wrk's CPU % |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    tail -n +2 "$RAW" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }'
 } >"$WORK/out.md"
 mkdir -p "$(dirname "$OUT")"
 cp "$WORK/out.md" "$OUT"
