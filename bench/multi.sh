@@ -13,12 +13,16 @@
 # (`jwt_session_cold_verifies_total`, read from its GET /stats before and after the
 # measured window).
 #
-# Runs alternate between N=1 and N=INSTANCES, both behind the balancer, ROUNDS times (the
-# order flips every round). Every instance is pinned to SERVER_CPU — N instances share the
-# one CPU a single instance has, so the comparison is about the extra cold verifies, not
-# about more CPUs — and the balancer and wrk to LOAD_CPU. Caches start empty in every run:
-# warm-up (WARMUP s) uses a token outside the measured set, so the measured window holds
-# every token's cold verify on every instance.
+# Each round runs three configurations, in an order rotated every round, all behind the
+# balancer: N=1 and N=INSTANCES from empty caches (warm-up, WARMUP s, uses a token outside
+# the measured set, so the measured window holds every token's cold verify on every
+# instance), and N=INSTANCES *warm*, a control: warm-up sends the measured tokens too, so
+# the window holds (almost) no cold verify. Cold vs warm N=INSTANCES is what the cold
+# verifies cost; warm N=INSTANCES vs N=1 is what N processes time-sharing one CPU cost by
+# themselves (more wake-ups and context switches per request), nothing to do with sessions.
+# Every instance is pinned to SERVER_CPU — N instances share the one CPU a single instance
+# has, so the comparison is about the extra cold verifies, not about more CPUs — and the
+# balancer and wrk to LOAD_CPU.
 #
 # Environment (defaults): INSTANCES=4 SESSIONS=1000 ROUNDS=3 DURATION=8 WARMUP=2
 # CONNECTIONS=32 SERVER_CPU=1 LOAD_CPU=0 QUIET=10 WAIT_QUIET=0 OUT=bench/results/multi.md
@@ -150,9 +154,10 @@ cold_total() { # the instances' summed cold verifies
     echo "$n"
 }
 
-# run_one ROUND N: N instances behind the balancer, warm-up, one measured wrk run.
+# run_one ROUND N WARM: N instances behind the balancer, warm-up (with the measured tokens
+# when WARM is 1), one measured wrk run.
 run_one() {
-    local round=$1 n=$2 i urls=() pids=() url
+    local round=$1 n=$2 warm=$3 i urls=() pids=() url
     ((WAIT_QUIET == 0)) || wait_quiet
     start_instance 1 --sessions "$SESSIONS" --cookies-out "$WORK/cookies"
     urls+=("$URL")
@@ -163,15 +168,20 @@ run_one() {
         pids+=("${PIDS[-1]}")
     done
     ((n > 1)) || true
-    local warm
-    warm=$(sed -n 's/^cookie: //p' "$WORK/s1.out")
+    local warm_cookie
+    warm_cookie=$(sed -n 's/^cookie: //p' "$WORK/s1.out")
     [[ $(wc -l <"$WORK/cookies") -eq $SESSIONS ]] || die "expected $SESSIONS cookies"
-    grep -qxF "$warm" "$WORK/cookies" && die "the warm-up cookie is one of the measured ones"
+    grep -qxF "$warm_cookie" "$WORK/cookies" && die "the warm-up cookie is one of the measured ones"
     "${LOAD_PIN[@]}" "$BIN/balancer" --addr 127.0.0.1:0 "${urls[@]}" >"$WORK/b.out" 2>"$WORK/b.err" &
     PIDS+=($!)
     local lb
     lb=$(wait_url "$WORK/b.out" "$!")
-    "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -H "Cookie: $warm" "$lb/protected" >/dev/null
+    if ((warm)); then
+        COOKIES="$WORK/cookies" "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" \
+            -s "$BENCH/wrk-cookies.lua" "$lb/protected" >/dev/null
+    else
+        "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -H "Cookie: $warm_cookie" "$lb/protected" >/dev/null
+    fi
     local c0 c1 t0=0 t1=0 pid b0 b1 l0 l1 g0 g1 w0 w1 lbpid=${PIDS[-1]}
     c0=$(cold_total "${urls[@]}")
     b0=$(cpu_busy "$SERVER_CPU")
@@ -197,33 +207,40 @@ run_one() {
         # On the load CPU, ours are wrk and the balancer.
         others_load=$(others_pct "$l0" "$l1" "$(awk -v a="$w0" -v b="$w1" -v g=$((g1 - g0)) -v hz="$CLK_TCK" 'BEGIN { print b - a + g / hz }')")
     fi
-    echo "$line" | awk -v round="$round" -v n="$n" -v dt=$((t1 - t0)) -v hz="$CLK_TCK" \
-        -v cold=$((c1 - c0)) -v sessions="$SESSIONS" -v others="$others" -v others_load="$others_load" '
+    local label=$n
+    ((warm)) && label="${n}w"
+    echo "$line" | awk -v round="$round" -v n="$label" -v dt=$((t1 - t0)) -v hz="$CLK_TCK" \
+        -v cold=$((c1 - c0)) -v n_inst="$n" -v sessions="$SESSIONS" -v others="$others" -v others_load="$others_load" '
         {
             for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
             errs = v["connect_errors"] + v["read_errors"] + v["write_errors"] + v["timeouts"]
             secs = v["duration_us"] / 1e6
-            printf "%s\t%d\t%.0f\t%.1f\t%.1f\t%.3f\t%d\t%d\t%.3f\t%.3f\t%d\t%d\t%s\t%s\n", round, n,
+            printf "%s\t%s\t%.0f\t%.1f\t%.1f\t%.3f\t%d\t%d\t%.3f\t%.3f\t%d\t%d\t%s\t%s\n", round, n,
                 v["requests"] / secs, v["p50_us"], v["p99_us"], dt / hz * 1e6 / v["requests"],
-                v["requests"], cold, cold / v["requests"] * 100, cold / (n * sessions),
+                v["requests"], cold, cold / v["requests"] * 100, cold / (n_inst * sessions),
                 v["non2xx"], errs, others, others_load
         }' >>"$RAW"
     local row
     row=$(tail -n1 "$RAW")
     IFS=$'\t' read -r _ _ rps p50 p99 cpu reqs cold share per non2xx errs otherpct loadpct <<<"$row"
     ((non2xx == 0)) || die "N=$n: $non2xx responses were refused"
-    printf '    round %s N=%s: %8s req/s  p50 %6s µs  p99 %7s µs  CPU %6s µs/req (all instances)  cold verifies %s (%s %% of %s requests; %s per token per instance)  errors %s, others on CPU %s %s%% and on CPU %s %s%%\n' \
-        "$round" "$n" "$rps" "$p50" "$p99" "$cpu" "$cold" "$share" "$reqs" "$per" "$errs" "$SERVER_CPU" "$otherpct" "$LOAD_CPU" "$loadpct" >&2
+    printf '    round %s N=%-3s %8s req/s  p50 %6s µs  p99 %7s µs  CPU %6s µs/req (all instances)  cold verifies %s (%s %% of %s requests; %s per token per instance)  errors %s, others on CPU %s %s%% and on CPU %s %s%%\n' \
+        "$round" "$label" "$rps" "$p50" "$p99" "$cpu" "$cold" "$share" "$reqs" "$per" "$errs" "$SERVER_CPU" "$otherpct" "$LOAD_CPU" "$loadpct" >&2
 }
 
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 COMMIT=${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}
 mkdir -p "$(dirname "$RAW")"
 printf 'round\tinstances\trps\tp50_us\tp99_us\tcpu_us_per_req\trequests\tcold_verifies\tcold_pct\tcold_per_token_per_instance\tnon2xx\terrors\tothers_on_server_cpu_pct\tothers_on_load_cpu_pct\n' >"$RAW"
+CONFIGS=("1 0" "$INSTANCES 0" "$INSTANCES 1")
 for ((r = 1; r <= ROUNDS; r++)); do
-    if ((r % 2)); then order=(1 "$INSTANCES"); else order=("$INSTANCES" 1); fi
-    say "round $r/$ROUNDS: N = ${order[*]}"
-    for n in "${order[@]}"; do run_one "$r" "$n"; done
+    order=()
+    for ((i = 0; i < 3; i++)); do order+=("${CONFIGS[(i + r - 1) % 3]}"); done
+    say "round $r/$ROUNDS: (instances, warm) = $(printf '(%s) ' "${order[@]}")"
+    for spec in "${order[@]}"; do
+        read -r n w <<<"$spec"
+        run_one "$r" "$n" "$w"
+    done
 done
 
 # --- summary --------------------------------------------------------------------------
@@ -237,11 +254,17 @@ col() {
     awk -F'\t' -v n="$1" -v c="$2" -v f="${3:-}" -v q="$QUIET" '
         NR > 1 && $2 == n && (f == "" || ($13 != "nan" && $13 + 0 < q && $14 != "nan" && $14 + 0 < q)) { print $c }' "$RAW"
 }
-# per_round COLUMN: the N=INSTANCES / N=1 ratio of COLUMN within each round.
+# per_round COLUMN A B: the A / B ratio of COLUMN within each round (labels 1, N, Nw).
 per_round() {
-    awk -F'\t' -v c="$1" -v big="$INSTANCES" '
-        NR > 1 && $2 == 1 { a[$1] = $c } NR > 1 && $2 == big { b[$1] = $c }
-        END { for (r in a) if ((r in b) && a[r] > 0) print b[r] / a[r] }' "$RAW"
+    awk -F'\t' -v c="$1" -v x="$2" -v y="$3" '
+        NR > 1 && $2 == x { a[$1] = $c } NR > 1 && $2 == y { b[$1] = $c }
+        END { for (r in a) if ((r in b) && b[r] > 0) print a[r] / b[r] }' "$RAW"
+}
+# per_round_diff COLUMN A B: A − B within each round.
+per_round_diff() {
+    awk -F'\t' -v c="$1" -v x="$2" -v y="$3" '
+        NR > 1 && $2 == x { a[$1] = $c } NR > 1 && $2 == y { b[$1] = $c }
+        END { for (r in a) if (r in b) print a[r] - b[r] }' "$RAW"
 }
 spread() { sort -g | awk '{ a[NR] = $1 } END {
     if (NR == 0) { print "–"; exit }
@@ -257,22 +280,23 @@ quiet_count() { col "$1" 3 quiet | wc -l; }
     echo "- $INSTANCES instances vs 1, both behind bench/http's round-robin balancer (per request, no sticky sessions); $SESSIONS sessions, a random one per request; ROUNDS=$ROUNDS (order flipped each round), DURATION=${DURATION}s after WARMUP=${WARMUP}s with a token outside the measured set; wrk -t1 -c$CONNECTIONS"
     echo "- pinning: $PINNING; CPU/req sums the CPU time of every instance; a run is quiet when other processes took less than $QUIET % of the instances' CPU and of the load CPU (wrk and the balancer); WAIT_QUIET=${WAIT_QUIET}s"
     echo
-    echo "| instances | runs (quiet) | req/s | p50 µs | p99 µs | CPU µs/req | cold verifies | of requests | per token per instance |"
-    echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    for n in 1 "$INSTANCES"; do
-        printf '| %s | %s (%s) | %s | %s | %s | %s | %s | %s %% | %s |\n' "$n" "$(col "$n" 3 | wc -l)" \
+    echo "| instances | caches | runs (quiet) | req/s | p50 µs | p99 µs | CPU µs/req | cold verifies | of requests | per token per instance |"
+    echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for n in 1 "$INSTANCES" "${INSTANCES}w"; do
+        printf '| %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s %% | %s |\n' "${n%w}" \
+            "$([[ $n == *w ]] && echo "warm (control)" || echo "empty at start")" "$(col "$n" 3 | wc -l)" \
             "$(quiet_count "$n")" "$(fmt "$(col "$n" 3 | median)" 0)" "$(fmt "$(col "$n" 4 | median)" 0)" \
             "$(fmt "$(col "$n" 5 | median)" 0)" "$(fmt "$(col "$n" 6 | median)" 2)" \
             "$(fmt "$(col "$n" 8 | median)" 0)" "$(fmt "$(col "$n" 9 | median)" 3)" \
             "$(fmt "$(col "$n" 10 | median)" 2)"
     done
     echo
-    echo "Medians over all runs. Per-round ratios, N=$INSTANCES ÷ N=1 (median [min–max]):"
+    echo "Medians over all runs. Per round (median [min–max]):"
     echo
-    echo "- req/s: $(per_round 3 | spread)"
-    echo "- CPU per request: $(per_round 6 | spread)"
-    echo "- cold verifies: $(per_round 8 | spread)"
-    echo "- share of requests that are cold verifies: $(per_round 9 | spread)"
+    echo "- N=$INSTANCES ÷ N=1: req/s $(per_round 3 "$INSTANCES" 1 | spread); CPU per request $(per_round 6 "$INSTANCES" 1 | spread)"
+    echo "- N=$INSTANCES ÷ N=1: cold verifies $(per_round 8 "$INSTANCES" 1 | spread); share of requests that are cold verifies $(per_round 9 "$INSTANCES" 1 | spread)"
+    echo "- what the cold verifies cost at N=$INSTANCES (÷ the warm control): req/s $(per_round 3 "$INSTANCES" "${INSTANCES}w" | spread); CPU per request $(per_round 6 "$INSTANCES" "${INSTANCES}w" | spread), +$(fmt "$(per_round_diff 6 "$INSTANCES" "${INSTANCES}w" | median)" 2) µs per request"
+    echo "- what $INSTANCES processes on one CPU cost by themselves (warm control ÷ N=1): req/s $(per_round 3 "${INSTANCES}w" 1 | spread); CPU per request $(per_round 6 "${INSTANCES}w" 1 | spread)"
     echo
     echo "## Every run"
     echo
