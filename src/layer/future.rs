@@ -352,16 +352,16 @@ fn reissue<T: SessionData, B: From<String>>(
             return res;
         }
     }
+    if matches!(change, Change::IfDue) && !claims.reissue_due(now, policy) {
+        stamp(&mut res, claims, session, now);
+        return res;
+    }
     if !config.codec().can_sign() {
         // A verify-only service never signs: it keeps the current token (its issuer slides
         // the session), and an explicit change cannot be made here.
         if matches!(change, Change::Update { .. }) {
             return issue_failed("this service only verifies sessions (verify-only keyring)");
         }
-        stamp(&mut res, claims, session, now);
-        return res;
-    }
-    if matches!(change, Change::IfDue) && !claims.reissue_due(now, policy) {
         stamp(&mut res, claims, session, now);
         return res;
     }
