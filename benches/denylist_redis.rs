@@ -24,7 +24,7 @@ use axum::body::Body;
 use axum::routing::get;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, StatusCode};
-use jwt_session::denylist::TokenFacts;
+use jwt_session::TokenFacts;
 use jwt_session::testing::TestKit;
 use jwt_session::{
     MemoryDenylist, RedisDenylist, RedisDenylistOptions, RevocationStore, Session, SessionLayer,

@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::HeaderMap;
-use jwt_session::denylist::TokenFacts;
+use jwt_session::TokenFacts;
 use jwt_session::{
     Claims, Clock, CookieSettings, Key, Keyring, ManualClock, MemoryDenylist, RevocationStore,
-    SessionConfig, SessionLayer, keys,
+    SessionConfig, SessionLayer,
 };
 
 const ES256_PEM: &[u8] = include_bytes!("../tests/fixtures/es256-test.pem");
@@ -37,7 +37,7 @@ fn rings() -> Vec<(&'static str, Keyring)> {
         (
             "EdDSA",
             Keyring::new(
-                keys::generate(jwt_session::Algorithm::EdDSA, "b-")
+                jwt_session::generate_key(jwt_session::Algorithm::EdDSA, "b-")
                     .unwrap()
                     .key,
             )

@@ -26,10 +26,10 @@ use axum::body::Body;
 use axum::extract::Path;
 use axum::routing::{get, post};
 use criterion::Criterion;
-use jwt_session::registry::IpPolicy;
+use jwt_session::IpPolicy;
 use jwt_session::{
     Claims, Clock as _, Keyring, Login, ManualClock, MemoryDenylist, MemoryRegistry, SessionConfig,
-    SessionLayer, SessionRegistry, keys,
+    SessionLayer, SessionRegistry,
 };
 use tower::ServiceExt as _;
 
@@ -38,7 +38,7 @@ const AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.3
                      Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 fn config(clock: &ManualClock) -> SessionConfig {
-    let key = keys::generate(jwt_session::Algorithm::EdDSA, "b-")
+    let key = jwt_session::generate_key(jwt_session::Algorithm::EdDSA, "b-")
         .unwrap()
         .key;
     SessionConfig::builder(Keyring::new(key).unwrap())

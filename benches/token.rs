@@ -7,8 +7,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use jwt_session::codec::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_TYPE};
 use jwt_session::{Claims, Codec, DEFAULT_ISSUER, Key, Keyring, Policy};
+use jwt_session::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_TYPE};
 
 /// The committed development key (EdDSA) and P-256 test key (ES256).
 const DEV_KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/keys");

@@ -51,16 +51,16 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jwt_session::{
-    DEFAULT_REMEMBER_ABSOLUTE, DEFAULT_REMEMBER_IDLE, Keyring, Login, LoginRedirect,
-    MemoryDenylist, MemoryRegistry, Reauthenticated, RefusalContext, RefusalResponder as _,
-    RevocationStore, SessionConfig, SessionContext, SessionLayer, Update, env,
-    keys::{DEFAULT_JWKS_REFRESH, KeyRefresher, KeySetSource},
+    DEFAULT_JWKS_REFRESH, DEFAULT_REMEMBER_ABSOLUTE, DEFAULT_REMEMBER_IDLE, KeyRefresher,
+    KeySetSource, Keyring, Login, LoginRedirect, MemoryDenylist, MemoryRegistry, Reauthenticated,
+    RefusalContext, RefusalResponder as _, RevocationStore, SessionConfig, SessionContext,
+    SessionLayer, Update, env,
 };
 
 #[path = "server/pages.rs"]
 mod pages;
 
-use jwt_session::registry::IpPolicy;
+use jwt_session::IpPolicy;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq as _;
@@ -168,7 +168,7 @@ fn settings() -> Result<Settings, String> {
         denylist_capacity: match env::var("JWT_SESSION_DENYLIST_CAPACITY")
             .map_err(|e| e.to_string())?
         {
-            None => jwt_session::denylist::DEFAULT_CAPACITY,
+            None => jwt_session::DEFAULT_DENYLIST_CAPACITY,
             Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                 format!("JWT_SESSION_DENYLIST_CAPACITY={text:?}: a positive number of revocations")
             })?,
@@ -239,7 +239,7 @@ async fn run() -> Result<(), String> {
         ),
     };
     if config.codec().keyring().can_sign() {
-        let mut watcher = jwt_session::keys::KeyWatcher::new(&config, &s.keys);
+        let mut watcher = jwt_session::KeyWatcher::new(&config, &s.keys);
         if let Some(every) = rotate_every.filter(|d| !d.is_zero()) {
             watcher = watcher.rotate_every(every);
         }

@@ -1,20 +1,4 @@
-//! Encoding and verifying session tokens: the only caller of `jsonwebtoken`'s signing and
-//! verification.
-//!
-//! Decoding order (each step refuses with its own [`Refusal`]):
-//!
-//! 1. length cap, before any parsing → `session_too_large`;
-//! 2. three base64url parts, a JSON-object header without duplicate names and without
-//!    `crit` or `b64` → `session_malformed`;
-//! 3. `kid` present and known → `session_unknown_key` (`jku`, `jwk`, `x5u`, `x5c` are never
-//!    used to find a key);
-//! 4. `alg` equal to the algorithm pinned to that key (so `none` and algorithm confusion
-//!    fail) → `session_wrong_algorithm`;
-//! 5. the signature → `session_bad_signature`;
-//! 6. only then `typ`, the claims JSON, `iss` and `aud`.
-//!
-//! Time is not checked here: that is [`Claims::check`](crate::Claims::check), against an
-//! injected clock.
+//! Encoding and verifying session tokens (documented on [`Codec`]).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -49,6 +33,23 @@ pub struct Verified<T> {
 }
 
 /// Signs and verifies tokens with a [`Keyring`] that can be rotated while in use.
+///
+/// # Decoding
+///
+/// Decoding order (each step refuses with its own [`Refusal`]):
+///
+/// 1. length cap, before any parsing → `session_too_large`;
+/// 2. three base64url parts, a JSON-object header without duplicate names and without
+///    `crit` or `b64` → `session_malformed`;
+/// 3. `kid` present and known → `session_unknown_key` (`jku`, `jwk`, `x5u`, `x5c` are never
+///    used to find a key);
+/// 4. `alg` equal to the algorithm pinned to that key (so `none` and algorithm confusion
+///    fail) → `session_wrong_algorithm`;
+/// 5. the signature → `session_bad_signature`;
+/// 6. only then `typ`, the claims JSON, `iss` and `aud`.
+///
+/// Time is not checked here: that is [`Claims::check`](crate::Claims::check), against an
+/// injected clock.
 pub struct Codec {
     keys: ArcSwap<Keyring>,
     generation: AtomicU64,
@@ -225,7 +226,7 @@ impl Codec {
         Ok(token)
     }
 
-    /// Verify `token` (see the [module docs](self) for the order of checks).
+    /// Verify `token` (see [`Codec`]'s docs for the order of checks).
     ///
     /// # Errors
     ///
@@ -282,7 +283,7 @@ fn is_json_object(json: &[u8]) -> bool {
 
 /// Length of `header.payload` (everything before the last `.`).
 /// Length cap (checked before anything else), then exactly three `.`-separated parts.
-fn split(token: &[u8], max_len: usize) -> Result<[&[u8]; 3], Refusal> {
+pub(crate) fn split(token: &[u8], max_len: usize) -> Result<[&[u8]; 3], Refusal> {
     if token.len() > max_len {
         return Err(Refusal::TooLarge);
     }
@@ -295,7 +296,7 @@ fn split(token: &[u8], max_len: usize) -> Result<[&[u8]; 3], Refusal> {
 
 /// A base64url (no padding) part whose JSON is an object — not an array serde would
 /// also map onto a struct.
-fn json_object_part(part: &[u8]) -> Result<Vec<u8>, Refusal> {
+pub(crate) fn json_object_part(part: &[u8]) -> Result<Vec<u8>, Refusal> {
     let json = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| Refusal::Malformed)?;
@@ -335,37 +336,4 @@ fn round_trip(signer: &Key) -> Result<(), KeyError> {
         Ok(false) => Err(fail("the signature did not verify".into())),
         Err(e) => Err(fail(e.to_string())),
     }
-}
-
-/// Read a token's header and claims **without verifying anything**: for diagnostics only
-/// (the operator's `jwt-session inspect`, a debugging log of a refused token's `kid`).
-///
-/// The token must be at most 64 KiB and have exactly three `.`-separated parts whose
-/// first two are base64url (no padding) JSON objects; the signature part is not looked
-/// at. Duplicate member names are not refused here (the last one wins), unlike in
-/// [`Codec::decode`].
-///
-/// # Security
-///
-/// **Nothing is verified**: not the signature, not the key, not the algorithm, not the
-/// issuer, audience or times. Anyone can forge a token that peeks as anything. Never
-/// base a decision on what this returns; use [`Codec::decode`] and
-/// [`Claims::check`](crate::Claims::check) for that. The claims include the session's
-/// CSRF secret (`csrf`): do not log them as they are.
-///
-/// # Errors
-///
-/// [`Refusal::TooLarge`] over 64 KiB, [`Refusal::Malformed`] for anything that is not
-/// shaped like a JWT with JSON-object header and claims. Never panics, whatever the bytes.
-pub fn peek_unverified(token: &[u8]) -> Result<(serde_json::Value, serde_json::Value), Refusal> {
-    const PEEK_MAX_LEN: usize = 64 * 1024;
-    let [head, payload, _signature] = split(token, PEEK_MAX_LEN)?;
-    let object = |part: &[u8]| -> Result<serde_json::Value, Refusal> {
-        let json = json_object_part(part)?;
-        match serde_json::from_slice(&json) {
-            Ok(value @ serde_json::Value::Object(_)) => Ok(value),
-            _ => Err(Refusal::Malformed),
-        }
-    };
-    Ok((object(head)?, object(payload)?))
 }

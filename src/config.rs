@@ -400,8 +400,8 @@ impl SessionConfigBuilder {
     /// [`PASSIVE_HEADER`](crate::PASSIVE_HEADER) header. Default: none.
     ///
     /// ```
-    /// # use jwt_session::{SessionConfig, keys::{generate, Algorithm}, Keyring};
-    /// # let ring = Keyring::new(generate(Algorithm::EdDSA, "k-").unwrap().key).unwrap();
+    /// # use jwt_session::{SessionConfig, generate_key, Algorithm, Keyring};
+    /// # let ring = Keyring::new(generate_key(Algorithm::EdDSA, "k-").unwrap().key).unwrap();
     /// let config = SessionConfig::builder(ring)
     ///     .passive_route(|_method, path| path.starts_with("/api/poll"))
     ///     .build()

@@ -17,8 +17,8 @@
 //! An unset (or empty) variable leaves the builder's setting as it is.
 //!
 //! ```
-//! # use jwt_session::{SessionConfig, keys::{generate, Algorithm}, Keyring};
-//! # let keyring = Keyring::new(generate(Algorithm::EdDSA, "k-").unwrap().key).unwrap();
+//! # use jwt_session::{SessionConfig, generate_key, Algorithm, Keyring};
+//! # let keyring = Keyring::new(generate_key(Algorithm::EdDSA, "k-").unwrap().key).unwrap();
 //! // e.g. MYAPP_IDLE=15m MYAPP_SECURE_COOKIES=0
 //! let config = SessionConfig::builder(keyring).from_env("MYAPP_")?.build()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -1,19 +1,4 @@
-//! CSRF tokens from HTML forms: [`FormCsrfLayer`] lets a plain `<form method="post">`
-//! carry the session's CSRF token in a hidden field (`csrf_token`, see
-//! [`Session::csrf_input`](crate::Session::csrf_input)) instead of the `X-CSRF-Token`
-//! header a script sends.
-//!
-//! For an unsafe request that carries the session cookie, a form body
-//! (`application/x-www-form-urlencoded` or `multipart/form-data`) and no `X-CSRF-Token`
-//! header, the layer reads the body up to a limit (64 KiB by default), takes the
-//! `csrf_token` field and hands the request on **with the body intact** for the handler.
-//! The session layer then checks that value exactly as it checks the header (constant
-//! time; missing → 403 `csrf_missing`, wrong → 403 `csrf_mismatch`); the same-origin
-//! checks are unchanged. Fail closed: a body over the limit is 413 `form_too_large`, an
-//! unreadable one 400 `form_unreadable`, and nothing reaches the handler.
-//!
-//! Get it from the session layer, so it knows the cookie:
-//! [`SessionLayer::with_forms`](crate::SessionLayer::with_forms) stacks both.
+//! CSRF tokens from HTML forms (documented on [`FormCsrfLayer`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -41,9 +26,26 @@ pub const DEFAULT_FORM_LIMIT: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub(crate) struct FormCsrfToken(pub(crate) String);
 
-/// Reads the CSRF token of HTML form posts (see the [module docs](self)). Made by
+/// Reads the CSRF token of HTML form posts. Made by
 /// [`SessionLayer::form_csrf`](crate::SessionLayer::form_csrf); it must run before
 /// (outside) the session layer.
+///
+/// CSRF tokens from HTML forms: [`FormCsrfLayer`] lets a plain `<form method="post">`
+/// carry the session's CSRF token in a hidden field (`csrf_token`, see
+/// [`Session::csrf_input`](crate::Session::csrf_input)) instead of the `X-CSRF-Token`
+/// header a script sends.
+///
+/// For an unsafe request that carries the session cookie, a form body
+/// (`application/x-www-form-urlencoded` or `multipart/form-data`) and no `X-CSRF-Token`
+/// header, the layer reads the body up to a limit (64 KiB by default), takes the
+/// `csrf_token` field and hands the request on **with the body intact** for the handler.
+/// The session layer then checks that value exactly as it checks the header (constant
+/// time; missing → 403 `csrf_missing`, wrong → 403 `csrf_mismatch`); the same-origin
+/// checks are unchanged. Fail closed: a body over the limit is 413 `form_too_large`, an
+/// unreadable one 400 `form_unreadable`, and nothing reaches the handler.
+///
+/// Get it from the session layer, so it knows the cookie:
+/// [`SessionLayer::with_forms`](crate::SessionLayer::with_forms) stacks both.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct FormCsrfLayer {

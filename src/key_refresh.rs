@@ -1,12 +1,4 @@
-//! Verify-only services: [`KeyRefreshLayer`] refreshes the key set (see
-//! [`KeyRefresher`]) **before** a request whose token names a
-//! `kid` the service does not know yet is verified — so the first session signed with the
-//! issuer's new key is accepted instead of refused (and its cookie cleared). Refreshes run
-//! at most once per interval however many unknown `kid`s arrive; a `kid` still unknown
-//! after that is refused `session_unknown_key` as usual.
-//!
-//! Get it from the session layer, which knows where tokens are:
-//! [`SessionLayer::with_key_refresh`](crate::SessionLayer::with_key_refresh).
+//! Verify-only services' key refresh (documented on [`KeyRefreshLayer`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,8 +14,17 @@ use tower_service::Service;
 use crate::config::SessionConfig;
 use crate::keys::KeyRefresher;
 
-/// Refreshes a verify-only service's keys ahead of the session layer (see the
-/// [module docs](self)).
+/// Refreshes a verify-only service's keys ahead of the session layer.
+///
+/// Verify-only services: [`KeyRefreshLayer`] refreshes the key set (see
+/// [`KeyRefresher`]) **before** a request whose token names a
+/// `kid` the service does not know yet is verified — so the first session signed with the
+/// issuer's new key is accepted instead of refused (and its cookie cleared). Refreshes run
+/// at most once per interval however many unknown `kid`s arrive; a `kid` still unknown
+/// after that is refused `session_unknown_key` as usual.
+///
+/// Get it from the session layer, which knows where tokens are:
+/// [`SessionLayer::with_key_refresh`](crate::SessionLayer::with_key_refresh).
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct KeyRefreshLayer {

@@ -47,10 +47,31 @@
 //! | `rust-crypto` | no | jsonwebtoken's RustCrypto backend (use with `--no-default-features`) |
 //! | `test-util` | no | `ManualClock` and the `testing` kit |
 //! | `redis` | no | `RedisDenylist`: revocation shared by many instances |
-//! | `metrics` | no | counters and gauges through the `metrics` facade ([`obs`]) |
+//! | `metrics` | no | counters and gauges through the `metrics` facade ([Observability](#observability)) |
 //! | `cli` | no | the operator's `jwt-session` binary |
 //!
 //! Exactly one crypto backend must be enabled; anything else is a compile error.
+//!
+//! # Observability
+//!
+//! Every request behind the layer runs in a `session` span carrying the route and, once
+//! known, a **salted hash** of the session id ([`sid_tag`]) — never the token, its
+//! signature or the CSRF value (I6). Events: `session issued`, `session reissued`,
+//! `session refused` (with `reason`), `session revoked` (`all = true` for log-out
+//! everywhere), denylist overflow (warn), sweep, journal load, keyring rotation.
+//!
+//! With the `metrics` feature the same facts are counted through the `metrics` facade
+//! (install any recorder, e.g. a Prometheus exporter):
+//!
+//! | metric | kind | labels |
+//! | --- | --- | --- |
+//! | `jwt_session_refusals_total` | counter | `reason` (the refusal code) |
+//! | `jwt_session_issued_total` | counter | |
+//! | `jwt_session_reissues_total` | counter | |
+//! | `jwt_session_revocations_total` | counter | `kind` = `session` \| `subject` |
+//! | `jwt_session_denylist_evictions_total` | counter | |
+//! | `jwt_session_cold_verifies_total` | counter | |
+//! | `jwt_session_denylist_size` | gauge | |
 //!
 //! # Security model
 //!
@@ -70,58 +91,88 @@ compile_error!(
 
 mod claims;
 mod clock;
-pub mod codec;
+mod codec;
 mod config;
 mod cookie;
-pub mod csrf;
-pub mod denylist;
+mod csrf;
+mod denylist;
 #[cfg(feature = "env")]
 pub mod env;
 mod error;
 mod extract;
-pub mod form;
+mod form;
 mod handle;
-pub mod headers;
-pub mod key_refresh;
-pub mod keys;
-pub mod layer;
-pub mod obs;
+mod headers;
+mod key_refresh;
+mod keys;
+mod layer;
+mod obs;
 mod random;
-pub mod registry;
+mod registry;
 mod responder;
 mod response;
-pub mod routes;
+mod routes;
 mod session;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod unverified;
 
+// The public surface: every public item at the crate root, under one path. The modules
+// are private; only `env`, `testing` (feature-gated helpers) and `unverified` (quarantined
+// on purpose) are namespaces of their own.
 pub use crate::claims::{Claims, MAX_TIME, Policy};
 #[cfg(any(test, feature = "test-util"))]
 pub use crate::clock::ManualClock;
 pub use crate::clock::{Clock, SystemClock};
-pub use crate::codec::{Codec, Verified};
+pub use crate::codec::{Codec, DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_TYPE, Verified};
 pub use crate::config::{
     DEFAULT_ABSOLUTE, DEFAULT_IDLE, DEFAULT_ISSUER, DEFAULT_LEEWAY, DEFAULT_REISSUE_AFTER,
     DEFAULT_REMEMBER_ABSOLUTE, DEFAULT_REMEMBER_IDLE, DEFAULT_TOKEN_CACHE, PassivePredicate,
     SessionConfig, SessionConfigBuilder,
 };
 pub use crate::cookie::{CookieSettings, MAX_COOKIE_LEN};
-pub use crate::csrf::CsrfToken;
-pub use crate::denylist::{MemoryDenylist, RevocationStore};
+pub use crate::csrf::{
+    CsrfToken, Origin, OriginPolicy, Scheme, check_origin, check_token as check_csrf_token,
+    hidden_input as csrf_hidden_input, is_unsafe as is_unsafe_method, proves_same_origin,
+};
+pub use crate::denylist::{
+    DEFAULT_CAPACITY as DEFAULT_DENYLIST_CAPACITY, JournalSummary, MemoryDenylist,
+    MemoryDenylistBuilder, RevocationEntry, RevocationStore, TokenFacts, summarize_journal,
+};
 #[cfg(feature = "redis")]
-pub use crate::denylist::{RedisDenylist, RedisDenylistOptions, RedisStatus};
+pub use crate::denylist::{
+    DEFAULT_NAMESPACE as DEFAULT_REDIS_NAMESPACE, DEFAULT_PROPAGATION_MARGIN, RedisDenylist,
+    RedisDenylistOptions, RedisStatus,
+};
 pub use crate::error::{ConfigError, EncodeError, KeyError, Refusal, RevocationError};
 pub use crate::extract::{SessionContext, SessionRejection};
+pub use crate::form::{
+    CSRF_FORM_FIELD, DEFAULT_FORM_LIMIT, FormCsrf, FormCsrfFuture, FormCsrfLayer,
+};
 pub use crate::handle::{IssuedSession, SessionHandle};
 pub use crate::headers::{
-    CSRF_HEADER, EXPIRES_IN_HEADER, EXPOSE_HEADERS, PASSIVE_HEADER, TOKEN_HEADER,
+    CSRF_HEADER, EXPIRES_IN_HEADER, EXPOSE_HEADERS, FORWARDED_PROTO_HEADER, PASSIVE_HEADER,
+    TOKEN_HEADER,
 };
-pub use crate::keys::{Algorithm, Key, Keyring};
-pub use crate::layer::{SessionLayer, SessionService};
+pub use crate::key_refresh::{KeyRefresh, KeyRefreshFuture, KeyRefreshLayer};
+pub use crate::keys::{
+    Algorithm, CheckReport, DEFAULT_JWKS_REFRESH, DEFAULT_WATCH_INTERVAL, GeneratedKey, Key,
+    KeyDir, KeyDirLock, KeyEntry, KeyRefresher, KeySetSource, KeyWatcher, Keyring,
+    LOCK_FILE as KEY_DIR_LOCK_FILE, MAX_JWKS_BYTES, MAX_JWKS_KEYS, MIN_HMAC_SECRET, Rotation,
+    generate as generate_key,
+};
+pub use crate::layer::{ResponseFuture, SessionBody, SessionLayer, SessionService};
 pub use crate::obs::sid_tag;
-pub use crate::registry::{MemoryRegistry, SessionRegistry};
+pub use crate::registry::{
+    DEFAULT_PER_USER as DEFAULT_SESSIONS_PER_USER, DEFAULT_REGISTRY_CAPACITY, IpPolicy,
+    ListedSession, MAX_USER_AGENT, MemoryRegistry, MemoryRegistryBuilder, RegistryError,
+    RegistryStats, SessionEntry, SessionRegistry,
+};
 #[cfg(feature = "redis")]
-pub use crate::registry::{RedisRegistry, RedisRegistryOptions};
+pub use crate::registry::{
+    DEFAULT_QUEUE_CAPACITY as DEFAULT_REGISTRY_QUEUE_CAPACITY, RedisRegistry, RedisRegistryOptions,
+    RedisRegistryStatus,
+};
 pub use crate::responder::{LoginRedirect, RefusalContext, RefusalResponder, safe_next};
 pub use crate::response::ErrorBody;
 pub use crate::routes::{SessionStatus, session_routes};

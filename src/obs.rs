@@ -1,23 +1,5 @@
-//! Observability: what the crate logs and counts, and how it keeps secrets out.
-//!
-//! Every request behind the layer runs in a `session` span carrying the route and, once
-//! known, a **salted hash** of the session id ([`sid_tag`]) — never the token, its
-//! signature or the CSRF value (I6). Events: `session issued`, `session reissued`,
-//! `session refused` (with `reason`), `session revoked` (`all = true` for log-out
-//! everywhere), denylist overflow (warn), sweep, journal load, keyring rotation.
-//!
-//! With the `metrics` feature the same facts are counted through the `metrics` facade
-//! (install any recorder, e.g. a Prometheus exporter):
-//!
-//! | metric | kind | labels |
-//! | --- | --- | --- |
-//! | `jwt_session_refusals_total` | counter | `reason` (the refusal code) |
-//! | `jwt_session_issued_total` | counter | |
-//! | `jwt_session_reissues_total` | counter | |
-//! | `jwt_session_revocations_total` | counter | `kind` = `session` \| `subject` |
-//! | `jwt_session_denylist_evictions_total` | counter | |
-//! | `jwt_session_cold_verifies_total` | counter | |
-//! | `jwt_session_denylist_size` | gauge | |
+//! Observability: what the crate logs and counts (documented in the crate docs'
+//! "Observability" section), and the salted session tag that keeps secrets out.
 
 use std::hash::BuildHasher as _;
 use std::sync::OnceLock;

@@ -1,23 +1,4 @@
-//! Ready-made session routes, mounted in one line with [`session_routes`].
-//!
-//! | route | answer |
-//! | --- | --- |
-//! | `GET /session` | the [`SessionStatus`] of the current session |
-//! | `POST /session/refresh` | reissues now; the status as of the new token |
-//! | `POST /session/logout` | revokes this session, clears the cookie; `{"logged_out":true}` |
-//! | `POST /session/logout-all` | revokes every session of this user; `{"logged_out":true,"all":true}` |
-//! | `GET /.well-known/jwks.json` | the public keys (JWK Set) |
-//! | `GET /session/list` | with a [registry](crate::registry): `{"sessions":[{"id","current","created","last_active","user_agent","remember",…}]}` of this user, newest first |
-//! | `POST /session/revoke` `{"id"}` | ends that session of this user; 404 `session_not_found` when it is not this user's live session |
-//! | `POST /session/logout-others` | ends every session of this user but this one; `{"revoked":n}` |
-//!
-//! Without a registry the three inventory routes answer 404 `session_registry_off`.
-//!
-//! POSTs are unsafe methods, so they need `X-CSRF-Token` like every other — or, from an
-//! HTML form behind [`SessionLayer::with_forms`](crate::SessionLayer::with_forms), the
-//! `csrf_token` field. A logout posted by a form (a `application/x-www-form-urlencoded`
-//! or `multipart/form-data` body) answers `303 See Other` back to the page it came from
-//! (its `Referer`, when that is a page of this site; else `/`) instead of JSON.
+//! Ready-made session routes (documented on [`session_routes`]).
 
 use axum::Json;
 use axum::Router;
@@ -83,13 +64,34 @@ impl SessionStatus {
     }
 }
 
-/// The session routes (see the [module docs](self)), for a router behind a
+/// The session routes, for a router behind a
 /// [`SessionLayer<T>`](crate::SessionLayer).
 ///
 /// ```
 /// use axum::Router;
 /// let app: Router = Router::new().merge(jwt_session::session_routes::<(), ()>());
 /// ```
+///
+/// # Routes
+///
+/// | route | answer |
+/// | --- | --- |
+/// | `GET /session` | the [`SessionStatus`] of the current session |
+/// | `POST /session/refresh` | reissues now; the status as of the new token |
+/// | `POST /session/logout` | revokes this session, clears the cookie; `{"logged_out":true}` |
+/// | `POST /session/logout-all` | revokes every session of this user; `{"logged_out":true,"all":true}` |
+/// | `GET /.well-known/jwks.json` | the public keys (JWK Set) |
+/// | `GET /session/list` | with a [registry](crate::SessionRegistry): `{"sessions":[{"id","current","created","last_active","user_agent","remember",…}]}` of this user, newest first |
+/// | `POST /session/revoke` `{"id"}` | ends that session of this user; 404 `session_not_found` when it is not this user's live session |
+/// | `POST /session/logout-others` | ends every session of this user but this one; `{"revoked":n}` |
+///
+/// Without a registry the three inventory routes answer 404 `session_registry_off`.
+///
+/// POSTs are unsafe methods, so they need `X-CSRF-Token` like every other — or, from an
+/// HTML form behind [`SessionLayer::with_forms`](crate::SessionLayer::with_forms), the
+/// `csrf_token` field. A logout posted by a form (a `application/x-www-form-urlencoded`
+/// or `multipart/form-data` body) answers `303 See Other` back to the page it came from
+/// (its `Referer`, when that is a page of this site; else `/`) instead of JSON.
 pub fn session_routes<T: SessionData, S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/session", get(status::<T>))

@@ -422,7 +422,7 @@ proptest::proptest! {
     /// The unverified peek never panics, whatever the bytes.
     #[test]
     fn peek_unverified_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
-        let _ = jwt_session::codec::peek_unverified(&bytes);
+        let _ = jwt_session::unverified::peek(&bytes);
     }
 
     /// Three dot-separated parts of arbitrary base64url: still no panic, and an answer
@@ -430,7 +430,7 @@ proptest::proptest! {
     #[test]
     fn peek_unverified_of_jwt_shaped_input(head in "[A-Za-z0-9_-]{0,40}", body in "[A-Za-z0-9_-]{0,80}", sig in "[A-Za-z0-9_-]{0,20}") {
         let token = format!("{head}.{body}.{sig}");
-        if let Ok((h, c)) = jwt_session::codec::peek_unverified(token.as_bytes()) {
+        if let Ok((h, c)) = jwt_session::unverified::peek(token.as_bytes()) {
             proptest::prop_assert!(h.is_object() && c.is_object());
         }
     }
@@ -439,22 +439,25 @@ proptest::proptest! {
 #[test]
 fn peek_unverified_shows_what_decode_verifies() {
     use jwt_session::Refusal;
-    use jwt_session::codec::peek_unverified;
+    use jwt_session::unverified;
     let tmp = tempfile::tempdir().unwrap();
     let kid = keygen(tmp.path());
     let (token, claims) = mint(tmp.path(), T);
-    let (header, body) = peek_unverified(token.as_bytes()).unwrap();
+    let (header, body) = unverified::peek(token.as_bytes()).unwrap();
     assert_eq!(header["kid"], kid.as_str());
     assert_eq!(header["typ"], "session+jwt");
     assert_eq!(body["sid"], claims.sid.as_str());
     assert_eq!(body["auth_time"], T);
-    assert_eq!(peek_unverified(b"a.b"), Err(Refusal::Malformed));
-    assert_eq!(peek_unverified(b"e30.W10.x"), Err(Refusal::Malformed));
+    assert_eq!(unverified::peek(b"a.b"), Err(Refusal::Malformed));
+    assert_eq!(unverified::peek(b"e30.W10.x"), Err(Refusal::Malformed));
     assert_eq!(
-        peek_unverified(b"e30.e30."),
+        unverified::peek(b"e30.e30."),
         Ok((serde_json::json!({}), serde_json::json!({})))
     );
-    assert_eq!(peek_unverified(&vec![b'a'; 70_000]), Err(Refusal::TooLarge));
+    assert_eq!(
+        unverified::peek(&vec![b'a'; 70_000]),
+        Err(Refusal::TooLarge)
+    );
 }
 
 #[test]

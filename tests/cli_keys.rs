@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use jwt_session::keys::{KeyDir, LOCK_FILE, generate};
 use jwt_session::{Algorithm, Keyring};
+use jwt_session::{KEY_DIR_LOCK_FILE, KeyDir, generate_key};
 
 mod support;
 
@@ -30,7 +30,7 @@ fn files(dir: &Path) -> Vec<String> {
 
 /// A key directory with one Ed25519 key; its kid.
 fn key_dir(dir: &Path) -> String {
-    let key = generate(Algorithm::EdDSA, "ed25519-").unwrap();
+    let key = generate_key(Algorithm::EdDSA, "ed25519-").unwrap();
     key.write_to(dir).unwrap();
     key.key.kid().to_owned()
 }
@@ -106,7 +106,7 @@ fn rotate_promotes_a_new_key_and_keeps_the_old_one_verify_only() {
 fn rotate_keeps_an_hmac_signer_hmac() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    generate(Algorithm::HS256, "hs256-")
+    generate_key(Algorithm::HS256, "hs256-")
         .unwrap()
         .write_to(dir)
         .unwrap();
@@ -180,7 +180,7 @@ fn keys_lists_roles_and_ages() {
     assert!(r.stdout.contains("(now), due"), "{}", r.stdout);
 
     // A public key only.
-    let public = generate(Algorithm::EdDSA, "pub-").unwrap();
+    let public = generate_key(Algorithm::EdDSA, "pub-").unwrap();
     std::fs::write(
         dir.join(format!("{}.pub.pem", public.key.kid())),
         public.public_file.unwrap(),
@@ -244,7 +244,7 @@ fn bad_input_is_refused_with_exit_code_2() {
     assert_usage_error(&run(&["keys", s(&dir)]), "cannot load keys");
     let written: Vec<String> = files(&dir)
         .into_iter()
-        .filter(|f| f.as_str() != LOCK_FILE)
+        .filter(|f| f.as_str() != KEY_DIR_LOCK_FILE)
         .collect();
     assert_eq!(written, vec!["bad.pem".to_owned()]);
 
@@ -274,7 +274,7 @@ fn bad_input_is_refused_with_exit_code_2() {
     );
     let after: Vec<String> = files(&ed)
         .into_iter()
-        .filter(|f| f.as_str() != LOCK_FILE)
+        .filter(|f| f.as_str() != KEY_DIR_LOCK_FILE)
         .collect();
     assert_eq!(after, before);
 }

@@ -562,8 +562,8 @@ mod redis_backend {
     use std::sync::{Mutex, OnceLock};
     use std::time::{Duration, Instant};
 
-    use jwt_session::registry::{RedisRegistry, RedisRegistryOptions};
     use jwt_session::{RedisDenylist, RedisDenylistOptions, SessionLayer};
+    use jwt_session::{RedisRegistry, RedisRegistryOptions};
 
     use super::*;
 

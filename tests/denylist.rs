@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use http::StatusCode;
-use jwt_session::denylist::TokenFacts;
+use jwt_session::TokenFacts;
 use jwt_session::testing::TestKit;
 use jwt_session::{Clock, ManualClock, MemoryDenylist, Refusal, RevocationError, RevocationStore};
 use serde_json::{Value, json};

@@ -16,14 +16,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, header};
-use jwt_session::csrf::{Scheme, check_origin};
 use jwt_session::env::{self, EnvError};
-use jwt_session::keys::{Algorithm, generate};
+use jwt_session::{Algorithm, generate_key};
 use jwt_session::{
     DEFAULT_ABSOLUTE, DEFAULT_IDLE, DEFAULT_ISSUER, DEFAULT_LEEWAY, DEFAULT_REISSUE_AFTER,
     DEFAULT_REMEMBER_ABSOLUTE, DEFAULT_REMEMBER_IDLE, DEFAULT_TOKEN_CACHE, Keyring, SessionConfig,
     SessionConfigBuilder,
 };
+use jwt_session::{Scheme, check_origin};
 use serde_json::{Value, json};
 
 /// The prefix the child reads (set only for the child).
@@ -61,7 +61,7 @@ fn secs(d: Duration) -> u64 {
 
 /// A builder with the base settings of a test.
 fn builder(base: &str) -> SessionConfigBuilder {
-    let key = generate(Algorithm::EdDSA, "env-").unwrap().key;
+    let key = generate_key(Algorithm::EdDSA, "env-").unwrap().key;
     let builder = SessionConfig::builder(Keyring::new(key).unwrap());
     match base {
         "" => builder,

@@ -15,13 +15,13 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query};
 use axum::routing::{get, post};
 use http::{Request, StatusCode};
-use jwt_session::codec::peek_unverified;
-use jwt_session::keys::{KeyDir, KeyWatcher, generate};
 use jwt_session::testing::{refusal, set_cookies};
+use jwt_session::unverified;
 use jwt_session::{
     Algorithm, Clock, Keyring, Login, ManualClock, MemoryDenylist, Refusal, Session, SessionConfig,
     SessionConfigBuilder, SessionLayer,
 };
+use jwt_session::{KeyDir, KeyWatcher, generate_key};
 use tower::ServiceExt as _;
 
 const HOUR: u64 = 3600;
@@ -33,7 +33,7 @@ fn secs(s: u64) -> Duration {
 
 /// A new Ed25519 key written into `dir`; its kid.
 fn add_key(dir: &Path) -> String {
-    let key = generate(Algorithm::EdDSA, "test-").unwrap();
+    let key = generate_key(Algorithm::EdDSA, "test-").unwrap();
     key.write_to(dir).unwrap();
     key.key.kid().to_owned()
 }
@@ -129,7 +129,7 @@ async fn me(app: &Router, token: &str) -> Got {
 
 /// The `kid` a token names.
 fn kid(token: &str) -> String {
-    let (header, _) = peek_unverified(token.as_bytes()).unwrap();
+    let (header, _) = unverified::peek(token.as_bytes()).unwrap();
     header["kid"].as_str().unwrap().to_owned()
 }
 

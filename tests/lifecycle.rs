@@ -413,7 +413,7 @@ fn assert_browser_session_cookie(c: &SetCookie, what: &str) {
 }
 
 /// The denylist entry of session `sid`.
-fn entry(kit: &TestKit, sid: &str) -> jwt_session::denylist::RevocationEntry {
+fn entry(kit: &TestKit, sid: &str) -> jwt_session::RevocationEntry {
     kit.store()
         .snapshot()
         .into_iter()

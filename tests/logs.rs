@@ -156,7 +156,7 @@ fn no_secret_reaches_a_log_line() {
                 assert_eq!(res.status(), StatusCode::OK);
             }
             // Key rotation and a sweep.
-            let next_key = jwt_session::keys::generate(jwt_session::Algorithm::EdDSA, "n-")
+            let next_key = jwt_session::generate_key(jwt_session::Algorithm::EdDSA, "n-")
                 .unwrap()
                 .key;
             let kid = next_key.kid().to_owned();

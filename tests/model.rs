@@ -59,7 +59,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
-use jwt_session::denylist::RevocationEntry;
+use jwt_session::RevocationEntry;
 use jwt_session::testing::{TestKit, refusal};
 use jwt_session::{
     Login, Logout, LogoutAll, ManualClock, MemoryDenylist, ReauthRequired, Reauthenticated,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use http::StatusCode;
-use jwt_session::denylist::TokenFacts;
+use jwt_session::TokenFacts;
 use jwt_session::testing::{TestKit, refusal};
 use jwt_session::{RedisDenylist, RedisDenylistOptions, Refusal, RevocationStore, SessionLayer};
 

@@ -23,8 +23,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
-use jwt_session::registry::{IpPolicy, RegistryError, RegistryStats, SessionEntry};
 use jwt_session::testing::{TestClient, TestKit, TestResponse, refusal};
+use jwt_session::{IpPolicy, RegistryError, RegistryStats, SessionEntry};
 use jwt_session::{
     Login, MemoryDenylist, MemoryRegistry, Reauthenticated, Refusal, RevocationError, Session,
     SessionRegistry, Update, session_routes,
@@ -375,7 +375,7 @@ async fn a_long_user_agent_is_truncated_and_a_missing_one_is_null() {
         "no header, no agent: {agents:?}"
     );
     let kept = agents.iter().find_map(|a| a.as_str()).unwrap();
-    assert_eq!(kept.chars().count(), jwt_session::registry::MAX_USER_AGENT);
+    assert_eq!(kept.chars().count(), jwt_session::MAX_USER_AGENT);
     assert!(
         kept.chars().all(|c| c == 'é'),
         "cut at a character boundary"

@@ -24,12 +24,12 @@ use axum::extract::Path;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::{Request, StatusCode};
-use jwt_session::registry::{RedisRegistry, RedisRegistryOptions};
 use jwt_session::testing::{TestClient, TestKit, TestResponse, refusal};
 use jwt_session::{
     Login, MemoryRegistry, RedisDenylist, RedisDenylistOptions, Refusal, Session, SessionLayer,
     SessionRegistry, session_routes,
 };
+use jwt_session::{RedisRegistry, RedisRegistryOptions};
 use redis::Commands as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -661,7 +661,7 @@ async fn a_memory_registry_and_a_redis_one_list_the_same() {
     for sub in ["alice", "bob", "carol"] {
         let m = memory.list(sub, kit.now());
         let r = redis.list(sub, kit.now());
-        let strip = |v: Vec<jwt_session::registry::SessionEntry>| {
+        let strip = |v: Vec<jwt_session::SessionEntry>| {
             v.into_iter()
                 .map(|mut e| {
                     e.id = String::new();
@@ -681,14 +681,11 @@ struct Both {
 }
 
 impl SessionRegistry for Both {
-    fn put(
-        &self,
-        entry: jwt_session::registry::SessionEntry,
-    ) -> Result<(), jwt_session::RevocationError> {
+    fn put(&self, entry: jwt_session::SessionEntry) -> Result<(), jwt_session::RevocationError> {
         self.redis.put(entry.clone())?;
         self.memory.put(entry)
     }
-    fn get(&self, sid: &str) -> Option<jwt_session::registry::SessionEntry> {
+    fn get(&self, sid: &str) -> Option<jwt_session::SessionEntry> {
         self.memory.get(sid)
     }
     fn remove(&self, sid: &str) -> Result<(), jwt_session::RevocationError> {
@@ -699,10 +696,10 @@ impl SessionRegistry for Both {
         self.redis.remove_user(sub)?;
         self.memory.remove_user(sub)
     }
-    fn list(&self, sub: &str, now: i64) -> Vec<jwt_session::registry::SessionEntry> {
+    fn list(&self, sub: &str, now: i64) -> Vec<jwt_session::SessionEntry> {
         self.memory.list(sub, now)
     }
-    fn stats(&self, now: i64) -> jwt_session::registry::RegistryStats {
+    fn stats(&self, now: i64) -> jwt_session::RegistryStats {
         self.memory.stats(now)
     }
     fn sweep(&self, now: i64) -> usize {

@@ -19,7 +19,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use jwt_session::denylist::TokenFacts;
+use jwt_session::TokenFacts;
 use jwt_session::testing::{TestKit, refusal};
 use jwt_session::{
     Clock, Key, Keyring, MAX_TIME, ManualClock, MemoryDenylist, Refusal, RevocationStore,
@@ -324,7 +324,7 @@ async fn origin_is_compared_with_scheme_host_and_port() {
 #[tokio::test]
 async fn a_forwarded_proto_is_used_only_when_trusted() {
     // Not trusted: the header changes nothing.
-    let h = harness(|b| b.site_scheme(jwt_session::csrf::Scheme::Http));
+    let h = harness(|b| b.site_scheme(jwt_session::Scheme::Http));
     let got = post_write(
         &h,
         &[
@@ -337,7 +337,7 @@ async fn a_forwarded_proto_is_used_only_when_trusted() {
     assert_eq!(got, Err(Refusal::OriginRejected));
 
     let h = harness(|b| {
-        b.site_scheme(jwt_session::csrf::Scheme::Http)
+        b.site_scheme(jwt_session::Scheme::Http)
             .trust_forwarded_proto(true)
     });
     let host = ("host", "app.example");

@@ -1470,7 +1470,7 @@ async fn a_verify_only_instance_trusts_the_issuer_through_its_key_set_and_shared
     // The issuer rotates: a new signer promoted in its key directory (it watches it).
     let old = login(&http, &issuer, "bob", "builder").await;
     let old_kid = old.header()["kid"].as_str().unwrap().to_owned();
-    let next = jwt_session::keys::generate(jwt_session::keys::Algorithm::EdDSA, "next-").unwrap();
+    let next = jwt_session::generate_key(jwt_session::Algorithm::EdDSA, "next-").unwrap();
     next.write_to(keys.path()).unwrap();
     std::fs::write(keys.path().join("SIGNER"), next.key.kid()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -1,6 +1,6 @@
 //! Smoke test: the shipped development keys sign and verify.
 #![allow(clippy::unwrap_used)]
-use jwt_session::{Claims, Keyring, ManualClock, SessionConfig, keys};
+use jwt_session::{Claims, Keyring, ManualClock, SessionConfig};
 
 #[test]
 fn dev_keys_round_trip() {
@@ -21,7 +21,7 @@ fn dev_keys_round_trip() {
     let token = config.codec().encode(&claims).unwrap();
     let back = config.codec().decode::<()>(token.as_bytes()).unwrap();
     assert_eq!(back.claims, claims);
-    let hs = keys::generate(jwt_session::Algorithm::HS256, "h-").unwrap();
+    let hs = jwt_session::generate_key(jwt_session::Algorithm::HS256, "h-").unwrap();
     let config = SessionConfig::builder(Keyring::new(hs.key).unwrap())
         .build()
         .unwrap();

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::{HeaderValue, Method, Request, StatusCode, header};
-use jwt_session::denylist::TokenFacts;
+use jwt_session::TokenFacts;
 use jwt_session::testing::TestKit;
 use jwt_session::{
     CSRF_HEADER, Clock, EXPIRES_IN_HEADER, EXPOSE_HEADERS, LoginRedirect, Logout, MemoryDenylist,

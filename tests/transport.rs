@@ -315,7 +315,7 @@ async fn cache_forgets_tokens_of_a_retired_key() {
         StatusCode::OK
     );
     let old = kit.config().codec().keyring().signer().kid().to_owned();
-    let next = jwt_session::keys::generate(jwt_session::Algorithm::EdDSA, "next-")
+    let next = jwt_session::generate_key(jwt_session::Algorithm::EdDSA, "next-")
         .unwrap()
         .key;
     let next_kid = next.kid().to_owned();

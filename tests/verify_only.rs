@@ -9,8 +9,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
 use http::{Request, StatusCode, header};
-use jwt_session::keys::{Algorithm, KeyRefresher, KeySetSource, generate};
 use jwt_session::testing::{TestKit, refusal};
+use jwt_session::{Algorithm, KeyRefresher, KeySetSource, generate_key};
 use jwt_session::{Key, Keyring, MemoryDenylist, Refusal, Session, SessionConfig, SessionLayer};
 use serde_json::json;
 use tower::ServiceExt as _;
@@ -117,7 +117,7 @@ async fn a_verifier_accepts_the_issuers_sessions_and_never_signs() {
 
 #[test]
 fn a_key_set_takes_only_pinned_signature_keys() {
-    let ed = generate(Algorithm::EdDSA, "ed-").unwrap().key;
+    let ed = generate_key(Algorithm::EdDSA, "ed-").unwrap().key;
     let ec = Key::from_pem("ec-1", include_bytes!("fixtures/es256-test.pem")).unwrap();
     let mut ed_jwk = ed.public_jwk().unwrap();
     let ec_jwk = ec.public_jwk().unwrap();
@@ -146,7 +146,7 @@ fn a_key_set_takes_only_pinned_signature_keys() {
         json!({"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"}]})
             .to_string()
             .into_bytes(),
-        vec![b' '; jwt_session::keys::MAX_JWKS_BYTES + 1],
+        vec![b' '; jwt_session::MAX_JWKS_BYTES + 1],
     ] {
         assert!(
             Keyring::from_jwks(&bad).is_err(),
@@ -154,7 +154,7 @@ fn a_key_set_takes_only_pinned_signature_keys() {
             String::from_utf8_lossy(&bad[..bad.len().min(40)])
         );
     }
-    let many: Vec<serde_json::Value> = (0..=jwt_session::keys::MAX_JWKS_KEYS)
+    let many: Vec<serde_json::Value> = (0..=jwt_session::MAX_JWKS_KEYS)
         .map(|i| {
             let mut k = ed.public_jwk().unwrap();
             k["kid"] = json!(format!("k{i}"));
@@ -195,7 +195,7 @@ async fn after_the_issuer_rotates_one_refresh_brings_the_new_key_and_old_tokens_
     assert_eq!(refresher.refreshes(), 0, "a known kid needs no refresh");
 
     // The issuer rotates: a new signer, the old key verify-only; it publishes both.
-    let next = generate(Algorithm::EdDSA, "next-").unwrap().key;
+    let next = generate_key(Algorithm::EdDSA, "next-").unwrap().key;
     let next_kid = next.kid().to_owned();
     issuer
         .config()

@@ -134,7 +134,7 @@ pub(crate) async fn login_form(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let same_origin = jwt_session::csrf::proves_same_origin(
+    let same_origin = jwt_session::proves_same_origin(
         &parts.headers,
         parts.uri.authority().map(|a| a.as_str()),
         ctx.config().origins(),

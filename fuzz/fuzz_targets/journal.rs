@@ -23,8 +23,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use jwt_session::denylist::{RevocationEntry, summarize_journal};
 use jwt_session::{ManualClock, MemoryDenylist, RevocationStore};
+use jwt_session::{RevocationEntry, summarize_journal};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

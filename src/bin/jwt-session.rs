@@ -36,8 +36,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use jwt_session::codec::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_TYPE};
 use jwt_session::{Clock, DEFAULT_ISSUER, Policy};
+use jwt_session::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_TYPE};
 
 /// Operator's tool for jwt-session: keys, token inspection, revocation journals.
 #[derive(Debug, Parser)]

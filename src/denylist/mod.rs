@@ -1,13 +1,4 @@
-//! Revocation: the [`RevocationStore`] trait and the bounded, swept, optionally journaled
-//! in-memory backend [`MemoryDenylist`].
-//!
-//! Revocations are keyed on the session id (`sid`), never on token bytes (an ECDSA
-//! signature has two valid encodings), and on the subject for "log out everywhere".
-//! Each entry lives only as long as some token it refuses could still be valid (I2):
-//!
-//! * a session revoked at `R`: until `min(auth_time + absolute, R + idle) + leeway`;
-//! * a subject revoked at `T` (every session with `auth_time <= T`): until
-//!   `T + absolute + leeway`.
+//! Revocation (documented on [`RevocationStore`]).
 
 mod journal;
 mod memory;
@@ -63,6 +54,17 @@ pub(crate) const NEWEST_GENERATION: u32 = u32::MAX - 1;
 ///
 /// Implementations must be fast and non-blocking on [`is_revoked`](Self::is_revoked):
 /// it runs on every request. Errors make the layer refuse (fail closed, I5).
+///
+/// Revocation: the [`RevocationStore`] trait and the bounded, swept, optionally journaled
+/// in-memory backend [`MemoryDenylist`].
+///
+/// Revocations are keyed on the session id (`sid`), never on token bytes (an ECDSA
+/// signature has two valid encodings), and on the subject for "log out everywhere".
+/// Each entry lives only as long as some token it refuses could still be valid (I2):
+///
+/// * a session revoked at `R`: until `min(auth_time + absolute, R + idle) + leeway`;
+/// * a subject revoked at `T` (every session with `auth_time <= T`): until
+///   `T + absolute + leeway`.
 pub trait RevocationStore: Send + Sync + 'static {
     /// Revoke session `sid` (logged in at `auth_time`). The store reads `clock` *after*
     /// the revocation is visible to [`is_revoked`](Self::is_revoked), and dates it with

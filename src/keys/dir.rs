@@ -1,4 +1,4 @@
-//! The key directory (see the [module docs](super) for its layout): loading a keyring
+//! The key directory (see [`Keyring`](crate::Keyring) for its layout): loading a keyring
 //! from it, the `SIGNER` file, and writing a generated key into it.
 
 use std::path::Path;
@@ -13,7 +13,7 @@ use super::rotate::write_file;
 use crate::error::KeyError;
 
 impl Keyring {
-    /// Load a key directory (see the [module docs](crate::keys) for its layout).
+    /// Load a key directory (see [`Keyring`](crate::Keyring) for its layout).
     ///
     /// # Errors
     ///

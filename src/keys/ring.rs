@@ -9,6 +9,29 @@ use crate::error::KeyError;
 
 /// Keys by `kid`: exactly one signer, any number of verify-only keys — or, for a
 /// verify-only service ([`Keyring::verify_only`]), public keys only.
+///
+/// Keys load from PEM (files, a directory, or bytes) or from an HMAC secret. Rotation is
+/// [`Keyring::add`] → [`Keyring::promote`] → (after the absolute timeout)
+/// [`Keyring::retire`]. [`Keyring::jwks`] exports public keys only. Every key type prints
+/// as `REDACTED`; the underlying key material is zeroized on drop by `jsonwebtoken`.
+///
+/// # Key directory layout
+///
+/// | file | meaning |
+/// | --- | --- |
+/// | `<kid>.pem` | PKCS#8 private key (Ed25519 → EdDSA, P-256 → ES256): can sign |
+/// | `<kid>.pub.pem` | SPKI public key: verify-only (ignored if `<kid>.pem` exists, but must match it) |
+/// | `<kid>.hs256` | base64 or base64url HMAC secret of at least 32 bytes: can sign |
+/// | `SIGNER` | the `kid` of the signing key; optional when exactly one key can sign |
+/// | `<kid>.promoted` | when the key became the signer (UNIX seconds; written by rotation) |
+/// | `<kid>.demoted` | when the key stopped signing (UNIX seconds): retired once its last token has expired |
+/// | `.rotate.lock` | the rotators' lock ([`KEY_DIR_LOCK_FILE`](crate::KEY_DIR_LOCK_FILE)) |
+///
+/// Other files (e.g. `README.md`, dot files) are not loaded.
+///
+/// A running service follows the directory with a [`KeyWatcher`](crate::KeyWatcher) (new, promoted and
+/// retired keys without a restart) and can rotate on a schedule
+/// ([`KeyWatcher::rotate_every`](crate::KeyWatcher::rotate_every)); [`KeyDir`](crate::KeyDir) makes the same changes by hand, atomically.
 #[derive(Clone)]
 pub struct Keyring {
     signer: Arc<Key>,

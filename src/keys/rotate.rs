@@ -25,13 +25,13 @@ pub(super) const PROMOTED: &str = ".promoted";
 /// Suffix of the file that records when a key stopped signing (UNIX seconds).
 pub(super) const DEMOTED: &str = ".demoted";
 
-/// A key directory on disk (see the [module docs](super) for its layout) and the changes
+/// A key directory on disk (see [`Keyring`](crate::Keyring) for its layout) and the changes
 /// an operator or an automatic rotator makes to it, each atomic on disk.
 ///
 /// ```
-/// # use jwt_session::keys::{KeyDir, generate, Algorithm};
+/// # use jwt_session::{KeyDir, generate_key, Algorithm};
 /// # let tmp = tempfile::tempdir().unwrap();
-/// # generate(Algorithm::EdDSA, "k-").unwrap().write_to(tmp.path()).unwrap();
+/// # generate_key(Algorithm::EdDSA, "k-").unwrap().write_to(tmp.path()).unwrap();
 /// let dir = KeyDir::new(tmp.path());
 /// let old = dir.load()?.signer().kid().to_owned();
 /// let lock = dir.lock()?;

@@ -38,14 +38,14 @@ pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 ///
 /// ```
 /// # use std::time::Duration;
-/// # use jwt_session::{SessionConfig, Keyring, keys::{KeyWatcher, generate, Algorithm}};
+/// # use jwt_session::{SessionConfig, Keyring, KeyWatcher, generate_key, Algorithm};
 /// # let tmp = tempfile::tempdir().unwrap();
-/// # generate(Algorithm::EdDSA, "k-").unwrap().write_to(tmp.path()).unwrap();
+/// # generate_key(Algorithm::EdDSA, "k-").unwrap().write_to(tmp.path()).unwrap();
 /// let config = SessionConfig::builder(Keyring::load_dir(tmp.path())?).build()?;
 /// let watcher = KeyWatcher::new(&config, tmp.path()).every(Duration::from_secs(2));
 ///
 /// // A new key is promoted on disk (by the CLI, another instance, a deployment)…
-/// let next = generate(Algorithm::EdDSA, "k-")?;
+/// let next = generate_key(Algorithm::EdDSA, "k-")?;
 /// next.write_to(tmp.path())?;
 /// std::fs::write(tmp.path().join("SIGNER"), next.key.kid())?;
 ///

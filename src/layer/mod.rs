@@ -1,52 +1,5 @@
-//! The tower layer: the only glue between HTTP and the session domain.
-//!
-//! For every request [`SessionService`]:
-//!
-//! 1. finds the session cookie (over every `Cookie` header);
-//! 2. verifies it ([`Codec::decode`](crate::Codec::decode)), checks its times
-//!    ([`Claims::check`](crate::Claims::check)) and the revocation store;
-//! 3. on unsafe methods, refuses cross-site requests and, for a cookie-borne session,
-//!    requires `X-CSRF-Token` to equal the session's token (403);
-//! 4. hands the outcome to handlers through request extensions (extract it with
-//!    [`Session`] or `Option<Session>`); with
-//!    [`SessionLayer::require_session`] it answers 401 itself instead;
-//! 5. on the way out, carries out [`Login`](crate::Login) / [`Logout`](crate::Logout) /
-//!    [`LogoutAll`](crate::LogoutAll) / [`Refresh`](crate::Refresh), or reissues the token
-//!    when due on a successful (< 400) response — after re-reading the clock and
-//!    re-checking revocation (I3) — and clears a refused cookie.
-//!
-//! The request half is one synchronous admission step: from the request to one
-//! decision (the session or the refusal, where the token came from, whether the request
-//! is passive). `SessionService::call` only opens the span, inserts that decision for the
-//! extractors and builds the response future, which finishes the work on the response.
-//!
-//! Every response for a session carries [`EXPIRES_IN_HEADER`](crate::EXPIRES_IN_HEADER) (seconds until the session
-//! ends unless there is activity) and `Cache-Control: no-store`. Refusals carry
-//! `{"error":{"code":…,"message":…}}` and the [`Refusal`] in their
-//! response extensions.
-//!
-//! # Example
-//!
-//! ```
-//! use axum::{Router, routing::get, body::Body};
-//! use http::{Request, StatusCode};
-//! use jwt_session::{Session, SessionLayer, testing::TestKit};
-//! use tower::ServiceExt as _;
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let kit = TestKit::new();
-//! let app = Router::new()
-//!     .route("/me", get(|s: Session| async move { s.subject().to_owned() }))
-//!     .layer(kit.layer::<()>());
-//!
-//! let req = Request::get("/me").header("cookie", kit.cookie("alice")).body(Body::empty()).unwrap();
-//! let res = app.clone().oneshot(req).await.unwrap();
-//! assert_eq!(res.status(), StatusCode::OK);
-//!
-//! let res = app.oneshot(Request::get("/me").body(Body::empty()).unwrap()).await.unwrap();
-//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-//! # }
-//! ```
+//! The tower layer: the only glue between HTTP and the session domain (documented on
+//! [`SessionLayer`]).
 
 mod admission;
 mod cache;
@@ -69,6 +22,54 @@ use crate::responder::RefusalResponder;
 use crate::session::{Session, SessionData};
 
 /// Wraps a service with sessions. Holds only configuration (cheap to clone).
+///
+/// For every request [`SessionService`]:
+///
+/// 1. finds the session cookie (over every `Cookie` header);
+/// 2. verifies it ([`Codec::decode`](crate::Codec::decode)), checks its times
+///    ([`Claims::check`](crate::Claims::check)) and the revocation store;
+/// 3. on unsafe methods, refuses cross-site requests and, for a cookie-borne session,
+///    requires `X-CSRF-Token` to equal the session's token (403);
+/// 4. hands the outcome to handlers through request extensions (extract it with
+///    [`Session`] or `Option<Session>`); with
+///    [`SessionLayer::require_session`] it answers 401 itself instead;
+/// 5. on the way out, carries out [`Login`](crate::Login) / [`Logout`](crate::Logout) /
+///    [`LogoutAll`](crate::LogoutAll) / [`Refresh`](crate::Refresh), or reissues the token
+///    when due on a successful (< 400) response — after re-reading the clock and
+///    re-checking revocation (I3) — and clears a refused cookie.
+///
+/// The request half is one synchronous admission step: from the request to one
+/// decision (the session or the refusal, where the token came from, whether the request
+/// is passive). `SessionService::call` only opens the span, inserts that decision for the
+/// extractors and builds the response future, which finishes the work on the response.
+///
+/// Every response for a session carries [`EXPIRES_IN_HEADER`](crate::EXPIRES_IN_HEADER) (seconds until the session
+/// ends unless there is activity) and `Cache-Control: no-store`. Refusals carry
+/// `{"error":{"code":…,"message":…}}` and the [`Refusal`] in their
+/// response extensions.
+///
+/// # Example
+///
+/// ```
+/// use axum::{Router, routing::get, body::Body};
+/// use http::{Request, StatusCode};
+/// use jwt_session::{Session, SessionLayer, testing::TestKit};
+/// use tower::ServiceExt as _;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let kit = TestKit::new();
+/// let app = Router::new()
+///     .route("/me", get(|s: Session| async move { s.subject().to_owned() }))
+///     .layer(kit.layer::<()>());
+///
+/// let req = Request::get("/me").header("cookie", kit.cookie("alice")).body(Body::empty()).unwrap();
+/// let res = app.clone().oneshot(req).await.unwrap();
+/// assert_eq!(res.status(), StatusCode::OK);
+///
+/// let res = app.oneshot(Request::get("/me").body(Body::empty()).unwrap()).await.unwrap();
+/// assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+/// # }
+/// ```
 #[must_use]
 pub struct SessionLayer<T = ()> {
     pub(crate) state: Arc<LayerState<T>>,
@@ -172,7 +173,7 @@ impl<T: SessionData> SessionLayer<T> {
     }
 
     /// The layer that lets HTML forms carry the CSRF token in a `csrf_token` field (see
-    /// [`form`](crate::form)); put it outside this layer, or use
+    /// [`FormCsrfLayer`](crate::FormCsrfLayer)); put it outside this layer, or use
     /// [`with_forms`](Self::with_forms).
     pub fn form_csrf(&self) -> crate::form::FormCsrfLayer {
         crate::form::FormCsrfLayer::new(self.state.config.cookie().clone())
@@ -185,7 +186,7 @@ impl<T: SessionData> SessionLayer<T> {
         tower_layer::Stack::new(self, forms)
     }
 
-    /// List each user's sessions in `registry` (see [`registry`](crate::registry)): the
+    /// List each user's sessions in `registry` (see [`SessionRegistry`](crate::SessionRegistry)): the
     /// layer writes to it at login, reissue, update, re-authentication and logout — never
     /// on a plain request, and never reads it to decide one. Client IPs are not kept
     /// unless [`registry_ip`](Self::registry_ip) says so.

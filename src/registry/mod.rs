@@ -1,24 +1,4 @@
-//! The session registry (optional): which sessions a user has, for "where you're signed
-//! in" pages, ending one device's session, and operators' views — without a store read on
-//! the request path.
-//!
-//! The layer **writes** to it when something happens to a session anyway — a login, a
-//! reissue (so at most once per `reissue_after` per session, never on a plain request), an
-//! update or re-authentication, a logout or revocation — and **never reads** it to accept
-//! or refuse a request: the token and the revocation store stay the only things on the hot
-//! path. A registry that is full or failing never blocks a request; revocation keeps
-//! failing closed as before. Entries expire with their session (I2-style), so "last
-//! active" is accurate to `reissue_after`.
-//!
-//! Two backends: [`MemoryRegistry`] (one process; bounded per user and in total, swept,
-//! optionally journaled) and, with the `redis` feature, `RedisRegistry` (shared by every
-//! instance; the layer's writes are queued and sent by a background task, so a slow or
-//! unreachable Redis never holds a request).
-//!
-//! Turn it on with [`SessionLayer::with_registry`](crate::SessionLayer::with_registry);
-//! list and end sessions through [`SessionHandle`](crate::SessionHandle) or the
-//! ready-made routes (`GET /session/list`, `POST /session/revoke`,
-//! `POST /session/logout-others`).
+//! The session registry (documented on [`SessionRegistry`]).
 
 mod memory;
 #[cfg(feature = "redis")]
@@ -160,6 +140,28 @@ pub enum IpPolicy {
 /// `RedisRegistry` does). The reads ([`list`](Self::list), [`get`](Self::get),
 /// [`stats`](Self::stats)) serve the inventory routes, the
 /// [`SessionHandle`](crate::SessionHandle) and operators — never a request's admission.
+///
+/// The session registry (optional): which sessions a user has, for "where you're signed
+/// in" pages, ending one device's session, and operators' views — without a store read on
+/// the request path.
+///
+/// The layer **writes** to it when something happens to a session anyway — a login, a
+/// reissue (so at most once per `reissue_after` per session, never on a plain request), an
+/// update or re-authentication, a logout or revocation — and **never reads** it to accept
+/// or refuse a request: the token and the revocation store stay the only things on the hot
+/// path. A registry that is full or failing never blocks a request; revocation keeps
+/// failing closed as before. Entries expire with their session (I2-style), so "last
+/// active" is accurate to `reissue_after`.
+///
+/// Two backends: [`MemoryRegistry`] (one process; bounded per user and in total, swept,
+/// optionally journaled) and, with the `redis` feature, `RedisRegistry` (shared by every
+/// instance; the layer's writes are queued and sent by a background task, so a slow or
+/// unreachable Redis never holds a request).
+///
+/// Turn it on with [`SessionLayer::with_registry`](crate::SessionLayer::with_registry);
+/// list and end sessions through [`SessionHandle`](crate::SessionHandle) or the
+/// ready-made routes (`GET /session/list`, `POST /session/revoke`,
+/// `POST /session/logout-others`).
 pub trait SessionRegistry: Send + Sync + 'static {
     /// Insert or replace the entry of `entry.sid` (keeping its listed id when known).
     ///

@@ -75,7 +75,7 @@ pub struct RedisRegistryStatus {
 /// ```no_run
 /// use std::time::Duration;
 /// use jwt_session::{Keyring, RedisDenylist, RedisDenylistOptions, SessionConfig, SessionLayer};
-/// use jwt_session::registry::{RedisRegistry, RedisRegistryOptions};
+/// use jwt_session::{RedisRegistry, RedisRegistryOptions};
 ///
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = SessionConfig::builder(Keyring::load_dir("keys")?).build()?;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::Router;
 use axum::routing::get;
 use http::{Method, StatusCode};
-use jwt_session::denylist::TokenFacts;
+use jwt_session::TokenFacts;
 use jwt_session::testing::TestKit;
 use jwt_session::{
     Clock, EXPIRES_IN_HEADER, Policy, Refusal, RevocationError, RevocationStore, SameSite,

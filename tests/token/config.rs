@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use jwt_session::codec::DEFAULT_MAX_TOKEN_LEN;
+use jwt_session::DEFAULT_MAX_TOKEN_LEN;
 use jwt_session::{
     ConfigError, CookieSettings, DEFAULT_ABSOLUTE, DEFAULT_IDLE, DEFAULT_ISSUER, DEFAULT_LEEWAY,
     DEFAULT_REISSUE_AFTER, ManualClock, SameSite, SessionConfig, SessionConfigBuilder,

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use jwt_session::keys;
 use jwt_session::{Algorithm, CsrfToken, Key, KeyError, Keyring, Refusal};
 use serde_json::Value;
 
@@ -23,7 +22,9 @@ fn rotation_old_tokens_verify_until_the_old_key_is_retired() {
     let old = codec.encode(&login(T0)).unwrap();
     assert_eq!(header_of(&old)["kid"], DEV_KID);
 
-    let next = keys::generate(Algorithm::EdDSA, "next-").unwrap().key;
+    let next = jwt_session::generate_key(Algorithm::EdDSA, "next-")
+        .unwrap()
+        .key;
     let next_kid = next.kid().to_owned();
     codec
         .rotate(|ring| {
@@ -95,7 +96,9 @@ fn a_failed_rotation_leaves_the_keyring_unchanged() {
 
 #[test]
 fn unknown_kid_is_refused() {
-    let other = keys::generate(Algorithm::EdDSA, "other-").unwrap().key;
+    let other = jwt_session::generate_key(Algorithm::EdDSA, "other-")
+        .unwrap()
+        .key;
     let token = codec_for(Keyring::new(other).unwrap())
         .encode(&login(T0))
         .unwrap();
@@ -111,7 +114,7 @@ fn promoting_a_verify_only_key_is_refused() {
     assert!(matches!(err, KeyError::CannotSign(k) if k == ES_KID));
     assert_eq!(ring.signer().kid(), DEV_KID);
 
-    let verify_only = keys::generate(Algorithm::EdDSA, "v-")
+    let verify_only = jwt_session::generate_key(Algorithm::EdDSA, "v-")
         .unwrap()
         .key
         .to_verify_only()
@@ -162,7 +165,7 @@ fn load_dir_reads_the_development_keys() {
 #[test]
 fn load_dir_adds_public_only_keys_as_verify_only() {
     let dir = tempfile::tempdir().unwrap();
-    keys::generate(Algorithm::EdDSA, "a-")
+    jwt_session::generate_key(Algorithm::EdDSA, "a-")
         .unwrap()
         .write_to(dir.path())
         .unwrap();
@@ -202,8 +205,8 @@ fn load_dir_of_a_missing_directory_is_an_io_error() {
 #[test]
 fn load_dir_with_two_private_keys_needs_a_signer_file() {
     let dir = tempfile::tempdir().unwrap();
-    let a = keys::generate(Algorithm::EdDSA, "a-").unwrap();
-    let b = keys::generate(Algorithm::HS256, "b-").unwrap();
+    let a = jwt_session::generate_key(Algorithm::EdDSA, "a-").unwrap();
+    let b = jwt_session::generate_key(Algorithm::HS256, "b-").unwrap();
     a.write_to(dir.path()).unwrap();
     b.write_to(dir.path()).unwrap();
     let err = Keyring::load_dir(dir.path()).unwrap_err();
@@ -221,7 +224,7 @@ fn load_dir_with_two_private_keys_needs_a_signer_file() {
 #[test]
 fn load_dir_with_signer_naming_a_missing_kid_fails() {
     let dir = tempfile::tempdir().unwrap();
-    keys::generate(Algorithm::EdDSA, "a-")
+    jwt_session::generate_key(Algorithm::EdDSA, "a-")
         .unwrap()
         .write_to(dir.path())
         .unwrap();
@@ -243,8 +246,8 @@ fn load_dir_with_signer_naming_a_missing_kid_fails() {
 #[test]
 fn load_dir_with_a_mismatched_public_key_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let a = keys::generate(Algorithm::EdDSA, "a-").unwrap();
-    let b = keys::generate(Algorithm::EdDSA, "b-").unwrap();
+    let a = jwt_session::generate_key(Algorithm::EdDSA, "a-").unwrap();
+    let b = jwt_session::generate_key(Algorithm::EdDSA, "b-").unwrap();
     let kid = a.key.kid().to_owned();
     std::fs::write(dir.path().join(format!("{kid}.pem")), &a.private_file).unwrap();
     std::fs::write(
@@ -335,7 +338,7 @@ fn keys_other_than_ed25519_and_p256_are_refused() {
 
 #[test]
 fn jwks_has_public_keys_only() {
-    let verify_only = keys::generate(Algorithm::EdDSA, "old-")
+    let verify_only = jwt_session::generate_key(Algorithm::EdDSA, "old-")
         .unwrap()
         .key
         .to_verify_only()
@@ -408,8 +411,8 @@ fn pem_body_lines(pem: &str) -> Vec<String> {
 
 #[test]
 fn debug_output_never_shows_key_material() {
-    let generated = keys::generate(Algorithm::EdDSA, "dbg-").unwrap();
-    let hmac = keys::generate(Algorithm::HS256, "hdbg-").unwrap();
+    let generated = jwt_session::generate_key(Algorithm::EdDSA, "dbg-").unwrap();
+    let hmac = jwt_session::generate_key(Algorithm::HS256, "hdbg-").unwrap();
     let es = es_key();
     let hs = hs_key();
     let ring = dev_ring()
@@ -481,7 +484,7 @@ fn csrf_tokens_are_random_and_compare_exactly() {
 
 #[test]
 fn generated_ed25519_key_reloads_from_its_pem_files() {
-    let g = keys::generate(Algorithm::EdDSA, "gen-").unwrap();
+    let g = jwt_session::generate_key(Algorithm::EdDSA, "gen-").unwrap();
     let kid = g.key.kid().to_owned();
     assert!(
         kid.starts_with("gen-") && kid.len() == "gen-".len() + 16,
@@ -516,7 +519,7 @@ fn generated_ed25519_key_reloads_from_its_pem_files() {
 fn generated_keys_write_to_a_directory_that_load_dir_reads() {
     for alg in [Algorithm::EdDSA, Algorithm::HS256] {
         let dir = tempfile::tempdir().unwrap();
-        let g = keys::generate(alg, "w-").unwrap();
+        let g = jwt_session::generate_key(alg, "w-").unwrap();
         g.write_to(dir.path()).unwrap();
         let ring = Keyring::load_dir(dir.path()).unwrap();
         assert_eq!(ring.signer().kid(), g.key.kid());
@@ -562,7 +565,7 @@ fn generated_keys_write_to_a_directory_that_load_dir_reads() {
 #[test]
 fn es256_keys_are_loaded_not_generated() {
     assert!(matches!(
-        keys::generate(Algorithm::ES256, "es-").unwrap_err(),
+        jwt_session::generate_key(Algorithm::ES256, "es-").unwrap_err(),
         KeyError::Invalid { .. }
     ));
     let key = es_key();

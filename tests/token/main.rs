@@ -22,11 +22,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use http::header::HeaderValue;
-use jwt_session::codec::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_TYPE};
 use jwt_session::{
     Claims, Codec, DEFAULT_ISSUER, Key, Keyring, Policy, Refusal, SessionConfig,
     SessionConfigBuilder,
 };
+use jwt_session::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_TYPE};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;

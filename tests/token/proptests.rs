@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwt_session::codec::DEFAULT_MAX_TOKEN_LEN;
+use jwt_session::DEFAULT_MAX_TOKEN_LEN;
 use jwt_session::{Codec, EncodeError, Refusal};
 use proptest::prelude::*;
 use serde_json::json;

@@ -4,9 +4,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwt_session::codec::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_TYPE};
-use jwt_session::keys;
 use jwt_session::{Algorithm, Codec, DEFAULT_ISSUER, EncodeError, Key, Keyring, Refusal};
+use jwt_session::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_TOKEN_TYPE};
 use serde_json::{Value, json};
 
 use crate::{
@@ -152,7 +151,7 @@ fn b64_header_is_malformed() {
 /// attacker's key, signed by the attacker. Also checks that the attacker's own key would
 /// accept the very same header, so only the key choice makes the difference.
 fn assert_embedded_key_ignored(extra: impl Fn(&Value) -> Value) {
-    let attacker = keys::generate(Algorithm::EdDSA, "atk-").unwrap();
+    let attacker = jwt_session::generate_key(Algorithm::EdDSA, "atk-").unwrap();
     let attacker_jwk = attacker.key.public_jwk().unwrap();
     let payload = payload_json(&login(T0));
     let header = ed_header_with(extra(&attacker_jwk));

@@ -4,9 +4,9 @@ use std::io::{IsTerminal as _, Read as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use jwt_session::codec::peek_unverified;
-use jwt_session::denylist::{MemoryDenylist, TokenFacts};
+use jwt_session::unverified;
 use jwt_session::{Claims, Clock, Policy, Refusal, RevocationStore, SessionConfig, SystemClock};
+use jwt_session::{MemoryDenylist, TokenFacts};
 use serde_json::Value;
 
 use crate::{CliError, InspectArgs, human_secs, human_time, journal, keys, printable};
@@ -92,7 +92,7 @@ pub(crate) fn run(args: &InspectArgs) -> Result<ExitCode, CliError> {
     };
 
     // What the token says, unverified.
-    let peeked = peek_unverified(&token);
+    let peeked = unverified::peek(&token);
     match &peeked {
         Ok((header, claims)) => {
             println!("header (unverified):\n{}", indent(&pretty(header)));
@@ -215,7 +215,7 @@ fn hint(
     policy: &Policy,
     expected_typ: &str,
 ) -> Option<String> {
-    let header = peek_unverified(token).ok().map(|(h, _)| h);
+    let header = unverified::peek(token).ok().map(|(h, _)| h);
     let field = |name: &str| {
         header
             .as_ref()

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use jwt_session::denylist::{JournalSummary, MemoryDenylist, summarize_journal};
 use jwt_session::{Clock, RevocationStore, SystemClock};
+use jwt_session::{JournalSummary, MemoryDenylist, summarize_journal};
 
 use crate::{CliError, FixedClock, RevokeArgs, StatusArgs, human_secs, human_time, printable};
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use jwt_session::keys::generate;
+use jwt_session::generate_key;
 use jwt_session::{Algorithm, Keyring};
 
 use crate::{CliError, JwksArgs, KeyAlg, KeygenArgs};
@@ -19,7 +19,7 @@ pub(crate) fn keygen(args: &KeygenArgs) -> Result<ExitCode, CliError> {
         return Err(CliError(format!("{} is not a directory", dir.display())));
     }
     // Generate first: a bad prefix must not leave an empty directory behind.
-    let generated = generate(alg, prefix).map_err(|e| CliError(format!("keygen: {e}")))?;
+    let generated = generate_key(alg, prefix).map_err(|e| CliError(format!("keygen: {e}")))?;
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError(format!("creating {}: {e}", dir.display())))?;
     generated

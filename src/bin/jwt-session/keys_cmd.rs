@@ -1,13 +1,13 @@
 //! `rotate`, `retire` and `keys`: a key directory changed by hand, atomically on disk and
-//! under the same lock as the servers' automatic rotation (`jwt_session::keys::KeyDir`).
+//! under the same lock as the servers' automatic rotation (`jwt_session::KeyDir`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use clap::Args;
-use jwt_session::keys::{KeyDir, KeyDirLock, LOCK_FILE};
 use jwt_session::{Clock as _, SystemClock};
+use jwt_session::{KEY_DIR_LOCK_FILE, KeyDir, KeyDirLock};
 
 use crate::{CliError, human_time, parse_time, seconds};
 
@@ -60,7 +60,7 @@ fn key_dir(dir: &Path) -> Result<KeyDir, CliError> {
 
 /// The rotation lock, waiting a little for a server's rotator to finish its check.
 fn lock(dir: &KeyDir) -> Result<KeyDirLock, CliError> {
-    let lock_path = dir.path().join(LOCK_FILE);
+    let lock_path = dir.path().join(KEY_DIR_LOCK_FILE);
     for _ in 0..20 {
         match dir.try_lock() {
             Ok(Some(lock)) => return Ok(lock),

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand};
-use jwt_session::registry::{RegistryStats, SessionEntry};
 use jwt_session::{Clock as _, MemoryRegistry, Policy, SystemClock};
+use jwt_session::{RegistryStats, SessionEntry};
 
 use crate::{CliError, PolicyArgs, human_secs, human_time, parse_time, printable, seconds};
 
@@ -365,7 +365,7 @@ fn check_denylist_journal(path: &Path) -> Result<(), CliError> {
         return Err(CliError(format!("journal {shown} is not a regular file")));
     }
     let bytes = std::fs::read(path).map_err(|e| CliError(format!("journal {shown}: {e}")))?;
-    let summary = jwt_session::denylist::summarize_journal(&bytes);
+    let summary = jwt_session::summarize_journal(&bytes);
     if summary.unreadable > 0 && summary.sessions + summary.subjects + summary.watermarks == 0 {
         return Err(CliError(format!(
             "{shown} is not a revocation journal ({} unreadable lines, none readable)",
@@ -447,10 +447,10 @@ mod redis {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use jwt_session::registry::{RedisRegistry, RedisRegistryOptions, RegistryStats, SessionEntry};
     use jwt_session::{
         Clock as _, Policy, RedisDenylist, RedisDenylistOptions, RevocationStore as _, SystemClock,
     };
+    use jwt_session::{RedisRegistry, RedisRegistryOptions, RegistryStats, SessionEntry};
 
     use super::{Ended, kept_until};
     use crate::{CliError, printable};
@@ -585,7 +585,7 @@ mod redis {
     //! Without the `redis` feature: a clear error.
 
     use jwt_session::Policy;
-    use jwt_session::registry::{RegistryStats, SessionEntry};
+    use jwt_session::{RegistryStats, SessionEntry};
 
     use super::Ended;
     use crate::CliError;

@@ -51,7 +51,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::{Request, StatusCode, header};
-use jwt_session::keys::{Algorithm, generate};
+use jwt_session::{Algorithm, generate_key};
 use jwt_session::{Key, Keyring, Login, MemoryDenylist, Session, SessionConfig, SessionLayer};
 use tower::ServiceExt as _;
 
@@ -181,7 +181,7 @@ async fn login_tower(session: tower_sessions::Session) -> Result<&'static str, S
 /// that several instances verify each other's tokens.
 fn shared_key(path: &Path) -> Result<Key, String> {
     if !path.exists() {
-        let generated = generate(Algorithm::EdDSA, "bench-").map_err(|e| e.to_string())?;
+        let generated = generate_key(Algorithm::EdDSA, "bench-").map_err(|e| e.to_string())?;
         // Written whole under another name, then renamed: a concurrent reader never sees
         // half a key.
         let partial = path.with_extension("partial");
@@ -201,9 +201,27 @@ static COLD_VERIFIES: AtomicU64 = AtomicU64::new(0);
 struct ColdCounter;
 
 impl metrics::Recorder for ColdCounter {
-    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
-    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
-    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
     fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
         if key.name() == "jwt_session_cold_verifies_total" {
             metrics::Counter::from_arc(Arc::new(ColdVerifies))
@@ -214,7 +232,11 @@ impl metrics::Recorder for ColdCounter {
     fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
         metrics::Gauge::noop()
     }
-    fn register_histogram(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
         metrics::Histogram::noop()
     }
 }
@@ -238,7 +260,7 @@ fn jwt_router(args: &Args, alg: Algorithm, cache: bool) -> Result<Router, String
     let key = match (&args.key, alg) {
         (Some(path), Algorithm::EdDSA) => shared_key(path)?,
         (Some(_), _) => return Err("--key: EdDSA modes only".into()),
-        (None, _) => generate(alg, "bench-").map_err(|e| e.to_string())?.key,
+        (None, _) => generate_key(alg, "bench-").map_err(|e| e.to_string())?.key,
     };
     let mut builder = SessionConfig::builder(Keyring::new(key).map_err(|e| e.to_string())?)
         .development_cookies()
@@ -354,8 +376,7 @@ async fn run(args: Args) -> Result<(), String> {
     };
     check_cookie(&app, &cookie).await?;
     let app = if args.count_cold {
-        metrics::set_global_recorder(ColdCounter)
-            .map_err(|e| format!("metrics recorder: {e}"))?;
+        metrics::set_global_recorder(ColdCounter).map_err(|e| format!("metrics recorder: {e}"))?;
         // After the session layer: not behind it, not counted.
         app.route("/stats", get(stats))
     } else {

@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use jwt_session::denylist::TokenFacts;
+use jwt_session::TokenFacts;
 use jwt_session::{MemoryDenylist, Policy, RevocationStore, SystemClock};
 
 fn status_kib(field: &str) -> u64 {
