@@ -36,8 +36,9 @@ pub const DEFAULT_CAPACITY: usize = 1_000_000;
 ///   longer than the evicted entry's age, and never silently re-admits a revoked one
 ///   (I4). Each eviction is logged at `warn`.
 /// * [`sweep`](RevocationStore::sweep) drops entries past their I2 TTL.
-/// * With a journal, each revocation is appended and fsynced before the call returns;
-///   the journal is compacted when opened, so a restart forgets no logout.
+/// * With a journal, each revocation is appended and fsynced before the call returns
+///   (concurrent revocations share one fsync: group commit); the journal is compacted
+///   when opened, so a restart forgets no logout.
 pub struct MemoryDenylist {
     sessions: SessionMap,
     subjects: SubjectMap,
@@ -45,7 +46,7 @@ pub struct MemoryDenylist {
     capacity: usize,
     watermark: AtomicI64,
     evictions: AtomicU64,
-    journal: Option<Mutex<Journal>>,
+    journal: Option<Journal>,
 }
 
 impl std::fmt::Debug for MemoryDenylist {
@@ -280,7 +281,7 @@ impl RevocationStore for MemoryDenylist {
         let stale = self
             .journal
             .as_ref()
-            .is_some_and(|j| lock(j).lines() > 2 * self.held() + 1024);
+            .is_some_and(|j| j.lines() > 2 * self.held() + 1024);
         if stale && let Err(e) = self.compact_journal() {
             tracing::error!(error = %e, "revocation journal compaction failed");
         }

@@ -2,6 +2,8 @@
 //! publish it) and ones made elsewhere and replayed here, merged so the stronger wins.
 //! Both end in one settle step: evict at capacity, journal, report the size.
 
+use std::sync::MutexGuard;
+
 use super::evict::{Queue, QueuedKey};
 use super::ids::{SessionEntry, SidKey, SubjectEntry};
 use super::{MemoryDenylist, lock};
@@ -52,7 +54,7 @@ impl MemoryDenylist {
             at,
             floor: FULL,
         };
-        let result = self.settle(&mut order, &record);
+        let result = self.settle(order, &record);
         (record, result)
     }
 
@@ -89,7 +91,7 @@ impl MemoryDenylist {
             at,
             floor,
         };
-        let result = self.settle(&mut order, &record);
+        let result = self.settle(order, &record);
         (record, result)
     }
 
@@ -139,19 +141,27 @@ impl MemoryDenylist {
             exp,
             at,
         };
-        let result = self.settle(&mut order, &record);
+        let result = self.settle(order, &record);
         (record, result)
     }
 
     /// After a revocation was queued: enforce the capacity (I4), then journal the
     /// revocation and any watermark the eviction raised.
-    fn settle(&self, order: &mut Queue, record: &Record) -> Result<(), RevocationError> {
+    fn settle(
+        &self,
+        mut order: MutexGuard<'_, Queue>,
+        record: &Record,
+    ) -> Result<(), RevocationError> {
         let mut raised = Vec::new();
-        self.evict(order, &mut raised);
+        self.evict(&mut order, &mut raised);
         let mut records = vec![record.clone()];
         records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
         crate::obs::denylist_size(self.held());
-        self.journal_append(&records)
+        // Queued in the store's order; fsynced with the lock released, so revocations
+        // made meanwhile share the fsync (group commit).
+        let queued = self.journal_append(&records);
+        drop(order);
+        self.journal_durable(queued?)
     }
 
     /// Apply a revocation made elsewhere (another instance), keeping whichever of the
@@ -215,6 +225,6 @@ impl MemoryDenylist {
         if applied.is_none() {
             return Ok(());
         }
-        self.settle(&mut order, record)
+        self.settle(order, record)
     }
 }

@@ -3,13 +3,13 @@
 //! reading it.
 
 use std::path::Path;
+use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, PoisonError};
 
+use super::MemoryDenylist;
 use super::evict::QueuedKey;
 use super::ids::{SessionEntry, SidKey, SubjectEntry};
-use super::{MemoryDenylist, lock};
-use crate::denylist::journal::{self, Journal, JournalSummary, Record};
+use crate::denylist::journal::{self, Journal, JournalSummary, Queued, Record};
 use crate::error::RevocationError;
 
 impl MemoryDenylist {
@@ -27,7 +27,7 @@ impl MemoryDenylist {
         let restored = loaded.records.len();
         self.restore_all(loaded.records);
         tracing::info!(journal = %path.display(), restored, "revocation journal loaded");
-        self.journal = Some(Mutex::new(journal));
+        self.journal = Some(journal);
         // Re-write what survived eviction, so the file is compact and consistent.
         self.compact_journal()
     }
@@ -108,23 +108,42 @@ impl MemoryDenylist {
         *self.order.get_mut().unwrap_or_else(PoisonError::into_inner) = order;
     }
 
-    /// Append `records` to the journal (if any), each fsynced before the next.
-    pub(super) fn journal_append(&self, records: &[Record]) -> Result<(), RevocationError> {
-        let Some(journal) = &self.journal else {
-            return Ok(());
-        };
-        let mut journal = lock(journal);
-        for record in records {
-            journal.append(record)?;
+    /// Queue `records` for the journal (if any), under the `order` lock so the file's
+    /// order is the store's; then, with that lock released,
+    /// [`journal_durable`](Self::journal_durable) waits until they are fsynced (one
+    /// fsync for every revocation queued meanwhile).
+    pub(super) fn journal_append(
+        &self,
+        records: &[Record],
+    ) -> Result<Option<Queued>, RevocationError> {
+        match &self.journal {
+            Some(journal) => Ok(Some(journal.append(records)?)),
+            None => Ok(None),
         }
-        Ok(())
     }
 
-    /// Rewrite the journal (if any) with exactly what is held now.
+    /// Return once what [`journal_append`](Self::journal_append) queued is durable; an
+    /// error if the write or fsync of its batch failed. Call without holding the store's
+    /// locks.
+    pub(super) fn journal_durable(&self, queued: Option<Queued>) -> Result<(), RevocationError> {
+        match (&self.journal, queued) {
+            (Some(journal), Some(queued)) => Ok(journal.wait(queued)?),
+            _ => Ok(()),
+        }
+    }
+
+    /// Rewrite the journal (if any) with exactly what is held now. Revocations made
+    /// meanwhile are kept: the journal writes them again after this snapshot.
     pub(super) fn compact_journal(&self) -> Result<(), RevocationError> {
         let Some(journal) = &self.journal else {
             return Ok(());
         };
+        journal.compact(|| self.journal_snapshot())?;
+        Ok(())
+    }
+
+    /// What is held now, as journal records: the watermark first.
+    fn journal_snapshot(&self) -> Vec<Record> {
         let mut records: Vec<Record> = Vec::with_capacity(self.held() + 1);
         if let Some(at) = self.watermark() {
             records.push(Record::Watermark { at });
@@ -145,8 +164,7 @@ impl MemoryDenylist {
                 at: e.at,
             });
         }
-        lock(journal).compact(&records)?;
-        Ok(())
+        records
     }
 }
 
@@ -160,6 +178,7 @@ mod tests {
     use crate::claims::Policy;
     use crate::clock::ManualClock;
     use crate::denylist::{MemoryDenylist, RevocationStore};
+    use crate::error::RevocationError;
 
     #[test]
     fn a_read_only_load_sees_what_a_running_store_holds_and_writes_nothing() {
@@ -222,5 +241,98 @@ mod tests {
             .unwrap();
         assert!(later.snapshot().is_empty());
         assert_eq!(later.watermark(), Some(1_000_000));
+    }
+
+    /// A failed fsync reaches every revocation of the batch as a `Journal` error (the
+    /// revocations still apply in this process); once the disk is back, revocations are
+    /// durable again.
+    #[test]
+    fn a_failed_fsync_fails_every_concurrent_revocation_in_it() {
+        fn no_space(_: &std::fs::File) -> std::io::Result<()> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left",
+            ))
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revocations.jsonl");
+        let clock = std::sync::Arc::new(ManualClock::new(1_000_000));
+        let policy = Policy::new(1800, 8 * 3600, 60, 0).unwrap();
+        let list = MemoryDenylist::builder()
+            .journal(&path)
+            .build(&*clock)
+            .unwrap();
+        list.journal.as_ref().unwrap().set_sync(no_space);
+        let workers: Vec<_> = (0..8)
+            .map(|t| {
+                let (list, clock) = (list.clone(), clock.clone());
+                std::thread::spawn(move || {
+                    list.revoke_session(&format!("s{t}"), 999_000, &policy, &*clock)
+                })
+            })
+            .collect();
+        for w in workers {
+            let err = w.join().unwrap().unwrap_err();
+            assert!(
+                matches!(&err, RevocationError::Journal(e) if e.kind() == std::io::ErrorKind::StorageFull),
+                "{err:?}"
+            );
+        }
+        assert_eq!(list.snapshot().len(), 8, "applied in memory all the same");
+
+        list.journal
+            .as_ref()
+            .unwrap()
+            .set_sync(std::fs::File::sync_data);
+        list.revoke_subject("bob", &policy, &*clock).unwrap();
+        drop(list);
+        let restarted = MemoryDenylist::builder()
+            .journal(&path)
+            .build(&*clock)
+            .unwrap();
+        assert_eq!(restarted.subject_revoked_at("bob"), Some(1_000_000));
+    }
+
+    /// Compactions (as a sweep starts them) while threads revoke: a restart holds every
+    /// revocation whose call returned Ok.
+    #[test]
+    fn compaction_while_revoking_loses_no_acknowledged_revocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("revocations.jsonl");
+        let clock = std::sync::Arc::new(ManualClock::new(1_000_000));
+        let policy = Policy::new(1800, 8 * 3600, 60, 0).unwrap();
+        let list = MemoryDenylist::builder()
+            .journal(&path)
+            .build(&*clock)
+            .unwrap();
+        let workers: Vec<_> = (0..8)
+            .map(|t| {
+                let (list, clock) = (list.clone(), clock.clone());
+                std::thread::spawn(move || {
+                    for i in 0..60 {
+                        let sid = format!("s{t}-{i:02}");
+                        list.revoke_session(&sid, 999_000, &policy, &*clock)
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut compactions = 0;
+        while workers.iter().any(|w| !w.is_finished()) {
+            list.compact_journal().unwrap();
+            compactions += 1;
+        }
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert!(compactions > 0);
+        let held = list.snapshot();
+        assert_eq!(held.len(), 8 * 60);
+        drop(list);
+        let restarted = MemoryDenylist::builder()
+            .journal(&path)
+            .build(&*clock)
+            .unwrap();
+        assert_eq!(restarted.snapshot(), held);
     }
 }
