@@ -108,6 +108,8 @@ mod keys;
 mod layer;
 mod obs;
 mod random;
+#[cfg(feature = "redis")]
+mod redis_conn;
 mod registry;
 mod responder;
 mod response;
@@ -163,6 +165,8 @@ pub use crate::keys::{
 };
 pub use crate::layer::{ResponseFuture, SessionBody, SessionLayer, SessionService};
 pub use crate::obs::sid_tag;
+#[cfg(feature = "redis")]
+pub use crate::redis_conn::{RedisConnection, RedisFailure};
 pub use crate::registry::{
     DEFAULT_PER_USER as DEFAULT_SESSIONS_PER_USER, DEFAULT_REGISTRY_CAPACITY, IpPolicy,
     ListedSession, MAX_USER_AGENT, MemoryRegistry, MemoryRegistryBuilder, RegistryError,

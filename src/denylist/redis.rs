@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{Client, ProtocolVersion};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -24,6 +23,7 @@ use super::{RevocationStore, TokenFacts};
 use crate::claims::Policy;
 use crate::clock::Clock;
 use crate::error::RevocationError;
+use crate::redis_conn::RedisFailure;
 
 /// What [`RedisDenylist::status`] reports, for readiness and health endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,10 @@ pub struct RedisStatus {
     pub last_resync: Option<i64>,
     /// The last Redis error seen, if any (no credentials: the URL is never included).
     pub last_error: Option<String>,
+    /// The kind of that error: tells a configuration mistake (`Tls`: wrong CA; `Auth`:
+    /// wrong user or password; `NoPermission`: the ACL user may not touch our keys) from
+    /// an outage (`Unreachable`, `Timeout`).
+    pub failure: Option<RedisFailure>,
 }
 
 impl RedisStatus {
@@ -172,7 +176,7 @@ struct Shared {
     suspect: Notify,
     /// The live connection (for the publisher), with a generation bumped per connect.
     link: watch::Sender<Option<Link>>,
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<(RedisFailure, String)>>,
 }
 
 #[derive(Clone)]
@@ -318,20 +322,26 @@ impl Shared {
     }
 
     fn note_error(&self, what: &str, error: &::redis::RedisError) {
-        *lock(&self.last_error) = Some(format!("{what}: {error}"));
+        self.note_failure(RedisFailure::of(error), format!("{what}: {error}"));
+    }
+
+    fn note_failure(&self, kind: RedisFailure, message: String) {
+        *lock(&self.last_error) = Some((kind, message));
     }
 
     fn status(&self) -> RedisStatus {
         let ready = self.is_ready();
         let connected = self.connected.load(Ordering::Acquire);
         let last = self.last_resync.load(Ordering::Relaxed);
+        let error = lock(&self.last_error).clone();
         RedisStatus {
             ready,
             connected,
             stale: ready && !connected,
             pending_publishes: self.pending.load(Ordering::Relaxed),
             last_resync: (last != i64::MIN).then_some(last),
-            last_error: lock(&self.last_error).clone(),
+            failure: error.as_ref().map(|(kind, _)| *kind),
+            last_error: error.map(|(_, message)| message),
         }
     }
 }
@@ -344,15 +354,20 @@ fn jittered(d: Duration) -> Duration {
 
 impl RedisDenylist {
     /// Start sharing revocations through the Redis at `url`
-    /// (`redis://[user:password@]host:port[/db]`). Returns at once: connecting, resyncing
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS; the options'
+    /// [`connection`](RedisDenylistOptions::connection) adds a private CA, an ACL user and
+    /// password). Returns at once: connecting, resyncing
     /// and publishing happen in background tasks on the current tokio runtime. Until the
     /// first resync completes every revocation check fails (sessions are refused); use
     /// [`wait_ready`](Self::wait_ready) to wait for it.
     ///
     /// # Errors
     ///
-    /// [`RevocationError::Backend`] for an unparsable URL, impossible options, or a call
-    /// outside a tokio runtime. An unreachable Redis is *not* an error here.
+    /// [`RevocationError::Backend`] for an unparsable URL, impossible options, a CA bundle
+    /// or client certificate that cannot be read or parsed (or given with a `redis://`
+    /// URL), or a call outside a tokio runtime. An unreachable Redis, a wrong CA or a wrong
+    /// password are *not* errors here: the store keeps retrying, is not ready, and its
+    /// [`status`](Self::status) says why ([`RedisStatus::failure`]).
     pub fn connect(url: &str, options: RedisDenylistOptions) -> Result<Arc<Self>, RevocationError> {
         options.check()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -360,16 +375,7 @@ impl RedisDenylist {
                 "RedisDenylist::connect must be called inside a tokio runtime".into(),
             )
         })?;
-        let client = Client::open(url)
-            .and_then(|client| {
-                let info = client.get_connection_info().clone();
-                let resp3 = info
-                    .redis_settings()
-                    .clone()
-                    .set_protocol(ProtocolVersion::RESP3);
-                Client::open(info.set_redis_settings(resp3))
-            })
-            .map_err(|e| RevocationError::Backend(format!("invalid Redis URL: {e}")))?;
+        let client = options.conn.client(url, true)?;
         let mirror = MemoryDenylist::builder()
             .capacity(options.capacity)
             .build(&*options.clock)?;

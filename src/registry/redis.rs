@@ -18,6 +18,7 @@ pub use self::options::{DEFAULT_QUEUE_CAPACITY, RedisRegistryOptions};
 use self::writer::{Op, Queue};
 use super::{RegistryStats, SessionEntry, SessionRegistry};
 use crate::error::RevocationError;
+use crate::redis_conn::RedisFailure;
 
 /// What [`RedisRegistry::status`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,9 @@ pub struct RedisRegistryStatus {
     pub dropped: u64,
     /// The last Redis error seen, if any (never the URL, so no credentials).
     pub last_error: Option<String>,
+    /// The kind of that error: tells a configuration mistake (`Tls`, `Auth`,
+    /// `NoPermission`) from an outage (`Unreachable`, `Timeout`).
+    pub failure: Option<RedisFailure>,
 }
 
 /// The session registry shared by every instance through Redis (cargo feature `redis`): a
@@ -118,7 +122,7 @@ struct Shared {
     dropped: AtomicU64,
     wake: Notify,
     connected: AtomicBool,
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<(RedisFailure, String)>>,
     client: Client,
     /// Idle blocking connections for reads.
     readers: Mutex<Vec<Connection>>,
@@ -208,7 +212,7 @@ fn backend(what: &str, e: &::redis::RedisError) -> RevocationError {
 
 impl Shared {
     fn note_error(&self, what: &str, error: &::redis::RedisError) {
-        *lock(&self.last_error) = Some(format!("{what}: {error}"));
+        *lock(&self.last_error) = Some((RedisFailure::of(error), format!("{what}: {error}")));
     }
 
     /// Run `f` on a read connection (an idle one, or a new one); a connection that failed
@@ -246,9 +250,9 @@ impl Shared {
     fn connect_reader(&self) -> RedisResult<Connection> {
         let con = self
             .client
-            .get_connection_with_timeout(self.opts.connect_timeout)?;
-        con.set_read_timeout(Some(self.opts.response_timeout))?;
-        con.set_write_timeout(Some(self.opts.response_timeout))?;
+            .get_connection_with_timeout(self.opts.conn.connect_timeout)?;
+        con.set_read_timeout(Some(self.opts.conn.response_timeout))?;
+        con.set_write_timeout(Some(self.opts.conn.response_timeout))?;
         Ok(con)
     }
 }
@@ -268,14 +272,20 @@ fn entry_of(id: String, json: &str) -> Option<SessionEntry> {
 }
 
 impl RedisRegistry {
-    /// Start a registry on the Redis at `url` (`redis://[user:password@]host:port[/db]`).
+    /// Start a registry on the Redis at `url` (`redis://[user:password@]host:port[/db]`,
+    /// or `rediss://…` for TLS; the options'
+    /// [`connection`](RedisRegistryOptions::connection) adds a private CA, an ACL user and
+    /// password).
     /// Returns at once: the writer connects in a background task on the current tokio
     /// runtime (and reconnects with backoff); reads connect when they are made.
     ///
     /// # Errors
     ///
-    /// [`RevocationError::Backend`] for an unparsable URL, impossible options, or a call
-    /// outside a tokio runtime. An unreachable Redis is *not* an error here.
+    /// [`RevocationError::Backend`] for an unparsable URL, impossible options, a CA bundle
+    /// or client certificate that cannot be read or parsed (or given with a `redis://`
+    /// URL), or a call outside a tokio runtime. An unreachable Redis, a wrong CA or a wrong
+    /// password are *not* errors here: reads fail with the error, writes are retried, and
+    /// [`status`](Self::status) says why ([`RedisRegistryStatus::failure`]).
     pub fn connect(url: &str, options: RedisRegistryOptions) -> Result<Arc<Self>, RevocationError> {
         options.check()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -283,8 +293,7 @@ impl RedisRegistry {
                 "RedisRegistry::connect must be called inside a tokio runtime".into(),
             )
         })?;
-        let client = Client::open(url)
-            .map_err(|e| RevocationError::Backend(format!("invalid Redis URL: {e}")))?;
+        let client = options.conn.client(url, false)?;
         let shared = Arc::new(Shared {
             names: Names {
                 base: format!("{}registry:", options.namespace),
@@ -321,11 +330,13 @@ impl RedisRegistry {
     /// The writer's state, for health endpoints. Cheap: atomics only.
     pub fn status(&self) -> RedisRegistryStatus {
         let s = &self.shared;
+        let error = lock(&s.last_error).clone();
         RedisRegistryStatus {
             connected: s.connected.load(Ordering::Acquire),
             pending: s.pending.load(Ordering::Acquire),
             dropped: s.dropped.load(Ordering::Relaxed),
-            last_error: lock(&s.last_error).clone(),
+            failure: error.as_ref().map(|(kind, _)| *kind),
+            last_error: error.map(|(_, message)| message),
         }
     }
 

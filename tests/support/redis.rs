@@ -112,3 +112,94 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// Is `redis-server` installed? Without it a test prints `SKIPPED:` and passes — except
+/// under `CI=true`, where this panics. `what` names what goes untested.
+pub(crate) fn redis_available(what: &str) -> bool {
+    if Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+    {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "redis-server not found, and CI=true: install it (apt-get install -y redis-server) \
+             — {what} must be tested in CI"
+        );
+    }
+    // Straight to the process's stderr: libtest would capture `eprintln!`.
+    writeln!(
+        std::io::stderr(),
+        "SKIPPED: redis-server not found; {what} was NOT tested (apt-get install -y redis-server)"
+    )
+    .ok();
+    false
+}
+
+/// A free loopback port (free when asked; the server binds it right after).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `redis-server` shared by a whole test binary (held in a `static`, which is never
+/// dropped): run by a small shell that kills it when its stdin closes — that is, when this
+/// test process exits, however it exits.
+pub(crate) struct SharedServer {
+    _child: Child,
+    _stdin: std::process::ChildStdin,
+}
+
+impl SharedServer {
+    /// Start `redis-server <args>` (its log to `log`, if given) and wait until `ready`.
+    pub(crate) fn spawn(
+        args: &[String],
+        log: Option<&std::path::Path>,
+        ready: impl Fn() -> bool,
+    ) -> Self {
+        let out = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("redis log file")),
+            None => Stdio::null(),
+        };
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("redis-server \"$@\" & pid=$!; cat >/dev/null; kill $pid")
+            .arg("sh")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let stdin = child.stdin.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready() {
+            if Instant::now() >= deadline {
+                let log = log.and_then(|p| std::fs::read_to_string(p).ok());
+                panic!("redis-server did not answer; args: {args:?}; log: {log:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self {
+            _child: child,
+            _stdin: stdin,
+        }
+    }
+}
+
+/// Does a plain-text `redis-server` answer `PING` on `port`?
+pub(crate) fn pong(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let mut buf = [0_u8; 7];
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok();
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, RedisError, Value};
+use ::redis::{Client, PushInfo, PushKind, RedisError, Value};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::{Link, Shared, jittered};
+use crate::redis_conn::RedisFailure;
 
 /// Keys asked per `SCAN` step (and values per `MGET`).
 const SCAN_COUNT: usize = 1000;
@@ -17,15 +18,12 @@ const SCAN_COUNT: usize = 1000;
 /// The link task.
 pub(super) async fn run(shared: Arc<Shared>, client: Client, addr: String) {
     let opts = &shared.opts;
-    let mut backoff = opts.retry_min;
+    let mut backoff = opts.conn.retry_min;
     let mut generation = 0_u64;
     let mut failures = 0_u32;
     loop {
         let (tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(opts.connect_timeout))
-            .set_response_timeout(Some(opts.response_timeout))
-            .set_push_sender(tx);
+        let config = opts.conn.async_config().set_push_sender(tx);
         let first = !shared.is_ready();
         let connected = async {
             let mut con = client
@@ -71,16 +69,17 @@ pub(super) async fn run(shared: Arc<Shared>, client: Client, addr: String) {
                     tracing::debug!(redis = %addr, error = %e, "Redis reconnect failed");
                 }
                 tokio::time::sleep(jittered(backoff)).await;
-                backoff = (backoff * 2).min(opts.retry_max);
+                backoff = (backoff * 2).min(opts.conn.retry_max);
                 continue;
             }
         };
-        backoff = opts.retry_min;
+        backoff = opts.conn.retry_min;
         failures = 0;
         let why = serve(&shared, &mut con, &mut pushes).await;
         shared.connected.store(false, Ordering::Release);
         shared.link.send_replace(None);
-        *super::lock(&shared.last_error) = Some(format!("link: {why}"));
+        let (kind, why) = why;
+        shared.note_failure(kind, format!("link: {why}"));
         tracing::warn!(
             redis = %addr,
             reason = %why,
@@ -148,16 +147,18 @@ async fn serve(
     shared: &Shared,
     con: &mut MultiplexedConnection,
     pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
-) -> String {
+) -> (RedisFailure, String) {
+    let closed = || (RedisFailure::Unreachable, "connection closed".to_owned());
+    let failed = |e: RedisError| (RedisFailure::of(&e), format!("health check failed: {e}"));
     let every = shared.opts.health_check_interval;
     let mut tick = tokio::time::interval_at(Instant::now() + every, every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             push = pushes.recv() => match push {
-                None => return "connection closed".into(),
+                None => return closed(),
                 Some(push) => match push.kind {
-                    PushKind::Disconnection => return "connection closed".into(),
+                    PushKind::Disconnection => return closed(),
                     PushKind::Message => {
                         if let Some(Value::BulkString(payload)) = push.data.get(1) {
                             shared.learn(payload, false);
@@ -167,10 +168,10 @@ async fn serve(
                 },
             },
             _ = tick.tick() => if let Err(e) = ping(con).await {
-                return format!("health check failed: {e}");
+                return failed(e);
             },
             () = shared.suspect.notified() => if let Err(e) = ping(con).await {
-                return format!("health check failed: {e}");
+                return failed(e);
             },
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::denylist::memory::DEFAULT_CAPACITY;
 use crate::error::RevocationError;
+use crate::redis_conn::RedisConnection;
 
 /// Default key and channel prefix.
 pub const DEFAULT_NAMESPACE: &str = "jwt-session:";
@@ -20,11 +21,9 @@ pub struct RedisDenylistOptions {
     pub(super) namespace: String,
     pub(super) propagation_margin: Duration,
     pub(super) capacity: usize,
-    pub(super) connect_timeout: Duration,
-    pub(super) response_timeout: Duration,
+    /// How to reach Redis: TLS, ACL user, timeouts, backoff.
+    pub(super) conn: RedisConnection,
     pub(super) health_check_interval: Duration,
-    pub(super) retry_min: Duration,
-    pub(super) retry_max: Duration,
     pub(super) clock: Arc<dyn Clock>,
 }
 
@@ -34,11 +33,8 @@ impl Default for RedisDenylistOptions {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             propagation_margin: DEFAULT_PROPAGATION_MARGIN,
             capacity: DEFAULT_CAPACITY,
-            connect_timeout: Duration::from_secs(2),
-            response_timeout: Duration::from_secs(2),
+            conn: RedisConnection::default(),
             health_check_interval: Duration::from_secs(1),
-            retry_min: Duration::from_millis(100),
-            retry_max: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
         }
     }
@@ -66,15 +62,28 @@ impl RedisDenylistOptions {
         self
     }
 
-    /// Longest wait for a TCP connection and handshake. Default 2 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+    /// How to reach Redis beyond the URL: TLS trust (a private CA), an ACL user and
+    /// password, timeouts and backoff (see [`RedisConnection`]). Replaces the whole of it,
+    /// so call it before [`connect_timeout`](Self::connect_timeout),
+    /// [`response_timeout`](Self::response_timeout) or
+    /// [`retry_backoff`](Self::retry_backoff) if you use them too. Default
+    /// `RedisConnection::default()`.
+    pub fn connection(mut self, connection: RedisConnection) -> Self {
+        self.conn = connection;
         self
     }
 
-    /// Longest wait for any Redis reply; slower counts as a failure. Default 2 s.
+    /// Longest wait for a TCP connection and handshake (TLS, `HELLO`) (as
+    /// [`RedisConnection::connect_timeout`]). Default 2 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.conn = self.conn.connect_timeout(timeout);
+        self
+    }
+
+    /// Longest wait for any Redis reply; slower counts as a failure (as
+    /// [`RedisConnection::response_timeout`]). Default 2 s.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
+        self.conn = self.conn.response_timeout(timeout);
         self
     }
 
@@ -85,10 +94,9 @@ impl RedisDenylistOptions {
     }
 
     /// Reconnect and republish backoff: from `min`, doubling up to `max` (with jitter).
-    /// Default 100 ms to 5 s.
+    /// Default 100 ms to 5 s (as [`RedisConnection::retry_backoff`]).
     pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.retry_min = min;
-        self.retry_max = max;
+        self.conn = self.conn.retry_backoff(min, max);
         self
     }
 
@@ -108,15 +116,9 @@ impl RedisDenylistOptions {
         if self.capacity == 0 {
             return bad("capacity must be at least 1");
         }
-        if self.connect_timeout.is_zero()
-            || self.response_timeout.is_zero()
-            || self.health_check_interval.is_zero()
-        {
-            return bad("timeouts and the health-check interval must be positive");
+        if self.health_check_interval.is_zero() {
+            return bad("the health-check interval must be positive");
         }
-        if self.retry_min.is_zero() || self.retry_max < self.retry_min {
-            return bad("retry backoff needs 0 < min <= max");
-        }
-        Ok(())
+        self.conn.check("redis denylist")
     }
 }

@@ -108,7 +108,7 @@ impl Outbox {
 /// transaction (`SET key payload PX ttl` + `PUBLISH channel payload` each), repeat.
 pub(super) async fn run(shared: Arc<Shared>, mut link: watch::Receiver<Option<Link>>) {
     let opts = &shared.opts;
-    let mut backoff = opts.retry_min;
+    let mut backoff = opts.conn.retry_min;
     let mut seeded = 0;
     loop {
         let current = match link.wait_for(Option::is_some).await {
@@ -173,7 +173,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut link: watch::Receiver<Option<Li
                          be re-written if Redis restarts empty"
                     );
                 }
-                backoff = opts.retry_min;
+                backoff = opts.conn.retry_min;
             }
             Err(e) => {
                 let pending = shared.pending.load(Ordering::Relaxed);
@@ -189,7 +189,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut link: watch::Receiver<Option<Li
                     () = tokio::time::sleep(jittered(backoff)) => {}
                     changed = link.changed() => if changed.is_err() { return },
                 }
-                backoff = (backoff * 2).min(opts.retry_max);
+                backoff = (backoff * 2).min(opts.conn.retry_max);
             }
         }
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::RevocationError;
+use crate::redis_conn::RedisConnection;
 use crate::registry::DEFAULT_PER_USER;
 
 /// Default most writes waiting for Redis; past it the oldest are dropped (best effort).
@@ -18,10 +19,8 @@ pub struct RedisRegistryOptions {
     pub(super) per_user: usize,
     pub(super) queue_capacity: usize,
     pub(super) ended_fallback: Duration,
-    pub(super) connect_timeout: Duration,
-    pub(super) response_timeout: Duration,
-    pub(super) retry_min: Duration,
-    pub(super) retry_max: Duration,
+    /// How to reach Redis: TLS, ACL user, timeouts, backoff.
+    pub(super) conn: RedisConnection,
     pub(super) clock: Arc<dyn Clock>,
 }
 
@@ -32,10 +31,7 @@ impl Default for RedisRegistryOptions {
             per_user: DEFAULT_PER_USER,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             ended_fallback: Duration::from_secs(3600),
-            connect_timeout: Duration::from_secs(2),
-            response_timeout: Duration::from_secs(2),
-            retry_min: Duration::from_millis(100),
-            retry_max: Duration::from_secs(5),
+            conn: RedisConnection::default(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -75,24 +71,37 @@ impl RedisRegistryOptions {
         self
     }
 
-    /// Longest wait for a TCP connection and handshake. Default 2 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+    /// How to reach Redis beyond the URL: TLS trust (a private CA), an ACL user and
+    /// password, timeouts and backoff (see [`RedisConnection`]; the denylist's
+    /// [`connection`](crate::RedisDenylistOptions::connection) takes the same value).
+    /// Replaces the whole of it, so call it before
+    /// [`connect_timeout`](Self::connect_timeout),
+    /// [`response_timeout`](Self::response_timeout) or
+    /// [`retry_backoff`](Self::retry_backoff) if you use them too. Default
+    /// `RedisConnection::default()`.
+    pub fn connection(mut self, connection: RedisConnection) -> Self {
+        self.conn = connection;
         self
     }
 
-    /// Longest wait for any Redis reply (a listing included); slower counts as a failure.
-    /// Default 2 s.
+    /// Longest wait for a TCP connection and handshake (TLS, `AUTH`) (as
+    /// [`RedisConnection::connect_timeout`]). Default 2 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.conn = self.conn.connect_timeout(timeout);
+        self
+    }
+
+    /// Longest wait for any Redis reply (a listing included); slower counts as a failure
+    /// (as [`RedisConnection::response_timeout`]). Default 2 s.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
+        self.conn = self.conn.response_timeout(timeout);
         self
     }
 
     /// Reconnect and rewrite backoff: from `min`, doubling up to `max` (with jitter).
-    /// Default 100 ms to 5 s.
+    /// Default 100 ms to 5 s (as [`RedisConnection::retry_backoff`]).
     pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.retry_min = min;
-        self.retry_max = max;
+        self.conn = self.conn.retry_backoff(min, max);
         self
     }
 
@@ -112,15 +121,9 @@ impl RedisRegistryOptions {
         if self.per_user == 0 || self.queue_capacity == 0 {
             return bad("per_user and queue_capacity must be at least 1");
         }
-        if self.connect_timeout.is_zero()
-            || self.response_timeout.is_zero()
-            || self.ended_fallback.is_zero()
-        {
-            return bad("timeouts must be positive");
+        if self.ended_fallback.is_zero() {
+            return bad("ended_fallback must be positive");
         }
-        if self.retry_min.is_zero() || self.retry_max < self.retry_min {
-            return bad("retry backoff needs 0 < min <= max");
-        }
-        Ok(())
+        self.conn.check("redis registry")
     }
 }

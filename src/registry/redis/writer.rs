@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{AsyncConnectionConfig, Client, RedisError};
+use ::redis::{Client, RedisError};
 use tokio::time::Instant;
 
 use super::{ENDED, ENTRY, Shared, USERS, jittered, lock};
@@ -241,11 +241,9 @@ fn retryable(e: &RedisError) -> bool {
 /// reconnect with backoff, forever (until the registry is dropped).
 pub(super) async fn run(shared: Arc<Shared>, client: Client) {
     let opts = &shared.opts;
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(opts.connect_timeout))
-        .set_response_timeout(Some(opts.response_timeout));
+    let config = opts.conn.async_config();
     let mut con: Option<MultiplexedConnection> = None;
-    let mut backoff = opts.retry_min;
+    let mut backoff = opts.conn.retry_min;
     let mut failures = 0_u32;
     loop {
         let batch = shared.take_batch();
@@ -279,7 +277,7 @@ pub(super) async fn run(shared: Arc<Shared>, client: Client) {
                     }
                     shared.requeue(batch);
                     tokio::time::sleep(jittered(backoff)).await;
-                    backoff = (backoff * 2).min(opts.retry_max);
+                    backoff = (backoff * 2).min(opts.conn.retry_max);
                     continue;
                 }
             }
@@ -295,7 +293,7 @@ pub(super) async fn run(shared: Arc<Shared>, client: Client) {
         match written {
             Ok(()) => {
                 shared.done(n);
-                backoff = opts.retry_min;
+                backoff = opts.conn.retry_min;
                 failures = 0;
             }
             Err(e) if retryable(&e) => {
@@ -306,7 +304,7 @@ pub(super) async fn run(shared: Arc<Shared>, client: Client) {
                 tracing::warn!(error = %e, "session registry: a Redis write failed; retrying");
                 shared.requeue(batch);
                 tokio::time::sleep(jittered(backoff)).await;
-                backoff = (backoff * 2).min(opts.retry_max);
+                backoff = (backoff * 2).min(opts.conn.retry_max);
             }
             Err(e) => {
                 // Redis refused it (and would again): the rest of the batch was applied.

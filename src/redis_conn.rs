@@ -1,0 +1,381 @@
+//! [`RedisConnection`]: how the Redis backends reach Redis — TLS (`rediss://`, a private
+//! CA, a client certificate), an ACL user and password, timeouts and reconnect backoff —
+//! shared by [`RedisDenylistOptions`](crate::RedisDenylistOptions) and
+//! [`RedisRegistryOptions`](crate::RedisRegistryOptions); and [`RedisFailure`], the kind of
+//! the last failure a backend met reaching Redis.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::{
+    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, ErrorKind, IntoConnectionInfo,
+    ProtocolVersion, RedisError, TlsCertificates,
+};
+
+use crate::error::RevocationError;
+
+/// How a Redis backend reaches Redis, beyond its URL: TLS trust, an ACL user and password,
+/// timeouts and reconnect backoff. One value serves both the
+/// [`RedisDenylist`](crate::RedisDenylist) and the
+/// [`RedisRegistry`](crate::RedisRegistry)
+/// ([`RedisDenylistOptions::connection`](crate::RedisDenylistOptions::connection),
+/// [`RedisRegistryOptions::connection`](crate::RedisRegistryOptions::connection)).
+///
+/// * **TLS**: use a `rediss://host:port/` URL. The server's certificate is checked against
+///   the system's trusted roots, or — for a private CA — only against the CA bundle given
+///   with [`ca_pem`](Self::ca_pem) or [`ca_file`](Self::ca_file). The host name in the URL
+///   must be one the certificate names. [`client_cert_pem`](Self::client_cert_pem) adds a
+///   client certificate (Redis's `tls-auth-clients yes`). TLS is rustls, with the crypto
+///   provider of the crate's backend (aws-lc-rs with `aws-lc`, ring with `rust-crypto`),
+///   installed as rustls's process default only if none is installed yet.
+/// * **ACL user and password**: in the URL (`rediss://user:password@host:port/`, percent-
+///   encoded) or with [`username`](Self::username) and [`password`](Self::password), which
+///   override the URL's (and keep the secret out of a URL that may be logged). The user
+///   needs these commands on the namespace's keys (`~jwt-session:*`) and channel
+///   (`&jwt-session:*`): `HELLO AUTH PING SUBSCRIBE PUBLISH SET GET MGET SCAN MULTI EXEC` for the
+///   denylist; `EVAL EVALSHA HMGET SCAN` and what its scripts call for the registry (see the
+///   README for an ACL line).
+///
+/// A wrong CA, an unreachable server or a wrong password never fail
+/// `connect` (it returns at once and keeps retrying with backoff); they show in the
+/// backend's status as a [`RedisFailure`] (`Tls`, `Unreachable`, `Auth`…) with its
+/// message. The password is never printed (not by `Debug`, not in errors).
+///
+/// ```
+/// use std::time::Duration;
+/// use jwt_session::{RedisConnection, RedisDenylistOptions};
+///
+/// let ca = b"-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n".to_vec();
+/// let connection = RedisConnection::default()
+///     .ca_pem(ca)
+///     .username("jwt-session")
+///     .password("s3cret")
+///     .connect_timeout(Duration::from_secs(1));
+/// let options = RedisDenylistOptions::default().connection(connection);
+/// # let _ = options;
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct RedisConnection {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Duration,
+    pub(crate) retry_min: Duration,
+    pub(crate) retry_max: Duration,
+    username: Option<String>,
+    password: Option<String>,
+    ca: Option<Pem>,
+    client_cert: Option<(Pem, Pem)>,
+}
+
+/// PEM given as bytes, or a file read when the client is built (at `connect`).
+#[derive(Clone)]
+enum Pem {
+    Bytes(Arc<[u8]>),
+    File(PathBuf),
+}
+
+impl Pem {
+    fn load(&self, what: &str) -> Result<Vec<u8>, RevocationError> {
+        match self {
+            Self::Bytes(b) => Ok(b.to_vec()),
+            Self::File(path) => std::fs::read(path).map_err(|e| {
+                RevocationError::Backend(format!(
+                    "redis: cannot read the {what} file {}: {e}",
+                    path.display()
+                ))
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for Pem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bytes(b) => write!(f, "<{} bytes of PEM>", b.len()),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConnection")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("retry_backoff", &(self.retry_min, self.retry_max))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca", &self.ca)
+            .field("client_cert", &self.client_cert.as_ref().map(|(c, _)| c))
+            .finish()
+    }
+}
+
+impl Default for RedisConnection {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(2),
+            retry_min: Duration::from_millis(100),
+            retry_max: Duration::from_secs(5),
+            username: None,
+            password: None,
+            ca: None,
+            client_cert: None,
+        }
+    }
+}
+
+impl RedisConnection {
+    /// Longest wait for a TCP connection and its TLS and `HELLO`/`AUTH` handshake. Default
+    /// 2 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Longest wait for any Redis reply; slower counts as a failure. Default 2 s.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Reconnect and retry backoff: from `min`, doubling up to `max` (with jitter).
+    /// Default 100 ms to 5 s.
+    pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.retry_min = min;
+        self.retry_max = max;
+        self
+    }
+
+    /// The ACL user to authenticate as (Redis 6 or later); overrides a user in the URL.
+    /// Default: the URL's, or none (the `default` user).
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// The password (of the ACL user, or Redis's `requirepass`); overrides one in the
+    /// URL. Default: the URL's, or none. Never printed.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Trust only these CA certificates (PEM, one or more) for a `rediss://` server,
+    /// instead of the system's roots: for a private CA. Needs a `rediss://` URL.
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca = Some(Pem::Bytes(pem.into().into()));
+        self
+    }
+
+    /// As [`ca_pem`](Self::ca_pem), read from a file when the backend connects (an
+    /// unreadable or unparsable file is an error of `connect`).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca = Some(Pem::File(path.into()));
+        self
+    }
+
+    /// Present this client certificate chain and private key (both PEM) to a server that
+    /// asks for one (mutual TLS). Needs a `rediss://` URL.
+    pub fn client_cert_pem(mut self, cert: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+        self.client_cert = Some((
+            Pem::Bytes(cert.into().into()),
+            Pem::Bytes(key.into().into()),
+        ));
+        self
+    }
+
+    /// As [`client_cert_pem`](Self::client_cert_pem), read from files when the backend
+    /// connects.
+    pub fn client_cert_files(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_cert = Some((Pem::File(cert.into()), Pem::File(key.into())));
+        self
+    }
+
+    /// Reject impossible settings; `who` names the backend in the message.
+    pub(crate) fn check(&self, who: &str) -> Result<(), RevocationError> {
+        let bad = |what: &str| Err(RevocationError::Backend(format!("{who}: {what}")));
+        if self.connect_timeout.is_zero() || self.response_timeout.is_zero() {
+            return bad("timeouts must be positive");
+        }
+        if self.retry_min.is_zero() || self.retry_max < self.retry_min {
+            return bad("retry backoff needs 0 < min <= max");
+        }
+        Ok(())
+    }
+
+    /// The async connection settings: the timeouts.
+    pub(crate) fn async_config(&self) -> AsyncConnectionConfig {
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+    }
+
+    /// A client for `url` with these settings (RESP3 if `resp3`, whatever the URL says).
+    ///
+    /// # Errors
+    ///
+    /// An unparsable URL, a CA or client certificate that cannot be read or parsed, or TLS
+    /// settings with a `redis://` URL. The message never includes the URL.
+    pub(crate) fn client(&self, url: &str, resp3: bool) -> Result<Client, RevocationError> {
+        let invalid = |e: RedisError| RevocationError::Backend(format!("invalid Redis URL: {e}"));
+        let info = url.into_connection_info().map_err(invalid)?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(user) = &self.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &self.password {
+            settings = settings.set_password(password);
+        }
+        if resp3 {
+            settings = settings.set_protocol(ProtocolVersion::RESP3);
+        }
+        let tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. });
+        let info = info.set_redis_settings(settings);
+        if !tls {
+            if self.ca.is_some() || self.client_cert.is_some() {
+                return Err(RevocationError::Backend(
+                    "redis: a CA bundle or client certificate is set but the URL is not \
+                     rediss:// (TLS)"
+                        .into(),
+                ));
+            }
+            return Client::open(info).map_err(invalid);
+        }
+        install_crypto_provider();
+        let root_cert = self.ca.as_ref().map(|p| p.load("CA")).transpose()?;
+        let client_tls = match &self.client_cert {
+            Some((cert, key)) => Some(ClientTlsConfig {
+                client_cert: cert.load("client certificate")?,
+                client_key: key.load("client key")?,
+            }),
+            None => None,
+        };
+        if root_cert
+            .as_ref()
+            .is_some_and(|ca| !contains_certificate(ca))
+        {
+            return Err(RevocationError::Backend(
+                "redis: the CA bundle holds no PEM certificate".into(),
+            ));
+        }
+        let certs = TlsCertificates {
+            client_tls,
+            root_cert,
+        };
+        Client::build_with_tls(info, certs)
+            .map_err(|e| RevocationError::Backend(format!("redis TLS settings: {e}")))
+    }
+}
+
+/// Does `pem` hold at least one `CERTIFICATE` block?
+fn contains_certificate(pem: &[u8]) -> bool {
+    pem::parse_many(pem).is_ok_and(|blocks| blocks.iter().any(|b| b.tag() == "CERTIFICATE"))
+}
+
+/// rustls needs a process-wide crypto provider; install the crate backend's unless the
+/// application has installed one (or rustls has, from its features) already.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_some() {
+        return;
+    }
+    #[cfg(feature = "aws-lc")]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc")))]
+    let provider = rustls::crypto::ring::default_provider();
+    // Losing a race with another installer is fine: there is a provider either way.
+    let _ = provider.install_default();
+}
+
+/// The kind of the last failure a Redis backend met (in its status), for alerts and for
+/// telling a configuration mistake from an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RedisFailure {
+    /// Could not connect (refused, unreachable, reset) or the connection was lost.
+    Unreachable,
+    /// A connect or a reply took longer than its timeout.
+    Timeout,
+    /// The TLS handshake failed: most often the server's certificate is not signed by the
+    /// trusted CA (see [`RedisConnection::ca_pem`]), or names another host; or the server
+    /// does not speak TLS on that port.
+    Tls,
+    /// Authentication failed: wrong user or password, or a password is needed
+    /// (`WRONGPASS`, `NOAUTH`).
+    Auth,
+    /// The ACL user may not run a command or touch a key or channel the backend uses
+    /// (`NOPERM`).
+    NoPermission,
+    /// Any other error (a refused command, an unexpected reply).
+    Other,
+}
+
+impl RedisFailure {
+    /// A stable lowercase name (`unreachable`, `timeout`, `tls`, `auth`, `no_permission`,
+    /// `other`), for logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unreachable => "unreachable",
+            Self::Timeout => "timeout",
+            Self::Tls => "tls",
+            Self::Auth => "auth",
+            Self::NoPermission => "no_permission",
+            Self::Other => "other",
+        }
+    }
+
+    /// What kind of failure `e` is.
+    pub(crate) fn of(e: &RedisError) -> Self {
+        if is_tls(e) {
+            return Self::Tls;
+        }
+        let code = e.code().unwrap_or("");
+        if e.kind() == ErrorKind::AuthenticationFailed || matches!(code, "WRONGPASS" | "NOAUTH") {
+            return Self::Auth;
+        }
+        if code == "NOPERM" {
+            return Self::NoPermission;
+        }
+        if e.is_timeout() {
+            return Self::Timeout;
+        }
+        if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+            return Self::Unreachable;
+        }
+        Self::Other
+    }
+}
+
+impl fmt::Display for RedisFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Is a rustls error somewhere in `e`'s chain (an I/O error's payload included)? The redis
+/// crate hands its I/O errors out as an `Arc<dyn Error>`, which is looked into too.
+fn is_tls(e: &RedisError) -> bool {
+    type Shared = Arc<dyn std::error::Error + Send + Sync>;
+    fn tls(err: &(dyn std::error::Error + 'static)) -> bool {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(shared) = err.downcast_ref::<Shared>() {
+            return tls(&**shared);
+        }
+        err.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<rustls::Error>())
+    }
+    let mut next = std::error::Error::source(e);
+    while let Some(err) = next {
+        if tls(err) {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
