@@ -1,13 +1,14 @@
 //! The Redis backends over TLS with an ACL user and password, against one `redis-server`
-//! per test binary: TLS on a loopback port with a CA and a server certificate that this
-//! test makes (rcgen), and an ACL user `jwt` that may only run the commands the backends
-//! use, on `jwt-test-*` keys and channels. It proves that revocations flow between two
-//! instances over TLS (credentials from the builder, or in the URL with the CA from a
-//! file); that the session registry lists across instances over TLS; that a server
-//! certificate from another CA, a wrong password and a namespace the ACL user may not
-//! touch are each a typed failure (`RedisFailure::Tls`, `Auth`, `NoPermission`): the store
-//! stays not ready and refuses sessions (fail closed), without a hang or a panic; and that
-//! TLS settings that cannot work are errors of `connect`.
+//! per test binary: TLS on a loopback port with a CA, a server and a client certificate
+//! that this test makes (rcgen; the server asks for the client's), and an ACL user `jwt`
+//! that may only run the commands the backends use, on `jwt-test-*` keys and channels. It
+//! proves that revocations flow between two instances over TLS (credentials from the
+//! builder, or in the URL with the CA and client certificate from files); that the session
+//! registry lists across instances over TLS; that a server certificate from another CA, a
+//! missing client certificate, a wrong password and a namespace the ACL user may not touch
+//! are each a typed failure (`RedisFailure::Tls`, `Auth`, `NoPermission`): the store stays
+//! not ready and refuses sessions (fail closed), without a hang or a panic; and that TLS
+//! settings that cannot work are errors of `connect`.
 //!
 //! Without a `redis-server` binary the tests print `SKIPPED:` and pass, except under
 //! `CI=true`, where they fail.
@@ -29,7 +30,8 @@ use jwt_session::{
     RedisRegistryOptions, Refusal, SessionEntry, SessionLayer, SessionRegistry,
 };
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 
 use support::harness::{get_with, post_with, routes, send};
@@ -58,6 +60,9 @@ struct TlsRedis {
     tls_port: u16,
     ca_pem: String,
     ca_file: PathBuf,
+    /// The client certificate and key the server asks for (`tls-auth-clients yes`).
+    client_pem: (String, String),
+    client_files: (PathBuf, PathBuf),
     _server: SharedServer,
     _dir: tempfile::TempDir,
 }
@@ -92,14 +97,23 @@ fn start() -> TlsRedis {
         .distinguished_name
         .push(DnType::CommonName, "redis test server");
     let server_cert = params.signed_by(&server_key, &ca).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "jwt-session test client");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = params.signed_by(&client_key, &ca).unwrap();
     let path = |name: &str| dir.path().join(name);
     std::fs::write(path("ca.pem"), ca.pem()).unwrap();
     std::fs::write(path("server.pem"), server_cert.pem()).unwrap();
     std::fs::write(path("server.key"), server_key.serialize_pem()).unwrap();
+    std::fs::write(path("client.pem"), client_cert.pem()).unwrap();
+    std::fs::write(path("client.key"), client_key.serialize_pem()).unwrap();
     let (port, tls_port) = (free_port(), free_port());
     let conf = format!(
         "port {port}\nbind 127.0.0.1\ntls-port {tls_port}\ntls-cert-file {}\n\
-         tls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\nsave \"\"\n\
+         tls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients yes\nsave \"\"\n\
          appendonly no\n{ACL}\n",
         path("server.pem").display(),
         path("server.key").display(),
@@ -116,6 +130,8 @@ fn start() -> TlsRedis {
         tls_port,
         ca_pem: ca.pem(),
         ca_file: path("ca.pem"),
+        client_pem: (client_cert.pem(), client_key.serialize_pem()),
+        client_files: (path("client.pem"), path("client.key")),
         _server: server,
         _dir: dir,
     }
@@ -154,10 +170,11 @@ fn namespace() -> String {
     )
 }
 
-/// Fast retries and timeouts, the CA, the ACL user and password.
+/// Fast retries and timeouts, the CA, the client certificate, the ACL user and password.
 fn connection(redis: &TlsRedis) -> RedisConnection {
     RedisConnection::default()
         .ca_pem(redis.ca_pem.clone())
+        .client_cert_pem(redis.client_pem.0.clone(), redis.client_pem.1.clone())
         .username(USER)
         .password(PASSWORD)
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
@@ -258,8 +275,8 @@ async fn revocations_flow_between_two_instances_over_tls_as_an_acl_user() {
     let Some(redis) = tls_redis() else { return };
     let kit = TestKit::new();
     let ns = namespace();
-    // A: user and password from the builder, the CA as bytes. B: both in the URL, the CA
-    // from a file.
+    // A: user and password from the builder, the CA and client certificate as bytes. B:
+    // both in the URL, the CA and client certificate from files.
     let a = instance(
         &kit,
         &redis.url(),
@@ -269,6 +286,7 @@ async fn revocations_flow_between_two_instances_over_tls_as_an_acl_user() {
     let url_with_credentials = format!("rediss://{USER}:{PASSWORD}@127.0.0.1:{}/", redis.tls_port);
     let b_connection = RedisConnection::default()
         .ca_file(&redis.ca_file)
+        .client_cert_files(&redis.client_files.0, &redis.client_files.1)
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(200));
     let b = instance(
         &kit,
@@ -366,6 +384,23 @@ async fn a_server_certificate_from_another_ca_is_a_tls_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_client_certificate_the_server_asks_for_it_is_a_tls_failure() {
+    let Some(redis) = tls_redis() else { return };
+    let kit = TestKit::new();
+    let connection = RedisConnection::default()
+        .ca_pem(redis.ca_pem.clone())
+        .username(USER)
+        .password(PASSWORD)
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200));
+    let store = RedisDenylist::connect(
+        &redis.url(),
+        denylist_options(&kit, &namespace(), connection),
+    )
+    .unwrap();
+    assert_refused_with(&kit, store, RedisFailure::Tls).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_is_an_auth_failure() {
     let Some(redis) = tls_redis() else { return };
     let kit = TestKit::new();
@@ -383,7 +418,9 @@ async fn a_wrong_password_is_an_auth_failure() {
         denylist_options(
             &kit,
             &namespace(),
-            RedisConnection::default().ca_pem(redis.ca_pem.clone()),
+            RedisConnection::default()
+                .ca_pem(redis.ca_pem.clone())
+                .client_cert_pem(redis.client_pem.0.clone(), redis.client_pem.1.clone()),
         ),
     )
     .unwrap();
