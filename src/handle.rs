@@ -96,7 +96,7 @@ impl<T: SessionData> SessionHandle<T> {
     ///
     /// The [`Refusal`] of the first failing check.
     pub fn verify(&self, token: &str) -> Result<Session<T>, Refusal> {
-        crate::layer::verify(&self.state, token)
+        crate::layer::verify(&self.state, token.as_bytes())
     }
 
     /// End the session `sid` (a listed session, a token you hold): its tokens are refused

@@ -171,15 +171,17 @@ pub(crate) fn parts_conflict<B: From<String>>(detail: &str) -> Response<B> {
     )
 }
 
-/// Every response of a live session: the seconds left, `no-store`, and the header
-/// exposed to cross-origin readers.
-pub(crate) fn stamp(headers: &mut HeaderMap, seconds_left: u64) {
+/// Every response of a live session: the seconds left and `no-store`; for a CORS
+/// request (`cors`: it named its `Origin`), the header exposed to the reading script.
+pub(crate) fn stamp(headers: &mut HeaderMap, seconds_left: u64, cors: bool) {
     headers.insert(EXPIRES_IN_NAME, HeaderValue::from(seconds_left));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.append(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(EXPIRES_IN_HEADER),
-    );
+    if cors {
+        headers.append(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPIRES_IN_HEADER),
+        );
+    }
 }
 
 /// Clear the session cookie on this response (and never cache it).

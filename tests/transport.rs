@@ -136,11 +136,13 @@ async fn bearer_reissue_comes_back_in_the_token_header_not_a_cookie() {
     let app = app(&kit);
     let (token, claims) = kit.mint("alice", ()).unwrap();
     kit.advance(Duration::from_secs(61));
-    let res = send(
-        &app,
-        get_with("/me", ("authorization", format!("Bearer {token}"))),
-    )
-    .await;
+    // A CORS request (it names its `Origin`): the new token is exposed to the script.
+    let cors = Request::get("/me")
+        .header("authorization", format!("Bearer {token}"))
+        .header("origin", "https://front.example")
+        .body(Body::empty())
+        .unwrap();
+    let res = send(&app, cors).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(kit.set_cookie(&res).is_none());
     let next = res.headers()[TOKEN_HEADER].to_str().unwrap().to_owned();

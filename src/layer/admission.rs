@@ -47,11 +47,14 @@ pub(crate) struct Admission<T> {
     pub(crate) source: Option<Source>,
     /// Validated, but neither slides nor reissues.
     pub(crate) passive: bool,
+    /// The request names its `Origin` (a CORS request): the response exposes the
+    /// session's headers to the reading script.
+    pub(crate) cors: bool,
     /// What a refusal responder needs to know about the request (only with one).
     pub(crate) request: Option<Arc<RequestInfo>>,
     /// The client, as the session registry keeps it (only with one): handles on the
     /// request's headers, read only if the registry is written.
-    pub(crate) client: Option<Client>,
+    pub(crate) client: Option<Arc<Client>>,
 }
 
 /// The client of a request, captured for the session registry without allocating or
@@ -139,6 +142,7 @@ impl<T> Clone for Admission<T> {
             verdict: self.verdict.clone(),
             source: self.source,
             passive: self.passive,
+            cors: self.cors,
             request: self.request.clone(),
             client: self.client.clone(),
         }
@@ -197,11 +201,9 @@ pub(crate) fn admit<T: SessionData, B>(
     }
     let verdict = match found {
         None => Verdict::Absent,
-        // A token that is not UTF-8 cannot be ours: refused, never skipped.
-        Some((token, _)) => match std::str::from_utf8(token)
-            .map_err(|_| Refusal::Malformed)
-            .and_then(|token| cache::verify(state, token))
-        {
+        // A token that is not UTF-8 cannot be ours: refused, never skipped (checked on a
+        // cache miss; a cached token is known to be one the codec accepted).
+        Some((token, _)) => match cache::verify(state, token) {
             Ok(session) => Verdict::Active(session),
             Err(reason) => Verdict::Refused(reason),
         },
@@ -227,12 +229,16 @@ pub(crate) fn admit<T: SessionData, B>(
         .responder
         .is_some()
         .then(|| Arc::new(RequestInfo::of(req)));
-    let client = state.registry.as_ref().map(|r| Client::of(req, r));
+    let client = state
+        .registry
+        .as_ref()
+        .map(|r| Arc::new(Client::of(req, r)));
     Decision::Admit(Admission {
         state: state.clone(),
         verdict,
         source,
         passive,
+        cors: headers.contains_key(header::ORIGIN),
         request,
         client,
     })

@@ -77,8 +77,8 @@ impl<T: SessionData> TokenCache<T> {
         Self((capacity > 0).then(|| quick_cache::sync::Cache::new(capacity)))
     }
 
-    fn get(&self, token: &str, generation: u64) -> Option<Arc<Claims<T>>> {
-        let hit = self.0.as_ref()?.get(&Lookup(token.as_bytes()))?;
+    fn get(&self, token: &[u8], generation: u64) -> Option<Arc<Claims<T>>> {
+        let hit = self.0.as_ref()?.get(&Lookup(token))?;
         (hit.generation == generation).then_some(hit.claims)
     }
 
@@ -88,42 +88,46 @@ impl<T: SessionData> TokenCache<T> {
         }
     }
 
-    fn remove(&self, token: &str) {
+    fn remove(&self, token: &[u8]) {
         if let Some(cache) = &self.0 {
-            cache.remove(&Lookup(token.as_bytes()));
+            cache.remove(&Lookup(token));
         }
     }
 }
 
 /// Decode (or find in the verified-token cache), check times, check revocation. Every
 /// error is a refusal (fail closed); only accepted tokens are cached.
+///
+/// `token` is the raw bytes the request carried: the cache is asked first (a hit is the
+/// very bytes of a token the codec accepted, so valid UTF-8); on a miss, bytes that are
+/// not UTF-8 are refused `session_malformed` before anything else.
 pub(crate) fn verify<T: SessionData>(
     state: &LayerState<T>,
-    token: &str,
+    token: &[u8],
 ) -> Result<Session<T>, Refusal> {
     let config = &state.config;
     let codec = config.codec();
     let generation = codec.generation();
-    let cached = state.cache.get(token, generation);
-    let fresh = cached.is_none();
-    let claims = match cached {
-        Some(claims) => claims,
+    // `fresh`: the token as text when it was just decoded (not found in the cache).
+    let (claims, fresh) = match state.cache.get(token, generation) {
+        Some(claims) => (claims, None),
         None => {
+            let text = std::str::from_utf8(token).map_err(|_| Refusal::Malformed)?;
             crate::obs::cold_verify();
-            Arc::new(codec.decode::<T>(token.as_bytes())?.claims)
+            (Arc::new(codec.decode::<T>(token)?.claims), Some(text))
         }
     };
     let now = config.clock().now();
     let policy = *config.policy_for(claims.rem);
     if let Err(reason) = claims.check(now, &policy) {
-        if !fresh {
+        if fresh.is_none() {
             state.cache.remove(token);
         }
         return Err(reason);
     }
     super::check_revocation(&*state.store, &claims)?;
-    if fresh {
-        state.cache.insert(token, claims.clone(), generation);
+    if let Some(text) = fresh {
+        state.cache.insert(text, claims.clone(), generation);
     }
     Ok(Session {
         claims,

@@ -154,7 +154,7 @@ fn act<T: SessionData, B: From<String>>(
     }
     if let Some(login) = login {
         let replaced = session.is_some();
-        let res = issue_login(state, login, admission.client.as_ref(), res);
+        let res = issue_login(state, login, admission, res);
         // A login over a live session that could not be issued has still ended that
         // session: clear its cookie too.
         return if replaced && res.status().is_server_error() {
@@ -185,16 +185,23 @@ fn act<T: SessionData, B: From<String>>(
         Change::IfDue
     } else {
         let now = state.config.clock().now();
-        stamp(&mut res, session.claims(), session, now);
+        stamp(&mut res, session.claims(), session, now, admission.cors);
         return res;
     };
     reissue(state, session, change, admission, res)
 }
 
-fn stamp<T, U, B>(res: &mut Response<B>, claims: &Claims<U>, session: &Session<T>, now: i64) {
+fn stamp<T, U, B>(
+    res: &mut Response<B>,
+    claims: &Claims<U>,
+    session: &Session<T>,
+    now: i64,
+    cors: bool,
+) {
     response::stamp(
         res.headers_mut(),
         claims.seconds_left(now, session.policy()),
+        cors,
     );
 }
 
@@ -221,7 +228,7 @@ fn session_cookie<T>(
 fn issue_login<T: SessionData, B: From<String>>(
     state: &LayerState<T>,
     login: Login<T>,
-    client: Option<&super::admission::Client>,
+    admission: &Admission<T>,
     mut res: Response<B>,
 ) -> Response<B> {
     let config = &state.config;
@@ -240,10 +247,10 @@ fn issue_login<T: SessionData, B: From<String>>(
                 span.record("sid", crate::obs::sid_tag(&claims.sid));
             }
             crate::obs::issued();
-            super::record::record(state, &claims, client);
+            super::record::record(state, &claims, admission.client.as_deref());
             let headers = res.headers_mut();
             headers.append(header::SET_COOKIE, cookie);
-            response::stamp(headers, left);
+            response::stamp(headers, left, admission.cors);
             res
         }
         Err(crate::error::EncodeError::LoginTooSoon) => response::login_retry(),
@@ -327,7 +334,7 @@ fn reissue<T: SessionData, B: From<String>>(
     mut res: Response<B>,
 ) -> Response<B> {
     let source = admission.source;
-    let client = admission.client.as_ref();
+    let client = admission.client.as_deref();
     let config = &state.config;
     let policy = session.policy();
     let claims = session.claims();
@@ -348,12 +355,12 @@ fn reissue<T: SessionData, B: From<String>>(
         }
         Err(_) => {
             // Cannot tell: mint nothing, keep the current token (fail closed).
-            stamp(&mut res, claims, session, now);
+            stamp(&mut res, claims, session, now, admission.cors);
             return res;
         }
     }
     if matches!(change, Change::IfDue) && !claims.reissue_due(now, policy) {
-        stamp(&mut res, claims, session, now);
+        stamp(&mut res, claims, session, now, admission.cors);
         return res;
     }
     if !config.codec().can_sign() {
@@ -362,7 +369,7 @@ fn reissue<T: SessionData, B: From<String>>(
         if matches!(change, Change::Update { .. }) {
             return issue_failed("this service only verifies sessions (verify-only keyring)");
         }
-        stamp(&mut res, claims, session, now);
+        stamp(&mut res, claims, session, now, admission.cors);
         return res;
     }
     if claims.check(now, policy).is_err() {
@@ -417,18 +424,18 @@ fn reissue<T: SessionData, B: From<String>>(
             super::record::record(state, &next, client);
             let headers = res.headers_mut();
             headers.append(name, value);
-            if bearer {
+            if bearer && admission.cors {
                 headers.append(
                     header::ACCESS_CONTROL_EXPOSE_HEADERS,
                     HeaderValue::from_static(TOKEN_HEADER),
                 );
             }
-            response::stamp(headers, left);
+            response::stamp(headers, left, admission.cors);
         }
         Err(e) if explicit => return issue_failed(&e.to_string()),
         Err(e) => {
             tracing::error!(error = %e, "reissue failed; keeping the current token");
-            stamp(&mut res, claims, session, now);
+            stamp(&mut res, claims, session, now, admission.cors);
         }
     }
     res

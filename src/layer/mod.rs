@@ -262,7 +262,7 @@ impl<T: SessionData> SessionLayer<T> {
     ///
     /// The [`Refusal`] of the first failing check.
     pub fn verify_token(&self, token: &str) -> Result<Session<T>, Refusal> {
-        cache::verify(&self.state, token)
+        cache::verify(&self.state, token.as_bytes())
     }
 
     /// The revocation store.

@@ -36,10 +36,8 @@ async fn login_sets_a_secure_cookie_whose_max_age_runs_to_exp() {
     assert_eq!(set.max_age, Some(IDLE));
     assert_eq!(reply.header(EXPIRES_IN_HEADER), Some("1800"));
     assert_eq!(reply.header("cache-control"), Some("no-store"));
-    assert_eq!(
-        reply.header("access-control-expose-headers"),
-        Some(EXPIRES_IN_HEADER)
-    );
+    // A same-origin request (no `Origin`) has no script to expose headers to.
+    assert_eq!(reply.header("access-control-expose-headers"), None);
     assert_eq!(reply.json()["csrf"], claims.csrf.expose());
 
     // The cookie it set is a working session.
@@ -78,4 +76,32 @@ async fn every_login_is_a_new_session_with_new_ids() {
         .collect();
     assert_eq!(set.len(), 1, "{set:?}");
     assert!(!set[0].is_removal());
+}
+
+/// A CORS request (it names its `Origin`) gets `Session-Expires-In` exposed to the
+/// reading script; a same-origin one (no `Origin`) does not need it and gets none.
+#[tokio::test]
+async fn session_headers_are_exposed_to_cors_requests_only() {
+    let kit = TestKit::new();
+    let app = app(&kit);
+    let cookie = kit.cookie("alice");
+    let cross = call(
+        &kit,
+        &app,
+        req(
+            Method::GET,
+            "/me",
+            &[("cookie", &cookie), ("origin", "https://front.example")],
+        ),
+    )
+    .await;
+    assert_eq!(cross.status, StatusCode::OK);
+    assert_eq!(
+        cross.header("access-control-expose-headers"),
+        Some(EXPIRES_IN_HEADER)
+    );
+    let same = call(&kit, &app, req(Method::GET, "/me", &[("cookie", &cookie)])).await;
+    assert_eq!(same.status, StatusCode::OK);
+    assert!(same.header(EXPIRES_IN_HEADER).is_some());
+    assert_eq!(same.header("access-control-expose-headers"), None);
 }
