@@ -1,4 +1,5 @@
-//! The `metrics` feature counts refusals, reissues, revocations and the denylist size.
+//! The `metrics` feature counts refusals, reissues, revocations, cold verifies and the
+//! denylist size.
 //! (Its own test binary: tracing's callsite cache and a scoped subscriber in another
 //! test of the same process do not mix.)
 #![cfg(feature = "metrics")]
@@ -67,6 +68,9 @@ fn metrics_count_refusals_reissues_and_revocations() {
             .sum()
     };
     assert_eq!(counter("jwt_session_reissues_total", None), 1);
+    // Three requests with one token: one cold verify (signature and JSON), then the
+    // verified-token cache.
+    assert_eq!(counter("jwt_session_cold_verifies_total", None), 1);
     assert_eq!(
         counter("jwt_session_revocations_total", Some(("kind", "session"))),
         1
