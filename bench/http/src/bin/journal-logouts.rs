@@ -8,6 +8,9 @@
 //! journal-logouts LABEL DIR SECONDS CALLERS...
 //! ```
 //!
+//! A CALLERS of `tN` runs N tokio tasks on a multi-threaded runtime of 2 workers instead
+//! of N threads, as async handlers would call the store under HTTP load.
+//!
 //! For each CALLERS value, a fresh journal `DIR/journal-LABEL-CALLERS.jsonl` (removed
 //! afterwards). Prints one tab-separated line per run:
 //! `label callers logouts seconds logouts_per_s p50_us p99_us max_us errors`.
@@ -21,52 +24,113 @@ use std::time::{Duration, Instant};
 
 use jwt_session::{MemoryDenylist, Policy, RevocationStore, SystemClock};
 
-fn run(label: &str, dir: &Path, seconds: f64, callers: usize) {
-    let path: PathBuf = dir.join(format!("journal-{label}-{callers}.jsonl"));
+/// How the callers run: OS threads, or tokio tasks on 2 workers.
+#[derive(Clone, Copy)]
+enum Callers {
+    Threads(usize),
+    Tasks(usize),
+}
+
+/// What one caller saw: each call's latency (µs), and how many calls failed.
+#[derive(Default)]
+struct Seen {
+    latencies: Vec<u32>,
+    errors: u64,
+}
+
+impl Seen {
+    /// Revoke a fresh session (caller `t`, call `i`) and note how it went.
+    fn revoke(&mut self, list: &MemoryDenylist, t: usize, i: u64) {
+        let policy = Policy::new(30 * 60, 8 * 3600, 60, 5).expect("default policy");
+        // 22 characters, like a real session id.
+        let sid = format!("s{t:04}-{i:016}");
+        let began = Instant::now();
+        if list
+            .revoke_session(&sid, 1_000_000, &policy, &SystemClock)
+            .is_err()
+        {
+            self.errors += 1;
+        }
+        let us = began.elapsed().as_micros();
+        self.latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
+    }
+}
+
+fn run(label: &str, dir: &Path, seconds: f64, callers: Callers) {
+    let (name, count) = match callers {
+        Callers::Threads(n) => (n.to_string(), n),
+        Callers::Tasks(n) => (format!("t{n}"), n),
+    };
+    let path: PathBuf = dir.join(format!("journal-{label}-{name}.jsonl"));
     let _ = std::fs::remove_file(&path);
-    let clock = SystemClock;
-    let policy = Policy::new(30 * 60, 8 * 3600, 60, 5).expect("default policy");
     let list: Arc<MemoryDenylist> = MemoryDenylist::builder()
         .capacity(10_000_000)
         .journal(&path)
-        .build(&clock)
+        .build(&SystemClock)
         .expect("journal opens");
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
-    let workers: Vec<_> = (0..callers)
-        .map(|t| {
-            let list = Arc::clone(&list);
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
-                let mut errors = 0u64;
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    // 22 characters, like a real session id.
-                    let sid = format!("s{t:04}-{i:016}");
-                    i += 1;
-                    let began = Instant::now();
-                    if list
-                        .revoke_session(&sid, 1_000_000, &policy, &clock)
-                        .is_err()
-                    {
-                        errors += 1;
-                    }
-                    let us = began.elapsed().as_micros();
-                    latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
+    let results: Vec<Seen> = match callers {
+        Callers::Threads(_) => {
+            let workers: Vec<_> = (0..count)
+                .map(|t| {
+                    let (list, stop) = (Arc::clone(&list), Arc::clone(&stop));
+                    std::thread::spawn(move || {
+                        let mut seen = Seen::default();
+                        let mut i = 0;
+                        while !stop.load(Ordering::Relaxed) {
+                            seen.revoke(&list, t, i);
+                            i += 1;
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_secs_f64(seconds));
+            stop.store(true, Ordering::Relaxed);
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("worker"))
+                .collect()
+        }
+        Callers::Tasks(_) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let tasks: Vec<_> = (0..count)
+                    .map(|t| {
+                        let (list, stop) = (Arc::clone(&list), Arc::clone(&stop));
+                        tokio::spawn(async move {
+                            let mut seen = Seen::default();
+                            let mut i = 0;
+                            while !stop.load(Ordering::Relaxed) {
+                                seen.revoke(&list, t, i);
+                                i += 1;
+                                // Like a handler: back to the runtime between requests.
+                                tokio::task::yield_now().await;
+                            }
+                            seen
+                        })
+                    })
+                    .collect();
+                tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+                stop.store(true, Ordering::Relaxed);
+                let mut results = Vec::new();
+                for task in tasks {
+                    results.push(task.await.expect("task"));
                 }
-                (latencies, errors)
+                results
             })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(seconds));
-    stop.store(true, Ordering::Relaxed);
+        }
+    };
     let mut latencies = Vec::new();
     let mut errors = 0;
-    for w in workers {
-        let (l, e) = w.join().expect("worker");
-        latencies.extend(l);
-        errors += e;
+    for seen in results {
+        latencies.extend(seen.latencies);
+        errors += seen.errors;
     }
     let elapsed = start.elapsed().as_secs_f64();
     latencies.sort_unstable();
@@ -78,7 +142,7 @@ fn run(label: &str, dir: &Path, seconds: f64, callers: usize) {
     };
     let n = latencies.len();
     println!(
-        "{label}\t{callers}\t{n}\t{elapsed:.3}\t{:.0}\t{}\t{}\t{}\t{errors}",
+        "{label}\t{name}\t{n}\t{elapsed:.3}\t{:.0}\t{}\t{}\t{}\t{errors}",
         n as f64 / elapsed,
         at(0.5),
         at(0.99),
@@ -101,7 +165,10 @@ fn main() {
     let seconds: f64 = seconds.parse().expect("SECONDS is a number");
     std::fs::create_dir_all(dir).expect("DIR can be created");
     for callers in &args[3..] {
-        let callers: usize = callers.parse().expect("CALLERS is a whole number");
+        let callers = match callers.strip_prefix('t') {
+            Some(n) => Callers::Tasks(n.parse().expect("tN: N is a whole number")),
+            None => Callers::Threads(callers.parse().expect("CALLERS is a whole number")),
+        };
         run(label, Path::new(dir), seconds, callers);
     }
 }
