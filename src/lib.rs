@@ -72,6 +72,7 @@
 //! | `jwt_session_denylist_evictions_total` | counter | |
 //! | `jwt_session_cold_verifies_total` | counter | |
 //! | `jwt_session_denylist_size` | gauge | |
+//! | `jwt_session_denylist_fill_ratio` | gauge | (held ÷ capacity of the memory denylist; it warns at 0.8 and 0.95) |
 //!
 //! # Security model
 //!
@@ -143,8 +144,8 @@ pub use crate::denylist::{
 };
 #[cfg(feature = "redis")]
 pub use crate::denylist::{
-    DEFAULT_NAMESPACE as DEFAULT_REDIS_NAMESPACE, DEFAULT_PROPAGATION_MARGIN, RedisDenylist,
-    RedisDenylistOptions, RedisStatus,
+    DEFAULT_CHANGE_LOG_LEN, DEFAULT_NAMESPACE as DEFAULT_REDIS_NAMESPACE,
+    DEFAULT_PROPAGATION_MARGIN, RedisDenylist, RedisDenylistOptions, RedisStatus,
 };
 pub use crate::error::{ConfigError, EncodeError, KeyError, Refusal, RevocationError};
 pub use crate::extract::{SessionContext, SessionRejection};

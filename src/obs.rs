@@ -61,3 +61,9 @@ pub(crate) fn denylist_size(held: usize) {
     #[cfg(feature = "metrics")]
     metrics::gauge!("jwt_session_denylist_size").set(held as f64);
 }
+
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn denylist_fill(held: usize, capacity: usize) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("jwt_session_denylist_fill_ratio").set(held as f64 / capacity.max(1) as f64);
+}

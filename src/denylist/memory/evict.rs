@@ -1,35 +1,38 @@
-//! Eviction at capacity (I4): the queue of revocations in eviction order, each item named
-//! by a unique sequence number, and the idle watermark an eviction raises.
+//! Eviction at capacity (I4) without a per-entry queue: when the store is over capacity
+//! it evicts one of the oldest revocations (by revocation time, in whole seconds) and
+//! raises the idle watermark to its time. The oldest are found by scanning: one scan
+//! gathers a batch of the oldest entries (a bounded max-heap of their revocation times),
+//! and evictions take them oldest first until the batch runs out, so at capacity a scan
+//! of the whole store is paid once per batch, not once per revocation.
+//!
+//! A batch stays "the oldest" as long as nothing older than its newest member is recorded
+//! (a revocation replayed from another instance or a journal may be): such a record drops
+//! the batch ([`Evictor::noted`]). A member whose entry changed since (revoked again,
+//! swept) is skipped: it is current only while its entry carries the same revocation
+//! time, checked under the shard lock that removes it.
 
-use std::collections::VecDeque;
+use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
 
 use super::MemoryDenylist;
-use super::ids::SidKey;
+use super::ids::Victim;
 
-/// Revocations in eviction order: `(at, seq, key)`, oldest first. Each entry's `seq` is
-/// unique, so an item is current only while its entry still carries the same `seq`.
-#[derive(Default)]
-pub(super) struct Queue {
-    pub(super) items: VecDeque<(i64, u64, QueuedKey)>,
-    next: u64,
+/// The batch of eviction candidates: `(at, key)`, newest first (so `pop` takes the
+/// oldest), and the newest time in it.
+#[derive(Debug, Default)]
+pub(super) struct Evictor {
+    batch: Vec<(i64, Victim)>,
+    newest: i64,
 }
 
-impl Queue {
-    /// Queue `key` revoked at `at`; returns the `seq` its entry must carry.
-    pub(super) fn push(&mut self, at: i64, key: QueuedKey) -> u64 {
-        let seq = self.next;
-        self.next += 1;
-        self.items.push_back((at, seq, key));
-        seq
+impl Evictor {
+    /// A revocation dated `at` was recorded: if it is older than some candidate, the
+    /// batch no longer holds only the oldest; drop it (the next eviction scans again).
+    pub(super) fn noted(&mut self, at: i64) {
+        if !self.batch.is_empty() && at < self.newest {
+            self.batch.clear();
+        }
     }
-}
-
-/// The key of the revocation a queue item stands for: which map, and which entry in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum QueuedKey {
-    Session(SidKey),
-    Subject(Box<str>),
 }
 
 impl MemoryDenylist {
@@ -44,45 +47,91 @@ impl MemoryDenylist {
         self.evictions.load(Ordering::Relaxed)
     }
 
-    /// Whether the queue item `seq` for `key` still stands for the entry held.
-    pub(super) fn is_current(&self, key: &QueuedKey, seq: u64) -> bool {
-        match key {
-            QueuedKey::Session(sid) => self.sessions.get(sid).is_some_and(|e| e.seq == seq),
-            QueuedKey::Subject(sub) => self.subjects.get(sub).is_some_and(|e| e.seq == seq),
-        }
+    /// How many candidates one scan gathers.
+    fn batch_size(&self) -> usize {
+        (self.capacity / 64).clamp(1, 1 << 16)
     }
 
-    /// Evict oldest entries while over capacity; each watermark raised is pushed onto
-    /// `raised`.
-    ///
-    /// The revocation being recorded is queued last and carries the newest `seq`, so it
-    /// is never the one evicted (capacity is at least one): the store always answers
-    /// for the revocation it just acknowledged.
-    pub(super) fn evict(&self, order: &mut Queue, raised: &mut Vec<i64>) {
+    /// Gather the oldest entries but `keep` into the batch.
+    fn gather(&self, evictor: &mut Evictor, keep: Option<&Victim>) {
+        let size = self.batch_size();
+        let mut heap: BinaryHeap<(i64, Victim)> = BinaryHeap::with_capacity(size + 1);
+        let mut offer = |at: i64, key: &dyn Fn() -> Victim| {
+            if heap.len() == size && heap.peek().is_some_and(|(newest, _)| at >= *newest) {
+                return;
+            }
+            let key = key();
+            if keep == Some(&key) {
+                return;
+            }
+            heap.push((at, key));
+            if heap.len() > size {
+                heap.pop();
+            }
+        };
+        self.sessions.each_at(&mut offer);
+        self.subjects.each_at(&mut offer);
+        let batch = heap.into_sorted_vec();
+        evictor.newest = batch.last().map_or(i64::MIN, |(at, _)| *at);
+        evictor.batch = batch;
+        evictor.batch.reverse();
+    }
+
+    /// Evict oldest entries while over capacity, never `keep` (the revocation being
+    /// recorded: the store always answers for the revocation it just acknowledged; the
+    /// capacity is at least one, so there is always another to evict). Each watermark
+    /// raised is pushed onto `raised`.
+    pub(super) fn evict(
+        &self,
+        evictor: &mut Evictor,
+        keep: Option<&Victim>,
+        raised: &mut Vec<i64>,
+    ) {
+        // Whether a scan just ran and nothing was evicted since.
+        let mut fresh = false;
         while self.held() > self.capacity {
-            let Some((at, seq, key)) = order.items.pop_front() else {
-                break;
-            };
-            // Every mutation holds the `order` lock, so "is this entry still the one
-            // queued" cannot change between the check and the removal. The watermark is
-            // raised *before* the entry goes, and `is_revoked` reads entries before the
-            // watermark: a concurrent check always sees one or the other (I4).
-            let current = self.is_current(&key, seq);
-            if current {
-                self.watermark.fetch_max(at, Ordering::SeqCst);
-                match &key {
-                    QueuedKey::Session(sid) => self.sessions.remove(sid),
-                    QueuedKey::Subject(sub) => self.subjects.remove(sub),
+            let Some((at, victim)) = evictor.batch.pop() else {
+                if fresh {
+                    // A whole fresh batch was stale: cannot happen under the order lock,
+                    // but never loop forever.
+                    break;
                 }
+                self.gather(evictor, keep);
+                fresh = true;
+                if evictor.batch.is_empty() {
+                    break;
+                }
+                tracing::warn!(
+                    capacity = self.capacity,
+                    held = self.held(),
+                    oldest = evictor.batch.last().map(|(at, _)| *at),
+                    evicted_so_far = self.evictions(),
+                    "revocation denylist full: evicting the oldest revocations and raising the \
+                     idle watermark; sessions idle since then must log in again"
+                );
+                continue;
+            };
+            if keep == Some(&victim) {
+                continue;
+            }
+            // Every mutation holds the `order` lock, so "is this entry still the one
+            // gathered" cannot change between the check and the removal. The watermark is
+            // raised *before* the entry goes, under the lock a reader of the entry needs,
+            // and `is_revoked` reads entries before the watermark: a concurrent check
+            // always sees one or the other (I4).
+            let raise = || {
+                self.watermark.fetch_max(at, Ordering::SeqCst);
+            };
+            let gone = match &victim {
+                Victim::Subject(sub) => self.subjects.evict(sub, at, raise),
+                _ => self.sessions.evict(&victim, at, raise),
+            };
+            if gone {
+                fresh = false;
                 self.evictions.fetch_add(1, Ordering::Relaxed);
                 crate::obs::evicted();
                 raised.push(at);
-                tracing::warn!(
-                    capacity = self.capacity,
-                    watermark = at,
-                    "revocation denylist full: evicted the oldest revocation and raised the idle \
-                     watermark; sessions idle since then must log in again"
-                );
+                tracing::debug!(watermark = at, "evicted a revocation");
             }
         }
     }

@@ -1,68 +1,59 @@
-//! What the maps hold: revoked sessions by id (22-byte ids inline), revoked subjects, and
-//! the entries of both maps. Each map keeps a count of its entries so that a lookup in a
-//! map that holds nothing — the usual case for subjects, and for sessions on a store that
-//! has seen no logout — returns at once instead of hashing the key and locking a shard.
+//! What the store holds: revoked sessions (the compact set of [`table`](super::table) for
+//! the crate's own ids, exact text for any other) and revoked subjects. Each part keeps a
+//! count of its entries so that a lookup in a part that holds nothing — the usual case
+//! for subjects and text ids, and for sessions on a store that has seen no logout —
+//! returns at once instead of decoding or hashing the key and locking a shard.
+//!
+//! Where a session entry lives: in the compact set when its id decodes (see
+//! [`decode_sid`]) and both its times have a [`Stamp`]; else as text, with exact times.
+//! An id held as text stays text until it goes, so an entry only ever moves from the
+//! compact set to the text map, and from "retired generations" to "revoked" within one
+//! shard (under that shard's lock). Lookups read the compact set, then the text map: a
+//! reader racing a move finds the entry in one place or the other.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 
-/// A revoked session, as held in a [`SessionMap`].
-///
-/// `seq` names the queue item that holds an entry's place in eviction order: a key
-/// revoked again (a second logout-all of the same second, a record replayed from
-/// another instance) leaves a stale item behind, which must never evict the entry that
-/// replaced it — revocation times are whole seconds, so `at` cannot tell them apart.
+use super::table::{SHARDS, Shards, Slot, Stamp, decode_sid, encode_sid, shard_of};
+use crate::denylist::journal::FULL;
+
+/// A revoked session, as held.
 ///
 /// `floor`: tokens of the session whose generation is below it are refused — `FULL` for
 /// a revoked session, a lower one where an update retired older tokens.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct SessionEntry {
     pub(super) exp: i64,
     pub(super) at: i64,
-    pub(super) seq: u64,
     pub(super) floor: u32,
 }
 
-/// A revoked subject ("every session with `auth_time <= before`"); `seq` as in
-/// [`SessionEntry`].
-#[derive(Debug, Clone, Copy)]
+/// A revoked subject ("every session with `auth_time <= before`").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct SubjectEntry {
     pub(super) before: i64,
     pub(super) exp: i64,
     pub(super) at: i64,
-    pub(super) seq: u64,
 }
 
-/// A session id as a map key. The crate's own ids (22 base64url characters) are held
-/// inline as their 22 bytes — no heap allocation, no decoding on lookups — so a million
-/// revocations fit in about 110 MB; any other id (another issuer's, a test's) is kept as
-/// heap text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) enum SidKey {
-    Inline([u8; 22]),
+/// An entry's key, as the eviction scan names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Victim {
+    /// A session of the compact set, by its 16 bytes.
+    Raw([u8; 16]),
+    /// A session held as text.
     Text(Box<str>),
+    /// A subject.
+    Subject(Box<str>),
 }
 
-impl SidKey {
-    pub(super) fn new(sid: &str) -> Self {
-        match inline_sid(sid) {
-            Some(bytes) => Self::Inline(bytes),
+impl Victim {
+    /// The key of session `sid`, wherever it would be held.
+    pub(super) fn session(sid: &str) -> Self {
+        match decode_sid(sid) {
+            Some(raw) => Self::Raw(raw),
             None => Self::Text(sid.into()),
-        }
-    }
-}
-
-fn inline_sid(sid: &str) -> Option<[u8; 22]> {
-    sid.as_bytes().try_into().ok()
-}
-
-impl std::fmt::Display for SidKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            // Built from a `&str` of 22 bytes, so valid UTF-8.
-            Self::Inline(bytes) => f.write_str(std::str::from_utf8(bytes).unwrap_or_default()),
-            Self::Text(text) => f.write_str(text),
         }
     }
 }
@@ -72,116 +63,297 @@ impl std::fmt::Display for SidKey {
 /// so an attacker cannot pick them to collide.
 pub(super) type Hasher = foldhash::fast::RandomState;
 
-/// How many entries a map holds, read without touching the map.
+/// How many entries a part holds, read without touching it.
 ///
 /// Raised *before* an entry is inserted and lowered *after* one is removed, so it is
 /// never below the number of entries a reader could find: a reader that sees 0 would
-/// have found nothing in the map either (a revocation still being recorded at that
-/// instant is concurrent with the check, as it is without the count). Every change to
-/// the maps is made under the store's `order` lock, so between two changes the count is
-/// exact (`tests::counts_stay_exact`). The watermark protocol (I4, `evict`) is unchanged:
-/// an eviction raises the watermark before it removes the entry and lowers the count,
-/// and `is_revoked` reads the count, then the map, then the watermark.
+/// have found nothing either (a revocation still being recorded at that instant is
+/// concurrent with the check, as it is without the count). Every change is made under
+/// the store's `order` lock, so between two changes the count is exact
+/// (`tests::counts_stay_exact`). The watermark protocol (I4, `evict`) is unchanged: an
+/// eviction raises the watermark before it removes the entry and lowers the count, and
+/// `is_revoked` reads the count, then the entry, then the watermark.
 #[derive(Debug, Default)]
 struct Count(AtomicUsize);
 
 impl Count {
-    /// Whether the map holds nothing.
     #[inline]
     fn is_zero(&self) -> bool {
         self.0.load(Ordering::SeqCst) == 0
     }
-    /// Around an insert: `insert` runs between the raise and the correction, which
-    /// undoes the raise when the insert replaced an entry.
-    fn inserting(&self, insert: impl FnOnce() -> bool) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        if insert() {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
+    fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
     }
-    /// After `n` entries were removed.
+    fn raise(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    /// After `n` entries were removed (or a raise turned out to replace an entry).
     fn removed(&self, n: usize) {
         if n > 0 {
             self.0.fetch_sub(n, Ordering::SeqCst);
         }
     }
-    #[cfg(test)]
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
 }
 
-/// Revoked sessions by id: 22-byte ids inline, any other id as text. Lookups by
-/// `&str` allocate nothing, and cost one atomic load while no session is revoked.
+/// Revoked sessions: the compact set, and text for the rest.
 #[derive(Default)]
 pub(super) struct SessionMap {
-    raw: DashMap<[u8; 22], SessionEntry, Hasher>,
+    compact: Shards,
+    compact_count: Count,
     text: DashMap<Box<str>, SessionEntry, Hasher>,
-    count: Count,
+    text_count: Count,
 }
+
+/// How many slots of a shard a sweep looks at per hold of the shard's write lock.
+const SWEEP_CHUNK: usize = 4096;
 
 impl SessionMap {
     pub(super) fn len(&self) -> usize {
-        self.raw.len() + self.text.len()
+        self.compact_count.get() + self.text_count.get()
     }
-    pub(super) fn get(&self, key: &SidKey) -> Option<SessionEntry> {
-        if self.count.is_zero() {
-            return None;
-        }
-        match key {
-            SidKey::Inline(raw) => self.raw.get(raw).map(|e| *e),
-            SidKey::Text(text) => self.text.get(text).map(|e| *e),
-        }
-    }
+
     /// Inline, so that the usual answer (nothing held) costs no call.
     #[inline]
     pub(super) fn get_str(&self, sid: &str) -> Option<SessionEntry> {
-        if self.count.is_zero() {
+        if self.compact_count.is_zero() && self.text_count.is_zero() {
             return None;
         }
-        self.lookup_str(sid)
+        self.lookup(sid)
     }
-    fn lookup_str(&self, sid: &str) -> Option<SessionEntry> {
-        match inline_sid(sid) {
-            Some(raw) => self.raw.get(&raw).map(|e| *e),
-            None => self.text.get(sid).map(|e| *e),
+
+    pub(super) fn get(&self, sid: &str) -> Option<SessionEntry> {
+        self.lookup(sid)
+    }
+
+    fn lookup(&self, sid: &str) -> Option<SessionEntry> {
+        if !self.compact_count.is_zero()
+            && let Some(raw) = decode_sid(sid)
+            && let Some(entry) = self.get_raw(&raw)
+        {
+            return Some(entry);
+        }
+        if self.text_count.is_zero() {
+            return None;
+        }
+        self.text.get(sid).map(|e| *e)
+    }
+
+    fn get_raw(&self, raw: &[u8; 16]) -> Option<SessionEntry> {
+        let seed = self.compact.seed();
+        let hash = seed.hash(raw);
+        let shard = self.compact.read(shard_of(hash));
+        if let Some(slot) = shard.revoked.get(seed, raw, hash) {
+            return Some(SessionEntry {
+                exp: slot.exp.get(),
+                at: slot.at.get(),
+                floor: FULL,
+            });
+        }
+        shard.retired.get(seed, raw, hash).map(|slot| SessionEntry {
+            exp: slot.exp.get(),
+            at: slot.at.get(),
+            floor: slot.value,
+        })
+    }
+
+    /// Insert or replace the entry of `sid`.
+    pub(super) fn insert(&self, sid: &str, entry: SessionEntry) {
+        let raw = decode_sid(sid);
+        let stamps = Stamp::new(entry.exp).zip(Stamp::new(entry.at));
+        let in_text = !self.text_count.is_zero() && self.text.contains_key(sid);
+        match (raw, stamps) {
+            (Some(raw), Some((exp, at))) if !in_text => self.insert_raw(raw, exp, at, entry.floor),
+            _ => {
+                self.text_count.raise();
+                if self.text.insert(sid.into(), entry).is_some() {
+                    self.text_count.removed(1);
+                }
+                // Moved from the compact set (times without a stamp): text first, so
+                // a reader finds it in one place or the other.
+                if let Some(raw) = raw {
+                    self.remove_raw_if(&raw, |_| true);
+                }
+            }
         }
     }
-    pub(super) fn insert(&self, key: SidKey, entry: SessionEntry) {
-        self.count.inserting(|| match key {
-            SidKey::Inline(raw) => self.raw.insert(raw, entry).is_some(),
-            SidKey::Text(text) => self.text.insert(text, entry).is_some(),
-        });
-    }
-    pub(super) fn remove(&self, key: &SidKey) {
-        let removed = match key {
-            SidKey::Inline(raw) => self.raw.remove(raw).is_some(),
-            SidKey::Text(text) => self.text.remove(text).is_some(),
+
+    fn insert_raw(&self, raw: [u8; 16], exp: Stamp, at: Stamp, floor: u32) {
+        let seed = self.compact.seed();
+        let hash = seed.hash(&raw);
+        self.compact_count.raise();
+        let mut shard = self.compact.write(shard_of(hash));
+        // One entry per id: a revoked session replaces its retirement, and (a journal
+        // replayed in order) the other way round.
+        let replaced = if floor == FULL {
+            let slot = Slot {
+                id: raw,
+                exp,
+                at,
+                value: (),
+            };
+            shard.revoked.insert(seed, slot, hash).is_some()
+                | shard.retired.remove(seed, &raw, hash).is_some()
+        } else {
+            let slot = Slot {
+                id: raw,
+                exp,
+                at,
+                value: floor,
+            };
+            shard.retired.insert(seed, slot, hash).is_some()
+                | shard.revoked.remove(seed, &raw, hash).is_some()
         };
-        self.count.removed(usize::from(removed));
+        drop(shard);
+        if replaced {
+            self.compact_count.removed(1);
+        }
     }
-    pub(super) fn retain(&self, keep: impl Fn(&SessionEntry) -> bool) {
+
+    /// Remove the compact entry `raw` if `pick` (given its revocation time) says so,
+    /// under its shard's lock, after `pick` ran. Returns whether it went.
+    fn remove_raw_if(&self, raw: &[u8; 16], pick: impl FnOnce(i64) -> bool) -> bool {
+        let seed = self.compact.seed();
+        let hash = seed.hash(raw);
+        let mut shard = self.compact.write(shard_of(hash));
+        let at = match shard.revoked.get(seed, raw, hash) {
+            Some(slot) => Some((slot.at, true)),
+            None => shard.retired.get(seed, raw, hash).map(|s| (s.at, false)),
+        };
+        let Some((at, revoked)) = at else {
+            return false;
+        };
+        if !pick(at.get()) {
+            return false;
+        }
+        if revoked {
+            shard.revoked.remove(seed, raw, hash);
+        } else {
+            shard.retired.remove(seed, raw, hash);
+        }
+        drop(shard);
+        self.compact_count.removed(1);
+        true
+    }
+
+    /// Remove `sid` if its entry is still dated `at`, calling `before` first (under the
+    /// lock a reader would need): the eviction step of I4.
+    pub(super) fn evict(&self, victim: &Victim, at: i64, before: impl FnOnce()) -> bool {
+        match victim {
+            Victim::Raw(raw) => self.remove_raw_if(raw, |held| {
+                let current = held == at;
+                if current {
+                    before();
+                }
+                current
+            }),
+            Victim::Text(sid) => {
+                let gone = self
+                    .text
+                    .remove_if(sid, |_, e| {
+                        let current = e.at == at;
+                        if current {
+                            before();
+                        }
+                        current
+                    })
+                    .is_some();
+                self.text_count.removed(usize::from(gone));
+                gone
+            }
+            Victim::Subject(_) => false,
+        }
+    }
+
+    /// Drop every entry `keep` refuses, shard by shard, holding each shard's lock for at
+    /// most [`SWEEP_CHUNK`] slots at a time (readers wait at most that long). `between`
+    /// runs around each shard (the store takes its `order` lock there). Returns how many
+    /// went.
+    pub(super) fn retain(
+        &self,
+        keep: impl Fn(i64) -> bool,
+        mut between: impl FnMut(&mut dyn FnMut()),
+    ) -> usize {
+        let seed = self.compact.seed();
         let mut gone = 0;
-        let mut check = |e: &SessionEntry| {
-            let kept = keep(e);
-            gone += usize::from(!kept);
-            kept
-        };
-        self.raw.retain(|_, e| check(e));
-        self.text.retain(|_, e| check(e));
-        self.count.removed(gone);
+        for index in 0..SHARDS {
+            between(&mut || {
+                for part in 0..2 {
+                    let mut from = Some(0);
+                    while let Some(start) = from {
+                        let mut shard = self.compact.write(index);
+                        let (removed, next) = if part == 0 {
+                            shard
+                                .revoked
+                                .retain_from(seed, start, SWEEP_CHUNK, &mut |s| keep(s.exp.get()))
+                        } else {
+                            shard
+                                .retired
+                                .retain_from(seed, start, SWEEP_CHUNK, &mut |s| keep(s.exp.get()))
+                        };
+                        drop(shard);
+                        self.compact_count.removed(removed);
+                        gone += removed;
+                        from = next;
+                    }
+                }
+            });
+        }
+        between(&mut || {
+            let mut removed = 0;
+            self.text.retain(|_, e| {
+                let kept = keep(e.exp);
+                removed += usize::from(!kept);
+                kept
+            });
+            self.text_count.removed(removed);
+            gone += removed;
+        });
+        gone
     }
+
+    /// Every entry's key and revocation time (for the eviction scan).
+    pub(super) fn each_at(&self, mut f: impl FnMut(i64, &dyn Fn() -> Victim)) {
+        for index in 0..SHARDS {
+            let shard = self.compact.read(index);
+            for slot in shard.revoked.iter() {
+                f(slot.at.get(), &|| Victim::Raw(slot.id));
+            }
+            for slot in shard.retired.iter() {
+                f(slot.at.get(), &|| Victim::Raw(slot.id));
+            }
+        }
+        for e in self.text.iter() {
+            f(e.at, &|| Victim::Text(e.key().clone()));
+        }
+    }
+
     pub(super) fn entries(&self) -> Vec<(String, SessionEntry)> {
-        let raw = self
-            .raw
-            .iter()
-            .map(|e| (SidKey::Inline(*e.key()).to_string(), *e.value()));
-        let text = self.text.iter().map(|e| (e.key().to_string(), *e.value()));
-        raw.chain(text).collect()
+        let mut out = Vec::with_capacity(self.len());
+        for index in 0..SHARDS {
+            let shard = self.compact.read(index);
+            out.extend(shard.revoked.iter().map(|s| {
+                let entry = SessionEntry {
+                    exp: s.exp.get(),
+                    at: s.at.get(),
+                    floor: FULL,
+                };
+                (encode_sid(&s.id), entry)
+            }));
+            out.extend(shard.retired.iter().map(|s| {
+                let entry = SessionEntry {
+                    exp: s.exp.get(),
+                    at: s.at.get(),
+                    floor: s.value,
+                };
+                (encode_sid(&s.id), entry)
+            }));
+        }
+        out.extend(self.text.iter().map(|e| (e.key().to_string(), *e.value())));
+        out
     }
 }
 
-/// Revoked subjects by name; lookups cost one atomic load while none is revoked.
+/// Revoked subjects by name (few: "log out everywhere"); exact, as text.
 #[derive(Default)]
 pub(super) struct SubjectMap {
     map: DashMap<Box<str>, SubjectEntry, Hasher>,
@@ -190,7 +362,7 @@ pub(super) struct SubjectMap {
 
 impl SubjectMap {
     pub(super) fn len(&self) -> usize {
-        self.map.len()
+        self.count.get()
     }
     /// Inline, as [`SessionMap::get_str`].
     #[inline]
@@ -203,15 +375,13 @@ impl SubjectMap {
     fn lookup(&self, sub: &str) -> Option<SubjectEntry> {
         self.map.get(sub).map(|e| *e)
     }
-    pub(super) fn insert(&self, sub: Box<str>, entry: SubjectEntry) {
-        self.count
-            .inserting(|| self.map.insert(sub, entry).is_some());
+    pub(super) fn insert(&self, sub: &str, entry: SubjectEntry) {
+        self.count.raise();
+        if self.map.insert(sub.into(), entry).is_some() {
+            self.count.removed(1);
+        }
     }
-    pub(super) fn remove(&self, sub: &str) {
-        let removed = self.map.remove(sub).is_some();
-        self.count.removed(usize::from(removed));
-    }
-    pub(super) fn retain(&self, keep: impl Fn(&SubjectEntry) -> bool) {
+    pub(super) fn retain(&self, keep: impl Fn(&SubjectEntry) -> bool) -> usize {
         let mut gone = 0;
         self.map.retain(|_, e| {
             let kept = keep(e);
@@ -219,6 +389,28 @@ impl SubjectMap {
             kept
         });
         self.count.removed(gone);
+        gone
+    }
+    /// Remove `sub` if its entry is still dated `at`, calling `before` first, under the
+    /// lock a reader would need (I4).
+    pub(super) fn evict(&self, sub: &str, at: i64, before: impl FnOnce()) -> bool {
+        let gone = self
+            .map
+            .remove_if(sub, |_, e| {
+                let current = e.at == at;
+                if current {
+                    before();
+                }
+                current
+            })
+            .is_some();
+        self.count.removed(usize::from(gone));
+        gone
+    }
+    pub(super) fn each_at(&self, mut f: impl FnMut(i64, &dyn Fn() -> Victim)) {
+        for e in self.map.iter() {
+            f(e.at, &|| Victim::Subject(e.key().clone()));
+        }
     }
     pub(super) fn entries(&self) -> Vec<(String, SubjectEntry)> {
         self.map
@@ -232,7 +424,14 @@ impl SubjectMap {
 impl SessionMap {
     /// The count, and the entries actually held.
     pub(super) fn counted(&self) -> (usize, usize) {
-        (self.count.get(), self.len())
+        let held = (0..SHARDS)
+            .map(|i| {
+                let shard = self.compact.read(i);
+                shard.revoked.len() + shard.retired.len()
+            })
+            .sum::<usize>()
+            + self.text.len();
+        (self.len(), held)
     }
 }
 
@@ -240,6 +439,6 @@ impl SessionMap {
 impl SubjectMap {
     /// The count, and the entries actually held.
     pub(super) fn counted(&self) -> (usize, usize) {
-        (self.count.get(), self.len())
+        (self.count.get(), self.map.len())
     }
 }

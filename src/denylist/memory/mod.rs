@@ -1,22 +1,26 @@
-//! The in-memory denylist: `dashmap` lookups, a fixed capacity with a watermark instead
-//! of forgetting (I4), a sweeper (I2) and an optional journal (I1 across restarts).
+//! The in-memory denylist: a compact revocation set, a fixed capacity with a watermark
+//! instead of forgetting (I4), a sweeper (I2) and an optional journal (I1 across
+//! restarts).
 //!
 //! The files by role: this one holds the store, its builder and its
-//! [`RevocationStore`] answers; `ids` the maps (22-byte session ids inline); `evict` the
-//! eviction queue and the watermark; `restore` the journal (restore at start, append,
-//! compaction); `replicate` recording revocations, local or made elsewhere.
+//! [`RevocationStore`] answers; `table` the compact set (sharded open addressing over
+//! 16-byte ids, 24 bytes a slot); `ids` what is held where (compact set, text for other
+//! ids, subjects); `evict` eviction at capacity and the watermark; `restore` the journal
+//! (restore at start, append, compaction); `replicate` recording revocations, local or
+//! made elsewhere.
 
 mod evict;
 mod ids;
 mod replicate;
 mod restore;
+mod table;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use self::evict::Queue;
+use self::evict::Evictor;
 use self::ids::{SessionMap, SubjectMap};
 use super::journal::{FULL, Journal, JournalSummary, Record};
 use super::{RevocationStore, TokenFacts};
@@ -29,12 +33,19 @@ pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
 /// Bounded in-memory revocation store (the default backend).
 ///
-/// * Lookups are lock-free reads of two `DashMap`s and an atomic.
+/// * Revoked sessions of the crate's own ids (22 base64url characters) are held as their
+///   16 bytes in a compact set: fixed 24-byte slots in sharded open-addressing tables,
+///   about 32 bytes per revocation with the tables' free slots, no allocation per entry.
+///   Any other id, and subjects ("log out everywhere"), are held exactly as text.
+/// * A lookup takes one shard's read lock (no writer holds one for long: a sweep works
+///   in chunks) and reads an atomic.
 /// * At capacity, the **oldest** revocation is evicted and the *idle watermark* is raised
 ///   to its revocation time: every token whose last activity is at or before the
 ///   watermark is refused from then on. That only ends sessions that have been idle
 ///   longer than the evicted entry's age, and never silently re-admits a revoked one
-///   (I4). Each eviction is logged at `warn`.
+///   (I4). Eviction is logged at `warn`, and so is a fill of 80 % and of 95 % of the
+///   capacity, long before (with the `metrics` feature: the gauge
+///   `jwt_session_denylist_fill_ratio`).
 /// * [`sweep`](RevocationStore::sweep) drops entries past their I2 TTL.
 /// * With a journal, each revocation is appended and fsynced before the call returns
 ///   (concurrent revocations share one fsync: group commit); the journal is compacted
@@ -42,8 +53,10 @@ pub const DEFAULT_CAPACITY: usize = 1_000_000;
 pub struct MemoryDenylist {
     sessions: SessionMap,
     subjects: SubjectMap,
-    order: Mutex<Queue>,
+    order: Mutex<Evictor>,
     capacity: usize,
+    /// The fill level last warned about: 0 (below 80 %), 1 (80 %), 2 (95 %).
+    fill: AtomicU8,
     watermark: AtomicI64,
     evictions: AtomicU64,
     journal: Option<Journal>,
@@ -139,8 +152,9 @@ impl MemoryDenylistBuilder {
         Ok(MemoryDenylist {
             sessions: SessionMap::default(),
             subjects: SubjectMap::default(),
-            order: Mutex::new(Queue::default()),
+            order: Mutex::new(Evictor::default()),
             capacity: self.capacity,
+            fill: AtomicU8::new(0),
             watermark: AtomicI64::new(i64::MIN),
             evictions: AtomicU64::new(0),
             journal: None,
@@ -201,6 +215,39 @@ impl MemoryDenylist {
 
     fn held(&self) -> usize {
         self.sessions.len() + self.subjects.len()
+    }
+
+    /// Report the size; warn (once per crossing) when the fill passes 80 % and 95 % of
+    /// the capacity, so that an overflow is announced long before it evicts anything.
+    fn report_fill(&self) {
+        let held = self.held();
+        crate::obs::denylist_size(held);
+        crate::obs::denylist_fill(held, self.capacity);
+        // Crossing up warns; the level falls back only well below (75 % / 90 %), so a
+        // store hovering at a mark does not warn on every revocation.
+        let percent = held.saturating_mul(100) / self.capacity;
+        let old = self.fill.load(Ordering::Relaxed);
+        let new = match old {
+            _ if percent >= 95 => 2,
+            2 if percent >= 90 => 2,
+            _ if percent >= 80 => 1,
+            1 | 2 if percent >= 75 => 1,
+            _ => 0,
+        };
+        if new != old
+            && self
+                .fill
+                .compare_exchange(old, new, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            && new > old
+        {
+            tracing::warn!(
+                held,
+                capacity = self.capacity,
+                percent,
+                "revocation denylist filling up: at capacity the oldest revocations are                  evicted and sessions idle since then must log in again; raise the capacity"
+            );
+        }
     }
 }
 
@@ -265,16 +312,22 @@ impl RevocationStore for MemoryDenylist {
     }
 
     fn sweep(&self, now: i64) -> usize {
-        let mut order = lock(&self.order);
-        let before = self.held();
-        self.sessions.retain(|e| e.exp > now);
-        self.subjects.retain(|e| e.exp > now);
-        order
-            .items
-            .retain(|(_, seq, key)| self.is_current(key, *seq));
-        let removed = before.saturating_sub(self.held());
-        crate::obs::denylist_size(self.held());
-        drop(order);
+        // Shard by shard, each under the `order` lock (changes stay exclusive, so the
+        // counts stay exact) and in chunks of the shard's lock (readers wait for one
+        // chunk at most). Entries of an eviction batch that go are skipped later.
+        let mut removed = self.sessions.retain(
+            |exp| exp > now,
+            |part| {
+                let order = lock(&self.order);
+                part();
+                drop(order);
+            },
+        );
+        {
+            let _order = lock(&self.order);
+            removed += self.subjects.retain(|e| e.exp > now);
+        }
+        self.report_fill();
         if removed > 0 {
             tracing::debug!(removed, held = self.held(), "revocation sweep");
         }

@@ -4,8 +4,8 @@
 
 use std::sync::MutexGuard;
 
-use super::evict::{Queue, QueuedKey};
-use super::ids::{SessionEntry, SidKey, SubjectEntry};
+use super::evict::Evictor;
+use super::ids::{SessionEntry, SubjectEntry, Victim};
 use super::{MemoryDenylist, lock};
 use crate::claims::Policy;
 use crate::clock::Clock;
@@ -24,27 +24,24 @@ impl MemoryDenylist {
         clock: &dyn Clock,
     ) -> (Record, Result<(), RevocationError>) {
         let mut order = lock(&self.order);
-        let key = SidKey::new(sid);
         // Visible first (with a safe upper-bound TTL), dated after.
         let upper = session_ttl(auth_time, i64::MAX, policy);
         self.sessions.insert(
-            key.clone(),
+            sid,
             SessionEntry {
                 exp: upper,
                 at: i64::MAX,
-                seq: u64::MAX,
                 floor: FULL,
             },
         );
         let at = clock.now();
         let exp = session_ttl(auth_time, at, policy);
-        let seq = order.push(at, QueuedKey::Session(key.clone()));
+        order.noted(at);
         self.sessions.insert(
-            key,
+            sid,
             SessionEntry {
                 exp,
                 at,
-                seq,
                 floor: FULL,
             },
         );
@@ -54,7 +51,7 @@ impl MemoryDenylist {
             at,
             floor: FULL,
         };
-        let result = self.settle(order, &record);
+        let result = self.settle(order, &Victim::session(sid), &record);
         (record, result)
     }
 
@@ -70,28 +67,19 @@ impl MemoryDenylist {
         clock: &dyn Clock,
     ) -> (Record, Result<(), RevocationError>) {
         let mut order = lock(&self.order);
-        let key = SidKey::new(sid);
-        let held = self.sessions.get(&key);
+        let held = self.sessions.get(sid);
         let at = clock.now();
         let exp = session_ttl(auth_time, at, policy).max(held.map_or(i64::MIN, |e| e.exp));
         let floor = generation.max(held.map_or(0, |e| e.floor));
-        let seq = order.push(at, QueuedKey::Session(key.clone()));
-        self.sessions.insert(
-            key,
-            SessionEntry {
-                exp,
-                at,
-                seq,
-                floor,
-            },
-        );
+        order.noted(at);
+        self.sessions.insert(sid, SessionEntry { exp, at, floor });
         let record = Record::Session {
             sid: sid.to_owned(),
             exp,
             at,
             floor,
         };
-        let result = self.settle(order, &record);
+        let result = self.settle(order, &Victim::session(sid), &record);
         (record, result)
     }
 
@@ -104,16 +92,14 @@ impl MemoryDenylist {
         clock: &dyn Clock,
     ) -> (Record, Result<(), RevocationError>) {
         let mut order = lock(&self.order);
-        let key: Box<str> = sub.into();
-        let previous = self.subjects.get(&key).map(|e| e.before);
+        let previous = self.subjects.get(sub).map(|e| e.before);
         // Visible first, covering everything up to "forever"; then dated.
         self.subjects.insert(
-            key.clone(),
+            sub,
             SubjectEntry {
                 before: i64::MAX,
                 exp: i64::MAX,
                 at: i64::MAX,
-                seq: u64::MAX,
             },
         );
         let at = clock.now();
@@ -125,38 +111,31 @@ impl MemoryDenylist {
             _ => at,
         };
         let exp = subject_ttl(before, policy);
-        let seq = order.push(at, QueuedKey::Subject(key.clone()));
-        self.subjects.insert(
-            key,
-            SubjectEntry {
-                before,
-                exp,
-                at,
-                seq,
-            },
-        );
+        order.noted(at);
+        self.subjects.insert(sub, SubjectEntry { before, exp, at });
         let record = Record::Subject {
             sub: sub.to_owned(),
             before,
             exp,
             at,
         };
-        let result = self.settle(order, &record);
+        let result = self.settle(order, &Victim::Subject(sub.into()), &record);
         (record, result)
     }
 
-    /// After a revocation was queued: enforce the capacity (I4), then journal the
+    /// After a revocation was recorded: enforce the capacity (I4), then journal the
     /// revocation and any watermark the eviction raised.
     fn settle(
         &self,
-        mut order: MutexGuard<'_, Queue>,
+        mut order: MutexGuard<'_, Evictor>,
+        recorded: &Victim,
         record: &Record,
     ) -> Result<(), RevocationError> {
         let mut raised = Vec::new();
-        self.evict(&mut order, &mut raised);
+        self.evict(&mut order, Some(recorded), &mut raised);
         let mut records = vec![record.clone()];
         records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
-        crate::obs::denylist_size(self.held());
+        self.report_fill();
         // Queued in the store's order; fsynced with the lock released, so revocations
         // made meanwhile share the fsync (group commit).
         let queued = self.journal_append(&records);
@@ -176,23 +155,22 @@ impl MemoryDenylist {
                 at,
                 floor,
             } => {
-                let key = SidKey::new(sid);
-                let merged = match self.sessions.get(&key) {
+                let merged = match self.sessions.get(sid) {
                     Some(old) if old.exp >= *exp && old.floor >= *floor => None,
                     Some(old) => Some((old.exp.max(*exp), old.floor.max(*floor))),
                     None => Some((*exp, *floor)),
                 };
                 merged.map(|(exp, floor)| {
-                    let seq = order.push(*at, QueuedKey::Session(key.clone()));
+                    order.noted(*at);
                     self.sessions.insert(
-                        key,
+                        sid,
                         SessionEntry {
                             exp,
                             at: *at,
-                            seq,
                             floor,
                         },
                     );
+                    Victim::session(sid)
                 })
             }
             Record::Subject {
@@ -201,30 +179,29 @@ impl MemoryDenylist {
                 exp,
                 at,
             } => {
-                let key: Box<str> = sub.as_str().into();
-                let merged = match self.subjects.get(&key) {
+                let merged = match self.subjects.get(sub) {
                     Some(old) if old.before >= *before && old.exp >= *exp => None,
                     Some(old) => Some((old.before.max(*before), old.exp.max(*exp))),
                     None => Some((*before, *exp)),
                 };
                 merged.map(|(before, exp)| {
-                    let seq = order.push(*at, QueuedKey::Subject(key.clone()));
+                    order.noted(*at);
                     self.subjects.insert(
-                        key,
+                        sub,
                         SubjectEntry {
                             before,
                             exp,
                             at: *at,
-                            seq,
                         },
                     );
+                    Victim::Subject(sub.as_str().into())
                 })
             }
             Record::Watermark { .. } => None,
         };
-        if applied.is_none() {
+        let Some(recorded) = applied else {
             return Ok(());
-        }
-        self.settle(order, record)
+        };
+        self.settle(order, &recorded, record)
     }
 }

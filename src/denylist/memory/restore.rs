@@ -7,8 +7,7 @@ use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
 use super::MemoryDenylist;
-use super::evict::QueuedKey;
-use super::ids::{SessionEntry, SidKey, SubjectEntry};
+use super::ids::{SessionEntry, SubjectEntry};
 use crate::denylist::journal::{self, Journal, JournalSummary, Queued, Record};
 use crate::error::RevocationError;
 
@@ -53,58 +52,32 @@ impl MemoryDenylist {
     }
 
     fn restore(&mut self, record: Record) {
-        let order = self.order.get_mut().unwrap_or_else(PoisonError::into_inner);
+        // A later line for the same key replaces an earlier one (journal order).
         match record {
             Record::Session {
                 sid,
                 exp,
                 at,
                 floor,
-            } => {
-                let sid = SidKey::new(&sid);
-                let seq = order.push(at, QueuedKey::Session(sid.clone()));
-                self.sessions.insert(
-                    sid,
-                    SessionEntry {
-                        exp,
-                        at,
-                        seq,
-                        floor,
-                    },
-                );
-            }
+            } => self.sessions.insert(&sid, SessionEntry { exp, at, floor }),
             Record::Subject {
                 sub,
                 before,
                 exp,
                 at,
-            } => {
-                let sub: Box<str> = sub.into();
-                let seq = order.push(at, QueuedKey::Subject(sub.clone()));
-                self.subjects.insert(
-                    sub,
-                    SubjectEntry {
-                        before,
-                        exp,
-                        at,
-                        seq,
-                    },
-                );
-            }
+            } => self.subjects.insert(&sub, SubjectEntry { before, exp, at }),
             Record::Watermark { at } => {
                 self.watermark.fetch_max(at, Ordering::SeqCst);
             }
         }
     }
 
-    /// After restoring a journal: order by revocation time, then enforce the capacity.
+    /// After restoring a journal: enforce the capacity, oldest revocations first.
     fn evict_restored(&mut self) {
-        let order = self.order.get_mut().unwrap_or_else(PoisonError::into_inner);
-        // Stable: within one second, journal order (and so `seq` order) is kept.
-        order.items.make_contiguous().sort_by_key(|(at, _, _)| *at);
-        let mut order = std::mem::take(order);
+        let mut order =
+            std::mem::take(self.order.get_mut().unwrap_or_else(PoisonError::into_inner));
         let mut raised = Vec::new();
-        self.evict(&mut order, &mut raised);
+        self.evict(&mut order, None, &mut raised);
         *self.order.get_mut().unwrap_or_else(PoisonError::into_inner) = order;
     }
 

@@ -1,13 +1,18 @@
 //! Memory of the revocation denylist: the RSS of this process before and after revoking
-//! N sessions (default 1,000,000) in a `MemoryDenylist` of the default capacity (1M), read
-//! from `/proc/self/status` (`VmRSS`, `VmHWM`).
+//! N sessions (default 1,000,000) in a `MemoryDenylist` of capacity `max(N, 1M)` (the
+//! default, 1M, unless N is larger), read from `/proc/self/status` (`VmRSS`, `VmHWM`);
+//! then the time of `is_revoked` lookups at that size.
 //!
 //! ```text
-//! denylist-rss [N]
+//! denylist-rss [N] [LOOKUPS]
 //! ```
 //!
 //! Session ids have the shape of real ones (16 random bytes, base64url: 22 characters).
-//! Prints `key=value` lines; the last is `rss_after_mb=…`.
+//! Lookups (default 2,000,000) ask about ids spread over the whole store, half of them
+//! revoked (hits) and half never revoked (misses), in an order that defeats the caches as
+//! real traffic would; `lookup_same_ns` asks about one id again and again (the criterion
+//! bench's method, everything in cache). Prints `key=value` lines; the last is
+//! `rss_after_mb=…`.
 
 use std::time::Instant;
 
@@ -49,7 +54,15 @@ fn main() {
     // Default settings: idle 30 min, absolute 8 h, reissue-after 60 s, leeway 5 s.
     let policy = Policy::new(30 * 60, 8 * 3600, 60, 5).expect("default policy");
     let clock = SystemClock;
-    let store = MemoryDenylist::builder().build(&clock).expect("denylist");
+    let lookups: u64 = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2_000_000);
+    let capacity = usize::try_from(n).expect("N fits in usize").max(1_000_000);
+    let store = MemoryDenylist::builder()
+        .capacity(capacity)
+        .build(&clock)
+        .expect("denylist");
     let before = status_kib("VmRSS");
     println!("entries={n}");
     println!("capacity={}", store.capacity());
@@ -92,6 +105,62 @@ fn main() {
     }
     println!("rss_peak_mb={:.1}", peak as f64 * 1024.0 / 1e6);
     println!("rss_after_mib={:.1}", after as f64 / 1024.0);
+    if n > 0 && lookups > 0 {
+        // Ids prepared first, so that building them is not timed: even k a revoked id
+        // (a hit), odd k one never revoked (a miss), both spread over the whole store.
+        let ids: Vec<String> = (0..lookups)
+            .map(|k| {
+                let spread = k.wrapping_mul(0x2545_F491_4F6C_DD1D) % n;
+                if k % 2 == 0 {
+                    sid(spread)
+                } else {
+                    sid(n + spread)
+                }
+            })
+            .collect();
+        let mut refused = 0u64;
+        let started = Instant::now();
+        for id in &ids {
+            let facts = TokenFacts {
+                sid: id,
+                sub: "alice",
+                auth_time: now,
+                lat: now,
+                generation: 0,
+            };
+            refused += u64::from(
+                store
+                    .is_revoked(std::hint::black_box(facts))
+                    .expect("lookup"),
+            );
+        }
+        let spread_ns = started.elapsed().as_nanos() as f64 / lookups as f64;
+        assert_eq!(
+            refused,
+            lookups.div_ceil(2),
+            "hits refused, misses accepted"
+        );
+        let same = &ids[1];
+        let started = Instant::now();
+        for _ in 0..lookups {
+            let facts = TokenFacts {
+                sid: same,
+                sub: "alice",
+                auth_time: now,
+                lat: now,
+                generation: 0,
+            };
+            std::hint::black_box(
+                store
+                    .is_revoked(std::hint::black_box(facts))
+                    .expect("lookup"),
+            );
+        }
+        let same_ns = started.elapsed().as_nanos() as f64 / lookups as f64;
+        println!("lookups={lookups}");
+        println!("lookup_spread_ns={spread_ns:.1}");
+        println!("lookup_same_ns={same_ns:.1}");
+    }
     println!("rss_after_mb={:.1}", after as f64 * 1024.0 / 1e6);
     drop(store);
 }
