@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use axum::Router;
@@ -22,6 +21,9 @@ use jwt_session::{
 use serde_json::Value;
 use tower::ServiceExt as _;
 
+mod support;
+use support::cli::{Run, assert_usage_error, run};
+
 const PHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) Mobile/15E148";
 const LAPTOP: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 const TABLET: &str = "Mozilla/5.0 (iPad; CPU OS 18_0 like Mac OS X) Safari/604.1";
@@ -29,35 +31,6 @@ const TABLET: &str = "Mozilla/5.0 (iPad; CPU OS 18_0 like Mac OS X) Safari/604.1
 // ---------------------------------------------------------------------------------------
 // Running the binary
 // ---------------------------------------------------------------------------------------
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str]) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(env!("CARGO_BIN_EXE_jwt-session"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run jwt-session");
-    let run = Run {
-        code: status.code().expect("exited normally, not by a signal"),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    };
-    assert!(
-        !run.stderr.contains("panicked"),
-        "jwt-session panicked on {args:?}: {}",
-        run.stderr
-    );
-    run
-}
 
 fn ok(args: &[&str]) -> Run {
     let r = run(args);
@@ -67,19 +40,6 @@ fn ok(args: &[&str]) -> Run {
         r.stdout, r.stderr
     );
     r
-}
-
-/// Exit code 2 with exactly one line on stderr, mentioning `needle`.
-fn assert_usage_error(r: &Run, needle: &str) {
-    assert_eq!(r.code, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
-    let lines: Vec<&str> = r.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one line on stderr: {:?}", r.stderr);
-    assert!(lines[0].starts_with("jwt-session: "), "{:?}", lines[0]);
-    assert!(
-        r.stderr.contains(needle),
-        "stderr {:?} should mention {needle:?}",
-        r.stderr
-    );
 }
 
 fn path(p: &Path) -> &str {
@@ -556,83 +516,34 @@ async fn bad_input_exits_2_with_one_line_and_writes_nothing() {
 
 #[cfg(feature = "redis")]
 mod redis_backend {
-    use std::io::{Read as _, Write as _};
-    use std::net::TcpStream;
-    use std::process::{Child, ChildStdin};
-    use std::sync::{Mutex, OnceLock};
+    use std::sync::OnceLock;
     use std::time::{Duration, Instant};
 
     use jwt_session::{RedisDenylist, RedisDenylistOptions, SessionLayer};
     use jwt_session::{RedisRegistry, RedisRegistryOptions};
 
+    use super::support::redis::{SharedServer, free_port, pong, redis_available};
     use super::*;
 
-    /// A `redis-server` killed by its shell when this process exits (stdin closes).
-    struct RedisServer {
-        port: u16,
-        _child: Child,
-        _stdin: ChildStdin,
-    }
-
-    fn pong(port: u16) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-            return false;
-        };
-        let mut buf = [0_u8; 7];
-        s.set_read_timeout(Some(Duration::from_millis(500))).ok();
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-    }
-
-    /// The URL of one redis-server for this test binary; `None` (skipped) without one.
+    /// The URL of one redis-server for this test binary; `None` (skipped, loudly) without
+    /// one outside CI.
     fn redis_url() -> Option<String> {
-        static SERVER: OnceLock<Option<Mutex<RedisServer>>> = OnceLock::new();
+        static SERVER: OnceLock<Option<(u16, SharedServer)>> = OnceLock::new();
         SERVER
             .get_or_init(|| {
-                if Command::new("redis-server")
-                    .arg("--version")
-                    .stdout(Stdio::null())
-                    .status()
-                    .is_err()
-                {
-                    assert!(
-                        !std::env::var("CI").is_ok_and(|v| v == "true"),
-                        "redis-server not found, and CI=true: install it"
-                    );
-                    writeln!(
-                        std::io::stderr(),
-                        "SKIPPED: redis-server not found; `sessions --redis` was NOT tested"
-                    )
-                    .ok();
+                if !redis_available("`sessions --redis`") {
                     return None;
                 }
-                let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port();
-                let mut child = Command::new("sh")
-                    .arg("-c")
-                    .arg("redis-server \"$@\" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid")
-                    .arg("sh")
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                    .args(["--save", "", "--appendonly", "no"])
-                    .stdin(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                let stdin = child.stdin.take().unwrap();
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while !pong(port) {
-                    assert!(Instant::now() < deadline, "redis-server did not start");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Some(Mutex::new(RedisServer {
-                    port,
-                    _child: child,
-                    _stdin: stdin,
-                }))
+                let port = free_port();
+                let args = ["--port", &port.to_string(), "--bind", "127.0.0.1"]
+                    .into_iter()
+                    .chain(["--save", "", "--appendonly", "no"])
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>();
+                Some((port, SharedServer::spawn(&args, None, || pong(port))))
             })
             .as_ref()
-            .map(|s| format!("redis://127.0.0.1:{}/", s.lock().unwrap().port))
+            .map(|(port, _)| format!("redis://127.0.0.1:{port}/"))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
