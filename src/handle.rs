@@ -125,10 +125,13 @@ impl<T: SessionData> SessionHandle<T> {
     ///
     /// # Errors
     ///
-    /// [`RegistryError::Off`] without a registry.
+    /// [`RegistryError::Off`] without a registry; [`RegistryError::Unavailable`] when it
+    /// could not be read.
     pub fn list_sessions(&self, sub: &str) -> Result<Vec<SessionEntry>, RegistryError> {
         let registry = self.registry()?;
-        Ok(registry.list(sub, self.state.config.clock().now()))
+        registry
+            .try_list(sub, self.state.config.clock().now())
+            .map_err(RegistryError::Unavailable)
     }
 
     /// End the session of `sub` listed as `id` (see [`SessionEntry::id`]): revoked in the
@@ -138,8 +141,9 @@ impl<T: SessionData> SessionHandle<T> {
     ///
     /// [`RegistryError::NotFound`] when `sub` has no live session listed as `id` (so a
     /// user can never end, or learn about, another user's session);
-    /// [`RegistryError::Off`]; [`RegistryError::Revocation`] if the revocation could not
-    /// be made durable.
+    /// [`RegistryError::Off`]; [`RegistryError::Unavailable`] when the registry could not
+    /// be read (nothing was ended); [`RegistryError::Revocation`] if the revocation could
+    /// not be made durable.
     pub fn revoke_listed(&self, sub: &str, id: &str) -> Result<(), RegistryError> {
         let entry = self
             .list_sessions(sub)?
@@ -177,9 +181,12 @@ impl<T: SessionData> SessionHandle<T> {
     ///
     /// # Errors
     ///
-    /// [`RegistryError::Off`] without a registry.
+    /// [`RegistryError::Off`] without a registry; [`RegistryError::Unavailable`] when it
+    /// could not be read.
     pub fn registry_stats(&self) -> Result<RegistryStats, RegistryError> {
-        Ok(self.registry()?.stats(self.state.config.clock().now()))
+        self.registry()?
+            .try_stats(self.state.config.clock().now())
+            .map_err(RegistryError::Unavailable)
     }
 
     fn registry(&self) -> Result<&Arc<dyn SessionRegistry>, RegistryError> {

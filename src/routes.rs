@@ -85,7 +85,8 @@ impl SessionStatus {
 /// | `POST /session/revoke` `{"id"}` | ends that session of this user; 404 `session_not_found` when it is not this user's live session |
 /// | `POST /session/logout-others` | ends every session of this user but this one; `{"revoked":n}` |
 ///
-/// Without a registry the three inventory routes answer 404 `session_registry_off`.
+/// Without a registry the three inventory routes answer 404 `session_registry_off`; when
+/// a shared registry cannot be read, 503 `session_registry_unavailable`.
 ///
 /// POSTs are unsafe methods, so they need `X-CSRF-Token` like every other — or, from an
 /// HTML form behind [`SessionLayer::with_forms`](crate::SessionLayer::with_forms), the
@@ -181,6 +182,14 @@ fn registry_error(e: &RegistryError) -> Response {
             "revocation_failed",
             "ended here, but the revocation could not be recorded durably",
         ),
+        RegistryError::Unavailable(e) => {
+            tracing::warn!(error = %e, "session registry unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "session_registry_unavailable",
+                "your sessions cannot be listed right now; try again shortly",
+            )
+        }
     };
     error_response(status, ErrorBody::new(code, message))
 }

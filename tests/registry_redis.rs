@@ -614,10 +614,45 @@ async fn a_redis_that_is_away_never_holds_a_request_and_gets_the_writes_when_bac
     assert!(!status.connected);
     assert_eq!(status.dropped, 16, "the oldest dropped: {status:?}");
     assert!(status.last_error.is_some());
-    // A listing with Redis away lists nothing (and says why in the log), quickly.
+    // With Redis away the registry cannot be read: listing, ending one session and
+    // ending the others answer 503 `session_registry_unavailable` (quickly) — never "you
+    // have no sessions" or "no such session".
+    let started = Instant::now();
     let res = devices[0].get("/session/list").await;
-    assert_eq!(res.status, StatusCode::OK);
-    assert_eq!(res.json()["sessions"], json!([]));
+    assert_eq!(
+        res.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        res.text()
+    );
+    assert_eq!(res.json()["error"]["code"], "session_registry_unavailable");
+    let res = devices[0]
+        .post("/session/revoke", Some(json!({ "id": "any-listed-id" })))
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        res.text()
+    );
+    assert_eq!(res.json()["error"]["code"], "session_registry_unavailable");
+    let res = devices[0].post("/session/logout-others", None).await;
+    assert_eq!(
+        res.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        res.text()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The trait's answer, which the routes use, says so too.
+    assert!(matches!(
+        <RedisRegistry as jwt_session::SessionRegistry>::try_list(&registry, "u0", kit.now()),
+        Err(jwt_session::RevocationError::Backend(_))
+    ));
 
     // Redis comes up: the queued writes (the last eight reissues) arrive.
     let server = Server::spawn(port);

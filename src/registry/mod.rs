@@ -116,6 +116,10 @@ pub enum RegistryError {
     /// The revocation could not be made durable; it still applies in this process.
     #[error(transparent)]
     Revocation(#[from] RevocationError),
+    /// The registry could not be read (a shared backend that is unreachable): nothing was
+    /// listed, counted or ended. Worth a retry.
+    #[error("the session registry could not be read: {0}")]
+    Unavailable(RevocationError),
 }
 
 /// How much of the client's IP address a registry keeps.
@@ -193,6 +197,30 @@ pub trait SessionRegistry: Send + Sync + 'static {
 
     /// Counts.
     fn stats(&self, now: i64) -> RegistryStats;
+
+    /// As [`list`](Self::list), but an error when the registry could not be read (a
+    /// shared backend that is unreachable) instead of an empty list. The layer's routes
+    /// and [`SessionHandle`](crate::SessionHandle) use this one, so a user is never told
+    /// they have no session, or that a listed one does not exist, because of an outage.
+    /// The default answers [`list`](Self::list) (a registry in memory cannot fail to be
+    /// read).
+    ///
+    /// # Errors
+    ///
+    /// A [`RevocationError`] when the registry could not be read.
+    fn try_list(&self, sub: &str, now: i64) -> Result<Vec<SessionEntry>, RevocationError> {
+        Ok(self.list(sub, now))
+    }
+
+    /// As [`stats`](Self::stats), but an error when the registry could not be read; the
+    /// default answers [`stats`](Self::stats).
+    ///
+    /// # Errors
+    ///
+    /// A [`RevocationError`] when the registry could not be read.
+    fn try_stats(&self, now: i64) -> Result<RegistryStats, RevocationError> {
+        Ok(self.stats(now))
+    }
 
     /// Drop entries whose session has expired; returns how many.
     fn sweep(&self, now: i64) -> usize;

@@ -528,6 +528,14 @@ impl SessionRegistry for RedisRegistry {
         })
     }
 
+    fn try_list(&self, sub: &str, now: i64) -> Result<Vec<SessionEntry>, RevocationError> {
+        RedisRegistry::try_list(self, sub, now)
+    }
+
+    fn try_stats(&self, now: i64) -> Result<RegistryStats, RevocationError> {
+        RedisRegistry::try_stats(self, now)
+    }
+
     fn stats(&self, now: i64) -> RegistryStats {
         self.try_stats(now).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "session registry: counting in Redis failed");
