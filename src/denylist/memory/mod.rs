@@ -11,6 +11,8 @@
 
 mod evict;
 mod ids;
+#[cfg(test)]
+mod model_tests;
 mod replicate;
 mod restore;
 mod table;
