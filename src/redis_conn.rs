@@ -1,5 +1,6 @@
 //! [`RedisConnection`]: how the Redis backends reach Redis — TLS (`rediss://`, a private
-//! CA, a client certificate), an ACL user and password, timeouts and reconnect backoff —
+//! CA, a client certificate), an ACL user and password, Sentinel (`redis+sentinel://`),
+//! timeouts and reconnect backoff —
 //! shared by [`RedisDenylistOptions`](crate::RedisDenylistOptions) and
 //! [`RedisRegistryOptions`](crate::RedisRegistryOptions); and [`RedisFailure`], the kind of
 //! the last failure a backend met reaching Redis.
@@ -9,9 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::redis::aio::MultiplexedConnection;
+use ::redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use ::redis::{
-    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, ErrorKind, IntoConnectionInfo,
-    ProtocolVersion, RedisError, TlsCertificates,
+    AsyncConnectionConfig, Client, ClientTlsConfig, Connection, ConnectionAddr, ErrorKind,
+    IntoConnectionInfo, ProtocolVersion, RedisError, RedisResult, TlsCertificates,
 };
 
 use crate::error::RevocationError;
@@ -37,11 +40,19 @@ use crate::error::RevocationError;
 ///   (`&jwt-session:*`): `HELLO AUTH PING SUBSCRIBE PUBLISH SET GET MGET SCAN MULTI EXEC` for the
 ///   denylist; `EVAL EVALSHA HMGET SCAN` and what its scripts call for the registry (see the
 ///   README for an ACL line).
+/// * **Sentinel**: `redis+sentinel://[user:password@]host:port[,host:port…]/<master>[/<db>]`
+///   names the Sentinels (no percent-decoding here: give special characters with
+///   [`password`](Self::password)) and the master's name; the user and password are the
+///   master's (the Sentinels are asked without). Every connect asks the Sentinels for the
+///   current master, so after a failover the backends reconnect to the promoted replica —
+///   the denylist then resyncs and re-writes its own live revocations, so none is lost. A
+///   `READONLY` reply (a demoted master still reachable) makes them reconnect too. TLS with
+///   Sentinel is not supported yet (`rediss+sentinel://` is an error of `connect`).
 ///
-/// A wrong CA, an unreachable server or a wrong password never fail
-/// `connect` (it returns at once and keeps retrying with backoff); they show in the
-/// backend's status as a [`RedisFailure`] (`Tls`, `Unreachable`, `Auth`…) with its
-/// message. The password is never printed (not by `Debug`, not in errors).
+/// A wrong CA, an unreachable server or a wrong password never fail `connect` (it returns
+/// at once and keeps retrying with backoff); they show in the backend's status as a
+/// [`RedisFailure`] (`Tls`, `Unreachable`, `Auth`…) with its message. The password is never
+/// printed (not by `Debug`, not in errors).
 ///
 /// ```
 /// use std::time::Duration;
@@ -214,13 +225,110 @@ impl RedisConnection {
             .set_response_timeout(Some(self.response_timeout))
     }
 
-    /// A client for `url` with these settings (RESP3 if `resp3`, whatever the URL says).
+    /// Where `url` leads with these settings (RESP3 if `resp3`, whatever the URL says): one
+    /// Redis, or the master that Sentinels name (`redis+sentinel://`).
     ///
     /// # Errors
     ///
     /// An unparsable URL, a CA or client certificate that cannot be read or parsed, or TLS
     /// settings with a `redis://` URL. The message never includes the URL.
-    pub(crate) fn client(&self, url: &str, resp3: bool) -> Result<Client, RevocationError> {
+    pub(crate) fn target(&self, url: &str, resp3: bool) -> Result<Target, RevocationError> {
+        if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+            return self.sentinel(rest, resp3);
+        }
+        if url.starts_with("rediss+sentinel://") {
+            return Err(RevocationError::Backend(
+                "redis: TLS with Sentinel (rediss+sentinel://) is not supported yet".into(),
+            ));
+        }
+        self.client(url, resp3).map(|c| Target::Direct(Box::new(c)))
+    }
+
+    /// `rest`: `[user[:password]@]host:port[,host:port…]/<master name>[/<db>]`.
+    fn sentinel(&self, rest: &str, resp3: bool) -> Result<Target, RevocationError> {
+        let bad = |what: &str| {
+            Err(RevocationError::Backend(format!(
+                "invalid Redis Sentinel URL (redis+sentinel://[user:password@]host:port[,host:port]/<master>[/<db>]): {what}"
+            )))
+        };
+        if self.ca.is_some() || self.client_cert.is_some() {
+            return bad(
+                "a CA bundle or client certificate is set, but TLS with Sentinel is not supported yet",
+            );
+        }
+        let Some((authority, path)) = rest.split_once('/') else {
+            return bad("no master name");
+        };
+        let (credentials, hosts) = match authority.rsplit_once('@') {
+            Some((c, h)) => (Some(c), h),
+            None => (None, authority),
+        };
+        let mut segments = path.trim_end_matches('/').split('/');
+        let master = match segments.next() {
+            Some(m) if !m.is_empty() => m.to_owned(),
+            _ => return bad("no master name"),
+        };
+        let db = match segments.next() {
+            None | Some("") => 0,
+            Some(d) => match d.parse::<i64>() {
+                Ok(db) => db,
+                Err(_) => return bad("the database is not a number"),
+            },
+        };
+        let mut sentinels = Vec::new();
+        for host in hosts.split(',') {
+            let parsed = host
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)));
+            match parsed {
+                Some((h, port)) if !h.is_empty() => {
+                    sentinels.push(ConnectionAddr::Tcp(h.to_owned(), port));
+                }
+                _ => return bad("each Sentinel is host:port"),
+            }
+        }
+        let (mut username, mut password) = match credentials.map(|c| c.split_once(':')) {
+            Some(Some((u, p))) => (Some(u.to_owned()), Some(p.to_owned())),
+            Some(None) => (credentials.map(str::to_owned), None),
+            None => (None, None),
+        };
+        username = self.username.clone().or(username).filter(|u| !u.is_empty());
+        password = self.password.clone().or(password);
+        let build = || -> RedisResult<SentinelClient> {
+            let mut b =
+                SentinelClientBuilder::new(sentinels.clone(), &master, SentinelServerType::Master)?;
+            if let Some(user) = &username {
+                b = b.set_client_to_redis_username(user);
+            }
+            if let Some(password) = &password {
+                b = b.set_client_to_redis_password(password);
+            }
+            if resp3 {
+                b = b.set_client_to_redis_protocol(ProtocolVersion::RESP3);
+            }
+            if db != 0 {
+                b = b.set_client_to_redis_db(db);
+            }
+            b.build()
+        };
+        let (nonblocking, blocking) = match (build(), build()) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return bad(&e.to_string()),
+        };
+        let described = sentinels
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(Target::Sentinel {
+            described: format!("sentinel master {master} via {described}").into(),
+            nonblocking: Arc::new(tokio::sync::Mutex::new(nonblocking)),
+            blocking: Arc::new(std::sync::Mutex::new(blocking)),
+        })
+    }
+
+    /// A client for the one Redis at `url`.
+    fn client(&self, url: &str, resp3: bool) -> Result<Client, RevocationError> {
         let invalid = |e: RedisError| RevocationError::Backend(format!("invalid Redis URL: {e}"));
         let info = url.into_connection_info().map_err(invalid)?;
         let mut settings = info.redis_settings().clone();
@@ -271,6 +379,70 @@ impl RedisConnection {
     }
 }
 
+/// Where a backend connects: one Redis, or the master that a set of Sentinels names (asked
+/// again at every connect, so a reconnect after a failover reaches the promoted replica).
+#[derive(Clone)]
+pub(crate) enum Target {
+    Direct(Box<Client>),
+    Sentinel {
+        described: Arc<str>,
+        nonblocking: Arc<tokio::sync::Mutex<SentinelClient>>,
+        blocking: Arc<std::sync::Mutex<SentinelClient>>,
+    },
+}
+
+impl Target {
+    /// Connect (asking the Sentinels for the master first), within `timeout` in all.
+    pub(crate) async fn connect(
+        &self,
+        config: &AsyncConnectionConfig,
+        timeout: Duration,
+    ) -> RedisResult<MultiplexedConnection> {
+        match self {
+            Self::Direct(client) => {
+                client
+                    .get_multiplexed_async_connection_with_config(config)
+                    .await
+            }
+            Self::Sentinel { nonblocking, .. } => {
+                let find = async { nonblocking.lock().await.async_get_client().await };
+                let client = tokio::time::timeout(timeout, find).await.map_err(|_| {
+                    RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer from the Sentinels in time",
+                    ))
+                })??;
+                client
+                    .get_multiplexed_async_connection_with_config(config)
+                    .await
+            }
+        }
+    }
+
+    /// A blocking connection (asking the Sentinels for the master first).
+    pub(crate) fn connect_blocking(&self, timeout: Duration) -> RedisResult<Connection> {
+        match self {
+            Self::Direct(client) => client.get_connection_with_timeout(timeout),
+            Self::Sentinel { blocking, .. } => {
+                let client = blocking
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_client()?;
+                client.get_connection_with_timeout(timeout)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Direct(client) => write!(f, "{}", client.get_connection_info().addr()),
+            Self::Sentinel { described, .. } => f.write_str(described),
+        }
+    }
+}
+
 /// Does `pem` hold at least one `CERTIFICATE` block?
 fn contains_certificate(pem: &[u8]) -> bool {
     pem::parse_many(pem).is_ok_and(|blocks| blocks.iter().any(|b| b.tag() == "CERTIFICATE"))
@@ -309,13 +481,17 @@ pub enum RedisFailure {
     /// The ACL user may not run a command or touch a key or channel the backend uses
     /// (`NOPERM`).
     NoPermission,
+    /// Connected to a read-only replica (`READONLY`): a failover is under way (the old
+    /// master was demoted; the backend reconnects, through the Sentinels if it uses them),
+    /// or the URL names a replica.
+    ReadOnly,
     /// Any other error (a refused command, an unexpected reply).
     Other,
 }
 
 impl RedisFailure {
     /// A stable lowercase name (`unreachable`, `timeout`, `tls`, `auth`, `no_permission`,
-    /// `other`), for logs and metrics labels.
+    /// `read_only`, `other`), for logs and metrics labels.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unreachable => "unreachable",
@@ -323,6 +499,7 @@ impl RedisFailure {
             Self::Tls => "tls",
             Self::Auth => "auth",
             Self::NoPermission => "no_permission",
+            Self::ReadOnly => "read_only",
             Self::Other => "other",
         }
     }
@@ -332,12 +509,25 @@ impl RedisFailure {
         if is_tls(e) {
             return Self::Tls;
         }
+        // The error's own code, and those of the commands of a failed pipeline or
+        // transaction (`EXECABORT` carries the `READONLY` of its `SET`s).
         let code = e.code().unwrap_or("");
-        if e.kind() == ErrorKind::AuthenticationFailed || matches!(code, "WRONGPASS" | "NOAUTH") {
+        let inner = e.clone().into_server_errors();
+        let has = |c: &str| {
+            code == c
+                || inner
+                    .iter()
+                    .flat_map(|v| v.iter())
+                    .any(|(_, s)| s.code() == c)
+        };
+        if e.kind() == ErrorKind::AuthenticationFailed || has("WRONGPASS") || has("NOAUTH") {
             return Self::Auth;
         }
-        if code == "NOPERM" {
+        if has("NOPERM") {
             return Self::NoPermission;
+        }
+        if has("READONLY") {
+            return Self::ReadOnly;
         }
         if e.is_timeout() {
             return Self::Timeout;

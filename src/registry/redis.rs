@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use ::redis::{Client, Connection, RedisResult};
+use ::redis::{Connection, RedisResult};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -18,7 +18,7 @@ pub use self::options::{DEFAULT_QUEUE_CAPACITY, RedisRegistryOptions};
 use self::writer::{Op, Queue};
 use super::{RegistryStats, SessionEntry, SessionRegistry};
 use crate::error::RevocationError;
-use crate::redis_conn::RedisFailure;
+use crate::redis_conn::{RedisFailure, Target};
 
 /// What [`RedisRegistry::status`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +123,7 @@ struct Shared {
     wake: Notify,
     connected: AtomicBool,
     last_error: Mutex<Option<(RedisFailure, String)>>,
-    client: Client,
+    target: Target,
     /// Idle blocking connections for reads.
     readers: Mutex<Vec<Connection>>,
 }
@@ -249,8 +249,8 @@ impl Shared {
 
     fn connect_reader(&self) -> RedisResult<Connection> {
         let con = self
-            .client
-            .get_connection_with_timeout(self.opts.conn.connect_timeout)?;
+            .target
+            .connect_blocking(self.opts.conn.connect_timeout)?;
         con.set_read_timeout(Some(self.opts.conn.response_timeout))?;
         con.set_write_timeout(Some(self.opts.conn.response_timeout))?;
         Ok(con)
@@ -273,7 +273,8 @@ fn entry_of(id: String, json: &str) -> Option<SessionEntry> {
 
 impl RedisRegistry {
     /// Start a registry on the Redis at `url` (`redis://[user:password@]host:port[/db]`,
-    /// or `rediss://…` for TLS; the options'
+    /// `rediss://…` for TLS, or `redis+sentinel://host:port[,…]/<master>`: see
+    /// [`RedisConnection`](crate::RedisConnection); the options'
     /// [`connection`](RedisRegistryOptions::connection) adds a private CA, an ACL user and
     /// password).
     /// Returns at once: the writer connects in a background task on the current tokio
@@ -293,7 +294,7 @@ impl RedisRegistry {
                 "RedisRegistry::connect must be called inside a tokio runtime".into(),
             )
         })?;
-        let client = options.conn.client(url, false)?;
+        let target = options.conn.target(url, false)?;
         let shared = Arc::new(Shared {
             names: Names {
                 base: format!("{}registry:", options.namespace),
@@ -305,10 +306,10 @@ impl RedisRegistry {
             wake: Notify::new(),
             connected: AtomicBool::new(false),
             last_error: Mutex::new(None),
-            client: client.clone(),
+            target: target.clone(),
             readers: Mutex::new(Vec::new()),
         });
-        let writer = runtime.spawn(writer::run(shared.clone(), client));
+        let writer = runtime.spawn(writer::run(shared.clone(), target));
         Ok(Arc::new(Self { shared, writer }))
     }
 

@@ -149,12 +149,13 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// A `redis-server` shared by a whole test binary (held in a `static`, which is never
-/// dropped): run by a small shell that kills it when its stdin closes — that is, when this
-/// test process exits, however it exits.
+/// A `redis-server` (or Sentinel) run by a small shell that kills it (SIGKILL) when its
+/// stdin closes — that is, when this test process exits, however it exits, or at
+/// [`stop`](Self::stop). For servers held in a `static` (never dropped) and for servers a
+/// test kills.
 pub(crate) struct SharedServer {
-    _child: Child,
-    _stdin: std::process::ChildStdin,
+    child: Child,
+    stdin: std::process::ChildStdin,
 }
 
 impl SharedServer {
@@ -170,7 +171,7 @@ impl SharedServer {
         };
         let mut child = Command::new("sh")
             .arg("-c")
-            .arg("redis-server \"$@\" & pid=$!; cat >/dev/null; kill $pid")
+            .arg("redis-server \"$@\" & pid=$!; cat >/dev/null; kill -9 $pid; wait $pid")
             .arg("sh")
             .args(args)
             .stdin(Stdio::piped())
@@ -187,10 +188,14 @@ impl SharedServer {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Self {
-            _child: child,
-            _stdin: stdin,
-        }
+        Self { child, stdin }
+    }
+
+    /// Kill it now (SIGKILL: no goodbye to clients or replicas) and wait until it is gone.
+    pub(crate) fn stop(self) {
+        let Self { mut child, stdin } = self;
+        drop(stdin);
+        child.wait().ok();
     }
 }
 

@@ -7,11 +7,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use ::redis::RedisError;
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{Client, RedisError};
 use tokio::time::Instant;
 
 use super::{ENDED, ENTRY, Shared, USERS, jittered, lock};
+use crate::redis_conn::{RedisFailure, Target};
 
 /// Most writes per pipeline.
 const BATCH: usize = 256;
@@ -232,14 +233,19 @@ impl Shared {
     }
 }
 
-/// Worth retrying on a new connection (rather than a reply Redis will give again).
+/// Worth retrying on a new connection (rather than a reply Redis will give again): a
+/// `READONLY` reply means a demoted master (failover), so it is one too.
 fn retryable(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error()
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_unrecoverable_error()
+        || RedisFailure::of(e) == RedisFailure::ReadOnly
 }
 
 /// The writer task: connect when there is something to write, write it in batches,
 /// reconnect with backoff, forever (until the registry is dropped).
-pub(super) async fn run(shared: Arc<Shared>, client: Client) {
+pub(super) async fn run(shared: Arc<Shared>, target: Target) {
     let opts = &shared.opts;
     let config = opts.conn.async_config();
     let mut con: Option<MultiplexedConnection> = None;
@@ -252,10 +258,7 @@ pub(super) async fn run(shared: Arc<Shared>, client: Client) {
             continue;
         }
         if con.is_none() {
-            match client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-            {
+            match target.connect(&config, opts.conn.connect_timeout).await {
                 Ok(c) => {
                     con = Some(c);
                     shared.connected.store(true, Ordering::Release);
