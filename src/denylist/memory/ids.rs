@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 
-use super::table::{SHARDS, Shards, Slot, Stamp, decode_sid, encode_sid, shard_of};
+use super::table::{SHARDS, Shards, Slot, Stamp, decode_sid, encode_sid, hash_of, shard_of};
 use crate::denylist::journal::FULL;
 
 /// A revoked session, as held.
@@ -139,17 +139,17 @@ impl SessionMap {
     }
 
     fn get_raw(&self, raw: &[u8; 16]) -> Option<SessionEntry> {
-        let seed = self.compact.seed();
-        let hash = seed.hash(raw);
+        let key = self.compact.seed().key(raw);
+        let hash = hash_of(&key);
         let shard = self.compact.read(shard_of(hash));
-        if let Some(slot) = shard.revoked.get(seed, raw, hash) {
+        if let Some(slot) = shard.revoked.get(&key, hash) {
             return Some(SessionEntry {
                 exp: slot.exp.get(),
                 at: slot.at.get(),
                 floor: FULL,
             });
         }
-        shard.retired.get(seed, raw, hash).map(|slot| SessionEntry {
+        shard.retired.get(&key, hash).map(|slot| SessionEntry {
             exp: slot.exp.get(),
             at: slot.at.get(),
             floor: slot.value,
@@ -178,30 +178,28 @@ impl SessionMap {
     }
 
     fn insert_raw(&self, raw: [u8; 16], exp: Stamp, at: Stamp, floor: u32) {
-        let seed = self.compact.seed();
-        let hash = seed.hash(&raw);
+        let key = self.compact.seed().key(&raw);
+        let hash = hash_of(&key);
         self.compact_count.raise();
         let mut shard = self.compact.write(shard_of(hash));
         // One entry per id: a revoked session replaces its retirement, and (a journal
         // replayed in order) the other way round.
         let replaced = if floor == FULL {
             let slot = Slot {
-                id: raw,
+                id: key,
                 exp,
                 at,
                 value: (),
             };
-            shard.revoked.insert(seed, slot, hash).is_some()
-                | shard.retired.remove(seed, &raw, hash).is_some()
+            shard.revoked.insert(slot, hash).is_some() | shard.retired.remove(&key, hash).is_some()
         } else {
             let slot = Slot {
-                id: raw,
+                id: key,
                 exp,
                 at,
                 value: floor,
             };
-            shard.retired.insert(seed, slot, hash).is_some()
-                | shard.revoked.remove(seed, &raw, hash).is_some()
+            shard.retired.insert(slot, hash).is_some() | shard.revoked.remove(&key, hash).is_some()
         };
         drop(shard);
         if replaced {
@@ -212,12 +210,12 @@ impl SessionMap {
     /// Remove the compact entry `raw` if `pick` (given its revocation time) says so,
     /// under its shard's lock, after `pick` ran. Returns whether it went.
     fn remove_raw_if(&self, raw: &[u8; 16], pick: impl FnOnce(i64) -> bool) -> bool {
-        let seed = self.compact.seed();
-        let hash = seed.hash(raw);
+        let key = self.compact.seed().key(raw);
+        let hash = hash_of(&key);
         let mut shard = self.compact.write(shard_of(hash));
-        let at = match shard.revoked.get(seed, raw, hash) {
+        let at = match shard.revoked.get(&key, hash) {
             Some(slot) => Some((slot.at, true)),
-            None => shard.retired.get(seed, raw, hash).map(|s| (s.at, false)),
+            None => shard.retired.get(&key, hash).map(|s| (s.at, false)),
         };
         let Some((at, revoked)) = at else {
             return false;
@@ -226,9 +224,9 @@ impl SessionMap {
             return false;
         }
         if revoked {
-            shard.revoked.remove(seed, raw, hash);
+            shard.revoked.remove(&key, hash);
         } else {
-            shard.retired.remove(seed, raw, hash);
+            shard.retired.remove(&key, hash);
         }
         drop(shard);
         self.compact_count.removed(1);
@@ -273,7 +271,6 @@ impl SessionMap {
         keep: impl Fn(i64) -> bool,
         mut between: impl FnMut(&mut dyn FnMut()),
     ) -> usize {
-        let seed = self.compact.seed();
         let mut gone = 0;
         for index in 0..SHARDS {
             between(&mut || {
@@ -284,11 +281,11 @@ impl SessionMap {
                         let (removed, next) = if part == 0 {
                             shard
                                 .revoked
-                                .retain_from(seed, start, SWEEP_CHUNK, &mut |s| keep(s.exp.get()))
+                                .retain_from(start, SWEEP_CHUNK, &mut |s| keep(s.exp.get()))
                         } else {
                             shard
                                 .retired
-                                .retain_from(seed, start, SWEEP_CHUNK, &mut |s| keep(s.exp.get()))
+                                .retain_from(start, SWEEP_CHUNK, &mut |s| keep(s.exp.get()))
                         };
                         drop(shard);
                         self.compact_count.removed(removed);
@@ -313,13 +310,14 @@ impl SessionMap {
 
     /// Every entry's key and revocation time (for the eviction scan).
     pub(super) fn each_at(&self, mut f: impl FnMut(i64, &dyn Fn() -> Victim)) {
+        let seed = self.compact.seed();
         for index in 0..SHARDS {
             let shard = self.compact.read(index);
             for slot in shard.revoked.iter() {
-                f(slot.at.get(), &|| Victim::Raw(slot.id));
+                f(slot.at.get(), &|| Victim::Raw(seed.id(&slot.id)));
             }
             for slot in shard.retired.iter() {
-                f(slot.at.get(), &|| Victim::Raw(slot.id));
+                f(slot.at.get(), &|| Victim::Raw(seed.id(&slot.id)));
             }
         }
         for e in self.text.iter() {
@@ -329,6 +327,7 @@ impl SessionMap {
 
     pub(super) fn entries(&self) -> Vec<(String, SessionEntry)> {
         let mut out = Vec::with_capacity(self.len());
+        let seed = self.compact.seed();
         for index in 0..SHARDS {
             let shard = self.compact.read(index);
             out.extend(shard.revoked.iter().map(|s| {
@@ -337,7 +336,7 @@ impl SessionMap {
                     at: s.at.get(),
                     floor: FULL,
                 };
-                (encode_sid(&s.id), entry)
+                (encode_sid(&seed.id(&s.id)), entry)
             }));
             out.extend(shard.retired.iter().map(|s| {
                 let entry = SessionEntry {
@@ -345,7 +344,7 @@ impl SessionMap {
                     at: s.at.get(),
                     floor: s.value,
                 };
-                (encode_sid(&s.id), entry)
+                (encode_sid(&seed.id(&s.id)), entry)
             }));
         }
         out.extend(self.text.iter().map(|e| (e.key().to_string(), *e.value())));

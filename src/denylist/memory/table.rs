@@ -1,7 +1,7 @@
 //! The compact revocation set: revoked session ids as 16 raw bytes in fixed-size slots of
 //! sharded open-addressing tables — no per-entry allocation, no pointer per entry.
 //!
-//! * A slot is the id (16 bytes), its expiry and revocation time as [`Stamp`]s (4 bytes
+//! * A slot is the id (16 bytes, as a keyed permutation of it: see [`Seed`]), its expiry and revocation time as [`Stamp`]s (4 bytes
 //!   each) and a value (`()` for a revoked session: 24 bytes; the generation floor for a
 //!   retirement: 28 bytes).
 //! * [`SHARDS`] shards, each behind its own `RwLock`, chosen by the top bits of a keyed
@@ -73,23 +73,31 @@ impl Stamp {
 /// zero. Any other text is not decoded (it is kept as text), so no two ids share bytes.
 #[inline]
 pub(super) fn decode_sid(sid: &str) -> Option<[u8; 16]> {
-    let bytes: &[u8; 22] = sid.as_bytes().try_into().ok()?;
-    // One table lookup per character and a single test at the end (no branch per
-    // character): `bad` collects the invalid-character bit of every sextet.
-    let mut acc: u128 = 0;
+    let text: &[u8; 22] = sid.as_bytes().try_into().ok()?;
+    // A table lookup per character and a single test at the end (no branch per
+    // character): `bad` collects the invalid-character bits of every sextet. Two runs of
+    // 10 characters (60 bits each) and the last 2 (8 bits, then 4 unused bits).
     let mut bad = 0u8;
-    for &c in &bytes[..21] {
-        let v = SEXTETS[usize::from(c)];
-        bad |= v;
-        acc = (acc << 6) | u128::from(v & 0x3F);
-    }
-    let last = SEXTETS[usize::from(bytes[21])];
-    // The last character carries 2 bits; its 4 unused bits must be zero.
-    if (bad | last) & 0xC0 != 0 || last & 0x0F != 0 {
+    let mut run = |from: usize| {
+        let mut n = 0u64;
+        for &c in &text[from..from + 10] {
+            let v = SEXTETS[usize::from(c)];
+            bad |= v;
+            n = (n << 6) | u64::from(v & 0x3F);
+        }
+        n
+    };
+    let (high, low) = (run(0), run(10));
+    let (a, b) = (
+        SEXTETS[usize::from(text[20])],
+        SEXTETS[usize::from(text[21])],
+    );
+    if (bad | a | b) & 0xC0 != 0 || b & 0x0F != 0 {
         return None;
     }
-    acc = (acc << 2) | u128::from(last >> 4);
-    Some(acc.to_be_bytes())
+    let last = (a << 2) | (b >> 4);
+    let id = (u128::from(high) << 68) | (u128::from(low) << 8) | u128::from(last);
+    Some(id.to_be_bytes())
 }
 
 /// The value of each base64url character; `0xFF` (both top bits set) for any other byte.
@@ -144,11 +152,31 @@ impl Zero for u32 {
     const ZERO: Self = 0;
 }
 
-/// The keyed hash of an id: foldhash's folded multiply of its two halves, each mixed
-/// with a per-store random seed (ids come from verified tokens or our own revocations,
-/// but the seed keeps anyone from lining ids up in one run anyway).
+/// The keyed permutation of ids into table keys: a slot holds `key(id)`, not the id, and
+/// a key's top 64 bits are its hash (see [`hash_of`]), so a lookup mixes its own id once
+/// and reads the hash of every entry it probes straight from the slot. The permutation
+/// (xor a per-store random seed, then twice: multiply by an odd constant modulo 2^128 and
+/// fold the high half into the low) is a bijection, so [`Seed::id`] gives the id back.
+/// The seed keeps anyone who could choose ids from lining them up in one run.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Seed(u64, u64);
+pub(super) struct Seed(u128);
+
+const K1: u128 = 0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835;
+const K2: u128 = 0xD6E8_FEB8_6659_FD93_2545_F491_4F6C_DD1D;
+const K1_INVERSE: u128 = inverse(K1);
+const K2_INVERSE: u128 = inverse(K2);
+
+/// The inverse of odd `k` modulo 2^128 (Newton's iteration: each step doubles the bits
+/// that are right, from 3).
+const fn inverse(k: u128) -> u128 {
+    let mut y = k;
+    let mut i = 0;
+    while i < 6 {
+        y = y.wrapping_mul(2u128.wrapping_sub(k.wrapping_mul(y)));
+        i += 1;
+    }
+    y
+}
 
 impl Seed {
     pub(super) fn random() -> Self {
@@ -157,24 +185,39 @@ impl Seed {
         if getrandom::fill(&mut bytes).is_err() {
             bytes = *b"jwt-session-seed";
         }
-        let (a, b) = bytes.split_at(8);
-        Seed(
-            u64::from_le_bytes(a.try_into().unwrap_or_default()) | 1,
-            u64::from_le_bytes(b.try_into().unwrap_or_default()) | 1,
-        )
+        Seed(u128::from_le_bytes(bytes))
     }
 
+    /// The table key of `id`.
     #[inline]
-    pub(super) fn hash(self, id: &[u8; 16]) -> u64 {
-        let (lo, hi) = id.split_at(8);
-        let lo = u64::from_le_bytes(lo.try_into().unwrap_or_default());
-        let hi = u64::from_le_bytes(hi.try_into().unwrap_or_default());
-        let product = u128::from(lo ^ self.0) * u128::from(hi ^ self.1);
-        let folded = (product as u64) ^ ((product >> 64) as u64);
-        // One more round so that both halves reach the top bits (the shard).
-        let product = u128::from(folded ^ self.1) * u128::from(0x9E37_79B9_7F4A_7C15u64);
-        (product as u64) ^ ((product >> 64) as u64)
+    pub(super) fn key(self, id: &[u8; 16]) -> [u8; 16] {
+        let mut x = u128::from_le_bytes(*id) ^ self.0;
+        x = x.wrapping_mul(K1);
+        x ^= x >> 64;
+        x = x.wrapping_mul(K2);
+        x ^= x >> 64;
+        x.to_le_bytes()
     }
+
+    /// The id of table key `key`: the inverse of [`key`](Self::key).
+    pub(super) fn id(self, key: &[u8; 16]) -> [u8; 16] {
+        let mut x = u128::from_le_bytes(*key);
+        x ^= x >> 64;
+        x = x.wrapping_mul(K2_INVERSE);
+        x ^= x >> 64;
+        x = x.wrapping_mul(K1_INVERSE);
+        (x ^ self.0).to_le_bytes()
+    }
+}
+
+/// The hash of a table key: its top 64 bits (the high half of the last product, which
+/// depends on every bit of the id). Its top bits pick the shard, its low 32 bits the
+/// home slot.
+#[inline]
+pub(super) fn hash_of(key: &[u8; 16]) -> u64 {
+    let mut top = [0u8; 8];
+    top.copy_from_slice(&key[8..]);
+    u64::from_le_bytes(top)
 }
 
 /// The shard of a hash.
@@ -245,7 +288,7 @@ impl<V: Zero> Table<V> {
 
     /// Where `id` is held, if it is.
     #[inline]
-    fn find(&self, seed: Seed, id: &[u8; 16], hash: u64) -> Option<usize> {
+    fn find(&self, id: &[u8; 16], hash: u64) -> Option<usize> {
         if self.len == 0 {
             return None;
         }
@@ -261,7 +304,7 @@ impl<V: Zero> Table<V> {
             }
             // Robin Hood order: an entry closer to its home than we are to ours means
             // ours would have been placed before it.
-            if self.distance(i, self.home(seed.hash(&slot.id))) < d {
+            if self.distance(i, self.home(hash_of(&slot.id))) < d {
                 return None;
             }
             i = self.next(i);
@@ -270,25 +313,25 @@ impl<V: Zero> Table<V> {
     }
 
     #[inline]
-    pub(super) fn get(&self, seed: Seed, id: &[u8; 16], hash: u64) -> Option<Slot<V>> {
-        self.find(seed, id, hash).map(|i| *self.slot(i))
+    pub(super) fn get(&self, id: &[u8; 16], hash: u64) -> Option<Slot<V>> {
+        self.find(id, hash).map(|i| *self.slot(i))
     }
 
     /// Insert or replace; returns the entry replaced.
-    pub(super) fn insert(&mut self, seed: Seed, entry: Slot<V>, hash: u64) -> Option<Slot<V>> {
-        if let Some(i) = self.find(seed, &entry.id, hash) {
+    pub(super) fn insert(&mut self, entry: Slot<V>, hash: u64) -> Option<Slot<V>> {
+        if let Some(i) = self.find(&entry.id, hash) {
             return Some(std::mem::replace(self.slot_mut(i), entry));
         }
         if (self.len as u64 + 1) * MAX_LOAD_DEN > self.size as u64 * MAX_LOAD_NUM {
-            self.grow(seed);
+            self.grow();
         }
-        self.place(seed, entry, hash);
+        self.place(entry, hash);
         self.len += 1;
         None
     }
 
     /// Put an entry known not to be held, with room for it.
-    fn place(&mut self, seed: Seed, mut entry: Slot<V>, hash: u64) {
+    fn place(&mut self, mut entry: Slot<V>, hash: u64) {
         let mut i = self.home(hash);
         let mut d = 0;
         loop {
@@ -296,7 +339,7 @@ impl<V: Zero> Table<V> {
                 *self.slot_mut(i) = entry;
                 return;
             }
-            let theirs = self.distance(i, self.home(seed.hash(&self.slot(i).id)));
+            let theirs = self.distance(i, self.home(hash_of(&self.slot(i).id)));
             if theirs < d {
                 // Take this slot; carry the displaced entry on (it keeps its order).
                 entry = std::mem::replace(self.slot_mut(i), entry);
@@ -307,7 +350,7 @@ impl<V: Zero> Table<V> {
         }
     }
 
-    fn grow(&mut self, seed: Seed) {
+    fn grow(&mut self) {
         let now = self.size as u64;
         let size = if now == 0 {
             self.first as u64
@@ -327,19 +370,18 @@ impl<V: Zero> Table<V> {
         self.size = size;
         for segment in old {
             for slot in segment.iter().filter(|s| !s.is_empty()) {
-                let hash = seed.hash(&slot.id);
-                self.place(seed, *slot, hash);
+                let hash = hash_of(&slot.id);
+                self.place(*slot, hash);
             }
         }
     }
 
     /// Remove the entry at `i`, shifting the rest of its run back one slot.
-    fn remove_at(&mut self, seed: Seed, i: usize) -> Slot<V> {
+    fn remove_at(&mut self, i: usize) -> Slot<V> {
         let gone = *self.slot(i);
         let mut hole = i;
         let mut j = self.next(i);
-        while !self.slot(j).is_empty()
-            && self.distance(j, self.home(seed.hash(&self.slot(j).id))) > 0
+        while !self.slot(j).is_empty() && self.distance(j, self.home(hash_of(&self.slot(j).id))) > 0
         {
             *self.slot_mut(hole) = *self.slot(j);
             hole = j;
@@ -350,15 +392,14 @@ impl<V: Zero> Table<V> {
         gone
     }
 
-    pub(super) fn remove(&mut self, seed: Seed, id: &[u8; 16], hash: u64) -> Option<Slot<V>> {
-        self.find(seed, id, hash).map(|i| self.remove_at(seed, i))
+    pub(super) fn remove(&mut self, id: &[u8; 16], hash: u64) -> Option<Slot<V>> {
+        self.find(id, hash).map(|i| self.remove_at(i))
     }
 
     /// Remove every entry `keep` refuses, from slot `from` on, stopping after `budget`
     /// slots. Returns how many were removed and where to go on (`None`: done).
     pub(super) fn retain_from(
         &mut self,
-        seed: Seed,
         from: usize,
         budget: usize,
         keep: &mut impl FnMut(&Slot<V>) -> bool,
@@ -372,7 +413,7 @@ impl<V: Zero> Table<V> {
                 // An entry of the run moves into slot `i`: look at it again. Entries move
                 // only backwards, so none is skipped; an entry that wraps from slot 0 to
                 // the last slot is looked at twice, which is harmless.
-                self.remove_at(seed, i);
+                self.remove_at(i);
                 removed += 1;
                 continue;
             }
@@ -462,7 +503,7 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::{Seed, Slot, Stamp, Table, decode_sid, encode_sid};
+    use super::{Seed, Slot, Stamp, Table, decode_sid, encode_sid, hash_of};
 
     #[derive(Debug, Clone)]
     enum Op {
@@ -503,7 +544,7 @@ mod tests {
         for key in 0..=u8::MAX {
             let id = id(key);
             let got = table
-                .get(seed, &id, seed.hash(&id))
+                .get(&seed.key(&id), hash_of(&seed.key(&id)))
                 .map(|s| (s.exp.0, s.at.0, s.value));
             assert_eq!(got, model.get(&key).copied(), "key {key}");
         }
@@ -515,8 +556,8 @@ mod tests {
             if a.is_empty() || b.is_empty() {
                 continue;
             }
-            let da = table.distance(i, table.home(seed.hash(&a.id)));
-            let db = table.distance(table.next(i), table.home(seed.hash(&b.id)));
+            let da = table.distance(i, table.home(hash_of(&a.id)));
+            let db = table.distance(table.next(i), table.home(hash_of(&b.id)));
             assert!(db == 0 || db <= da + 1, "slot {i}: {da} then {db}");
         }
     }
@@ -528,23 +569,23 @@ mod tests {
         fn the_table_agrees_with_a_hash_map(
             ops in proptest::collection::vec(op(), 1..600),
             first in 2..7usize,
-            seed in (any::<u64>(), any::<u64>()),
+            seed in any::<u128>(),
         ) {
-            let seed = Seed(seed.0 | 1, seed.1 | 1);
+            let seed = Seed(seed);
             let mut table = Table::<u32>::new(first);
             let mut model: HashMap<u8, (u32, u32, u32)> = HashMap::new();
             for op in ops {
                 match op {
                     Op::Insert { key, exp, at, value } => {
-                        let id = id(key);
+                        let id = seed.key(&id(key));
                         let slot = Slot { id, exp: Stamp(exp), at: Stamp(at), value };
-                        let old = table.insert(seed, slot, seed.hash(&id));
+                        let old = table.insert(slot, hash_of(&id));
                         let expected = model.insert(key, (exp, at, value));
                         prop_assert_eq!(old.map(|s| (s.exp.0, s.at.0, s.value)), expected);
                     }
                     Op::Remove { key } => {
-                        let id = id(key);
-                        let old = table.remove(seed, &id, seed.hash(&id));
+                        let id = seed.key(&id(key));
+                        let old = table.remove(&id, hash_of(&id));
                         let expected = model.remove(&key);
                         prop_assert_eq!(old.map(|s| (s.exp.0, s.at.0, s.value)), expected);
                     }
@@ -553,7 +594,7 @@ mod tests {
                         let mut removed = 0;
                         while let Some(start) = from {
                             let (n, next) =
-                                table.retain_from(seed, start, chunk, &mut |s| s.exp.0 > above);
+                                table.retain_from(start, chunk, &mut |s| s.exp.0 > above);
                             removed += n;
                             from = next;
                         }
@@ -587,6 +628,15 @@ mod tests {
             if let Some(decoded) = decode_sid(&text) {
                 prop_assert_eq!(encode_sid(&decoded), text);
             }
+        }
+    }
+
+    proptest! {
+        /// Table keys are a bijection of ids.
+        #[test]
+        fn keys_give_their_ids_back(seed in any::<u128>(), id in any::<[u8; 16]>()) {
+            let seed = Seed(seed);
+            prop_assert_eq!(seed.id(&seed.key(&id)), id);
         }
     }
 

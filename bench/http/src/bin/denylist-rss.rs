@@ -10,8 +10,8 @@
 //! Session ids have the shape of real ones (16 random bytes, base64url: 22 characters).
 //! Lookups (default 2,000,000) ask about ids spread over the whole store, half of them
 //! revoked (hits) and half never revoked (misses), in an order that defeats the caches as
-//! real traffic would; `lookup_same_ns` asks about one id again and again (the criterion
-//! bench's method, everything in cache). Prints `key=value` lines; the last is
+//! real traffic would; `lookup_same_ns` asks about one id (a miss) again and again (the
+//! criterion bench's method, everything in cache). Each is the fastest of 5 rounds. Prints `key=value` lines; the last is
 //! `rss_after_mb=…`.
 
 use std::time::Instant;
@@ -118,45 +118,46 @@ fn main() {
                 }
             })
             .collect();
-        let mut refused = 0u64;
-        let started = Instant::now();
-        for id in &ids {
-            let facts = TokenFacts {
-                sid: id,
-                sub: "alice",
-                auth_time: now,
-                lat: now,
-                generation: 0,
-            };
-            refused += u64::from(
-                store
-                    .is_revoked(std::hint::black_box(facts))
-                    .expect("lookup"),
+        let facts = |id| TokenFacts {
+            sid: id,
+            sub: "alice",
+            auth_time: now,
+            lat: now,
+            generation: 0,
+        };
+        // The fastest of ROUNDS rounds: on a shared machine the others measure the
+        // neighbours too.
+        const ROUNDS: usize = 5;
+        let mut spread_ns = f64::INFINITY;
+        let mut same_ns = f64::INFINITY;
+        for _ in 0..ROUNDS {
+            let mut refused = 0u64;
+            let started = Instant::now();
+            for id in &ids {
+                refused += u64::from(
+                    store
+                        .is_revoked(std::hint::black_box(facts(id)))
+                        .expect("lookup"),
+                );
+            }
+            let ns = started.elapsed().as_nanos() as f64 / lookups as f64;
+            spread_ns = spread_ns.min(ns);
+            assert_eq!(
+                refused,
+                lookups.div_ceil(2),
+                "hits refused, misses accepted"
             );
+            let same = &ids[1];
+            let started = Instant::now();
+            for _ in 0..lookups {
+                std::hint::black_box(
+                    store
+                        .is_revoked(std::hint::black_box(facts(same)))
+                        .expect("lookup"),
+                );
+            }
+            same_ns = same_ns.min(started.elapsed().as_nanos() as f64 / lookups as f64);
         }
-        let spread_ns = started.elapsed().as_nanos() as f64 / lookups as f64;
-        assert_eq!(
-            refused,
-            lookups.div_ceil(2),
-            "hits refused, misses accepted"
-        );
-        let same = &ids[1];
-        let started = Instant::now();
-        for _ in 0..lookups {
-            let facts = TokenFacts {
-                sid: same,
-                sub: "alice",
-                auth_time: now,
-                lat: now,
-                generation: 0,
-            };
-            std::hint::black_box(
-                store
-                    .is_revoked(std::hint::black_box(facts))
-                    .expect("lookup"),
-            );
-        }
-        let same_ns = started.elapsed().as_nanos() as f64 / lookups as f64;
         println!("lookups={lookups}");
         println!("lookup_spread_ns={spread_ns:.1}");
         println!("lookup_same_ns={same_ns:.1}");
