@@ -195,6 +195,34 @@ impl MemoryDenylist {
         self.capacity
     }
 
+    /// A capacity for a stated logout rate: the revocations live at once in the steady
+    /// state, with room to spare. A session revocation lives at most `idle + leeway`
+    /// after it is made (I2), so at `logouts_per_second` about `rate × (idle + leeway)`
+    /// are live; this returns 1.5 times that (the steady state then fills two thirds,
+    /// below the 80 % warning), rounded up, and at least 1. Pass the longest idle
+    /// timeout any session can have (remembered sessions' too), and count
+    /// "log out everywhere" as logouts.
+    ///
+    /// | logouts/s | idle (+ 5 s leeway) | capacity | memory at capacity (about 33 bytes each) |
+    /// | ---: | ---: | ---: | ---: |
+    /// | 116 (10M a day) | 30 min | 313,369 | 10 MB |
+    /// | 116 | 8 h | 5,000,869 | 165 MB |
+    /// | 116 | 7 d | 105,000,869 | 3.5 GB |
+    ///
+    /// ```
+    /// use jwt_session::{MemoryDenylist, Policy};
+    /// let policy = Policy::new(30 * 60, 8 * 3600, 60, 5).unwrap();
+    /// // 10 million logouts a day.
+    /// let capacity = MemoryDenylist::capacity_for(&policy, 10_000_000.0 / 86_400.0);
+    /// assert_eq!(capacity, 313_369);
+    /// ```
+    pub fn capacity_for(policy: &Policy, logouts_per_second: f64) -> usize {
+        let lifetime = policy.idle_timeout().saturating_add(policy.leeway()) as f64;
+        let live = (logouts_per_second.max(0.0) * lifetime * 1.5).ceil();
+        // `as` saturates (NaN gives 0): a rate too large for memory asks for the most.
+        (live as usize).max(1)
+    }
+
     /// Run [`sweep`](RevocationStore::sweep) every `every` (real time) with `clock`'s
     /// now, until the store is dropped.
     pub fn spawn_sweeper(
@@ -424,6 +452,21 @@ mod tests {
     use crate::clock::{Clock as _, ManualClock};
     use crate::denylist::journal::{FULL, Record};
     use crate::denylist::{RevocationStore, TokenFacts};
+
+    #[test]
+    fn capacity_for_follows_the_rate_and_the_idle_timeout_and_is_never_zero() {
+        let policy = Policy::new(1800, 8 * 3600, 60, 5).unwrap();
+        assert_eq!(MemoryDenylist::capacity_for(&policy, 1.0), 2708);
+        assert_eq!(MemoryDenylist::capacity_for(&policy, 0.0), 1);
+        assert_eq!(MemoryDenylist::capacity_for(&policy, -3.0), 1);
+        assert_eq!(MemoryDenylist::capacity_for(&policy, f64::NAN), 1);
+        assert_eq!(
+            MemoryDenylist::capacity_for(&policy, f64::INFINITY),
+            usize::MAX
+        );
+        let longer = Policy::new(8 * 3600, 8 * 3600, 60, 5).unwrap();
+        assert_eq!(MemoryDenylist::capacity_for(&longer, 1.0), 43_208);
+    }
 
     /// The per-map counts that let `is_revoked` skip an empty map equal the entries held
     /// after every kind of change: revoke (new and again), retire, replay, eviction at
