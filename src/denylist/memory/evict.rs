@@ -5,32 +5,37 @@
 //! and evictions take them oldest first until the batch runs out, so at capacity a scan
 //! of the whole store is paid once per batch, not once per revocation.
 //!
-//! A batch stays "the oldest" as long as nothing older than its newest member is recorded
-//! (a revocation replayed from another instance or a journal may be): such a record drops
-//! the batch ([`Evictor::noted`]). A member whose entry changed since (revoked again,
-//! swept) is skipped: it is current only while its entry carries the same revocation
-//! time, checked under the shard lock that removes it.
+//! A batch stays "the oldest" when something older than its newest member is recorded (a
+//! revocation replayed from another instance or a journal may be): that record joins the
+//! batch in its place and the newest member makes room ([`Evictor::noted`]), so every
+//! entry outside the batch stays at or after the batch's newest time — without a new
+//! scan, which a resync delivering records in random order would otherwise pay on every
+//! record. A member whose entry changed since (revoked again, swept) is skipped: it is
+//! current only while its entry carries the same revocation time, checked under the
+//! shard lock that removes it.
 
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::sync::atomic::Ordering;
 
 use super::MemoryDenylist;
 use super::ids::Victim;
 
-/// The batch of eviction candidates: `(at, key)`, newest first (so `pop` takes the
-/// oldest), and the newest time in it.
+/// The batch of eviction candidates, `(at, key)` in order (the first is the oldest).
 #[derive(Debug, Default)]
 pub(super) struct Evictor {
-    batch: Vec<(i64, Victim)>,
-    newest: i64,
+    batch: BTreeSet<(i64, Victim)>,
+    /// Scans of the whole store so far (what the batch saves; checked by tests).
+    scans: u64,
 }
 
 impl Evictor {
-    /// A revocation dated `at` was recorded: if it is older than some candidate, the
-    /// batch no longer holds only the oldest; drop it (the next eviction scans again).
-    pub(super) fn noted(&mut self, at: i64) {
-        if !self.batch.is_empty() && at < self.newest {
-            self.batch.clear();
+    /// A revocation dated `at` was recorded as `victim`: if it is older than some
+    /// candidate, it takes the newest candidate's place in the batch (which keeps its
+    /// size), so the batch still holds the oldest entries.
+    pub(super) fn noted(&mut self, at: i64, victim: &Victim) {
+        if self.batch.last().is_some_and(|(newest, _)| at < *newest) {
+            self.batch.insert((at, victim.clone()));
+            self.batch.pop_last();
         }
     }
 }
@@ -71,10 +76,8 @@ impl MemoryDenylist {
         };
         self.sessions.each_at(&mut offer);
         self.subjects.each_at(&mut offer);
-        let batch = heap.into_sorted_vec();
-        evictor.newest = batch.last().map_or(i64::MIN, |(at, _)| *at);
-        evictor.batch = batch;
-        evictor.batch.reverse();
+        evictor.batch = heap.into_iter().collect();
+        evictor.scans += 1;
     }
 
     /// Evict oldest entries while over capacity, never `keep` (the revocation being
@@ -90,7 +93,7 @@ impl MemoryDenylist {
         // Whether a scan just ran and nothing was evicted since.
         let mut fresh = false;
         while self.held() > self.capacity {
-            let Some((at, victim)) = evictor.batch.pop() else {
+            let Some((at, victim)) = evictor.batch.pop_first() else {
                 if fresh {
                     // A whole fresh batch was stale: cannot happen under the order lock,
                     // but never loop forever.
@@ -104,7 +107,7 @@ impl MemoryDenylist {
                 tracing::warn!(
                     capacity = self.capacity,
                     held = self.held(),
-                    oldest = evictor.batch.last().map(|(at, _)| *at),
+                    oldest = evictor.batch.first().map(|(at, _)| *at),
                     evicted_so_far = self.evictions(),
                     "revocation denylist full: evicting the oldest revocations and raising the \
                      idle watermark; sessions idle since then must log in again"
@@ -134,5 +137,13 @@ impl MemoryDenylist {
                 tracing::debug!(watermark = at, "evicted a revocation");
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl MemoryDenylist {
+    /// How many times eviction scanned the whole store.
+    pub(super) fn eviction_scans(&self) -> u64 {
+        super::lock(&self.order).scans
     }
 }

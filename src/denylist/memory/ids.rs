@@ -48,16 +48,6 @@ pub(super) enum Victim {
     Subject(Box<str>),
 }
 
-impl Victim {
-    /// The key of session `sid`, wherever it would be held.
-    pub(super) fn session(sid: &str) -> Self {
-        match decode_sid(sid) {
-            Some(raw) => Self::Raw(raw),
-            None => Self::Text(sid.into()),
-        }
-    }
-}
-
 /// foldhash with a per-map random seed: several times cheaper than SipHash on these short
 /// keys. Keys are ids from tokens whose signature was verified (or our own revocations),
 /// so an attacker cannot pick them to collide.
@@ -156,13 +146,18 @@ impl SessionMap {
         })
     }
 
-    /// Insert or replace the entry of `sid`.
-    pub(super) fn insert(&self, sid: &str, entry: SessionEntry) {
+    /// Insert or replace the entry of `sid`; returns its key where it is now held (the
+    /// compact set or the text map: one of the crate's own ids is held as text when its
+    /// times have no stamp), which is how the eviction scan names it.
+    pub(super) fn insert(&self, sid: &str, entry: SessionEntry) -> Victim {
         let raw = decode_sid(sid);
         let stamps = Stamp::new(entry.exp).zip(Stamp::new(entry.at));
         let in_text = !self.text_count.is_zero() && self.text.contains_key(sid);
         match (raw, stamps) {
-            (Some(raw), Some((exp, at))) if !in_text => self.insert_raw(raw, exp, at, entry.floor),
+            (Some(raw), Some((exp, at))) if !in_text => {
+                self.insert_raw(raw, exp, at, entry.floor);
+                Victim::Raw(raw)
+            }
             _ => {
                 self.text_count.raise();
                 if self.text.insert(sid.into(), entry).is_some() {
@@ -173,6 +168,7 @@ impl SessionMap {
                 if let Some(raw) = raw {
                     self.remove_raw_if(&raw, |_| true);
                 }
+                Victim::Text(sid.into())
             }
         }
     }

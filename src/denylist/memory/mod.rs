@@ -13,6 +13,8 @@ mod evict;
 mod ids;
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod overflow_tests;
 mod replicate;
 mod restore;
 mod table;

@@ -164,6 +164,9 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                     old => {
                         let exp = exp.max(old.map_or(i64::MIN, |h| h.exp));
                         let floor = (*floor).max(old.map_or(0, |h| h.floor));
+                        // The later revocation time: an eviction's watermark must cover
+                        // what the merged entry refused.
+                        let at = at.max(old.map_or(i64::MIN, |h| h.at));
                         model.insert(
                             sid.clone(),
                             Held {

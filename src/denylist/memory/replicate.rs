@@ -36,8 +36,7 @@ impl MemoryDenylist {
         );
         let at = clock.now();
         let exp = session_ttl(auth_time, at, policy);
-        order.noted(at);
-        self.sessions.insert(
+        let held = self.sessions.insert(
             sid,
             SessionEntry {
                 exp,
@@ -45,13 +44,14 @@ impl MemoryDenylist {
                 floor: FULL,
             },
         );
+        order.noted(at, &held);
         let record = Record::Session {
             sid: sid.to_owned(),
             exp,
             at,
             floor: FULL,
         };
-        let result = self.settle(order, &Victim::session(sid), &record);
+        let result = self.settle(order, &held, &record);
         (record, result)
     }
 
@@ -71,15 +71,15 @@ impl MemoryDenylist {
         let at = clock.now();
         let exp = session_ttl(auth_time, at, policy).max(held.map_or(i64::MIN, |e| e.exp));
         let floor = generation.max(held.map_or(0, |e| e.floor));
-        order.noted(at);
-        self.sessions.insert(sid, SessionEntry { exp, at, floor });
+        let held = self.sessions.insert(sid, SessionEntry { exp, at, floor });
+        order.noted(at, &held);
         let record = Record::Session {
             sid: sid.to_owned(),
             exp,
             at,
             floor,
         };
-        let result = self.settle(order, &Victim::session(sid), &record);
+        let result = self.settle(order, &held, &record);
         (record, result)
     }
 
@@ -111,8 +111,8 @@ impl MemoryDenylist {
             _ => at,
         };
         let exp = subject_ttl(before, policy);
-        order.noted(at);
         self.subjects.insert(sub, SubjectEntry { before, exp, at });
+        order.noted(at, &Victim::Subject(sub.into()));
         let record = Record::Subject {
             sub: sub.to_owned(),
             before,
@@ -145,6 +145,12 @@ impl MemoryDenylist {
 
     /// Apply a revocation made elsewhere (another instance), keeping whichever of the
     /// existing and the new entry refuses more. Watermark records are local and ignored.
+    ///
+    /// The merge keeps the later revocation time too: an eviction raises the watermark to
+    /// the entry's time, which must cover every token the entry refused (I4). What is
+    /// journaled is the merged entry, not the incoming record: a journal replays "the
+    /// later line for a key wins", so a weaker record there would weaken the entry after
+    /// a restart (I1).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn apply(&self, record: &Record) -> Result<(), RevocationError> {
         let mut order = lock(&self.order);
@@ -157,20 +163,27 @@ impl MemoryDenylist {
             } => {
                 let merged = match self.sessions.get(sid) {
                     Some(old) if old.exp >= *exp && old.floor >= *floor => None,
-                    Some(old) => Some((old.exp.max(*exp), old.floor.max(*floor))),
-                    None => Some((*exp, *floor)),
+                    Some(old) => Some(SessionEntry {
+                        exp: old.exp.max(*exp),
+                        at: old.at.max(*at),
+                        floor: old.floor.max(*floor),
+                    }),
+                    None => Some(SessionEntry {
+                        exp: *exp,
+                        at: *at,
+                        floor: *floor,
+                    }),
                 };
-                merged.map(|(exp, floor)| {
-                    order.noted(*at);
-                    self.sessions.insert(
-                        sid,
-                        SessionEntry {
-                            exp,
-                            at: *at,
-                            floor,
-                        },
-                    );
-                    Victim::session(sid)
+                merged.map(|entry| {
+                    let held = self.sessions.insert(sid, entry);
+                    order.noted(entry.at, &held);
+                    let merged = Record::Session {
+                        sid: sid.clone(),
+                        exp: entry.exp,
+                        at: entry.at,
+                        floor: entry.floor,
+                    };
+                    (held, merged)
                 })
             }
             Record::Subject {
@@ -181,27 +194,35 @@ impl MemoryDenylist {
             } => {
                 let merged = match self.subjects.get(sub) {
                     Some(old) if old.before >= *before && old.exp >= *exp => None,
-                    Some(old) => Some((old.before.max(*before), old.exp.max(*exp))),
-                    None => Some((*before, *exp)),
+                    Some(old) => Some(SubjectEntry {
+                        before: old.before.max(*before),
+                        exp: old.exp.max(*exp),
+                        at: old.at.max(*at),
+                    }),
+                    None => Some(SubjectEntry {
+                        before: *before,
+                        exp: *exp,
+                        at: *at,
+                    }),
                 };
-                merged.map(|(before, exp)| {
-                    order.noted(*at);
-                    self.subjects.insert(
-                        sub,
-                        SubjectEntry {
-                            before,
-                            exp,
-                            at: *at,
-                        },
-                    );
-                    Victim::Subject(sub.as_str().into())
+                merged.map(|entry| {
+                    self.subjects.insert(sub, entry);
+                    let held = Victim::Subject(sub.as_str().into());
+                    order.noted(entry.at, &held);
+                    let merged = Record::Subject {
+                        sub: sub.clone(),
+                        before: entry.before,
+                        exp: entry.exp,
+                        at: entry.at,
+                    };
+                    (held, merged)
                 })
             }
             Record::Watermark { .. } => None,
         };
-        let Some(recorded) = applied else {
+        let Some((held, merged)) = applied else {
             return Ok(());
         };
-        self.settle(order, &recorded, record)
+        self.settle(order, &held, &merged)
     }
 }

@@ -59,7 +59,9 @@ impl MemoryDenylist {
                 exp,
                 at,
                 floor,
-            } => self.sessions.insert(&sid, SessionEntry { exp, at, floor }),
+            } => {
+                self.sessions.insert(&sid, SessionEntry { exp, at, floor });
+            }
             Record::Subject {
                 sub,
                 before,
