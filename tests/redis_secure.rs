@@ -47,7 +47,7 @@ const REFUSED: Duration = Duration::from_secs(2);
 /// these and nothing else, on `jwt-test-*` keys and channels only.
 const ACL: &str = "user jwt on >jwt-secret resetkeys ~jwt-test-* resetchannels &jwt-test-* \
     -@all +hello +auth +ping +select +subscribe +publish +multi +exec \
-    +discard +set +get +mget +scan +eval +evalsha +hmget +hget +hset +hsetnx +del +exists \
+    +discard +set +get +mget +scan +xadd +xinfo +xrange +eval +evalsha +hmget +hget +hset +hsetnx +del +exists \
     +pexpire +pttl +zadd +zcard +zcount +zpopmin +zrange +zrem +zremrangebyscore";
 
 // ---------------------------------------------------------------------------------------

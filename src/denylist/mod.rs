@@ -7,7 +7,8 @@ mod redis;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{
-    DEFAULT_NAMESPACE, DEFAULT_PROPAGATION_MARGIN, RedisDenylist, RedisDenylistOptions, RedisStatus,
+    DEFAULT_CHANGE_LOG_LEN, DEFAULT_NAMESPACE, DEFAULT_PROPAGATION_MARGIN, RedisDenylist,
+    RedisDenylistOptions, RedisStatus,
 };
 pub use journal::{JournalSummary, summarize as summarize_journal};
 pub use memory::{DEFAULT_CAPACITY, MemoryDenylist, MemoryDenylistBuilder, RevocationEntry};

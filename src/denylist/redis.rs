@@ -4,9 +4,10 @@
 mod link;
 mod options;
 mod outbox;
+mod sync;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -15,7 +16,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use self::options::{DEFAULT_NAMESPACE, DEFAULT_PROPAGATION_MARGIN, RedisDenylistOptions};
+pub use self::options::{
+    DEFAULT_CHANGE_LOG_LEN, DEFAULT_NAMESPACE, DEFAULT_PROPAGATION_MARGIN, RedisDenylistOptions,
+};
 use self::outbox::{Outbox, Outgoing};
 use super::journal::{FULL, Record};
 use super::memory::MemoryDenylist;
@@ -47,6 +50,15 @@ pub struct RedisStatus {
     /// wrong user or password; `NoPermission`: the ACL user may not touch our keys) from
     /// an outage (`Unreachable`, `Timeout`).
     pub failure: Option<RedisFailure>,
+    /// Resyncs that read every live key (`SCAN` + `MGET`): the cold start, and every
+    /// reconnect whose missed revocations the change log no longer held.
+    pub full_syncs: u64,
+    /// Resyncs after a reconnect that read only the change-log entries missed.
+    pub incremental_syncs: u64,
+    /// The change-log (stream) id up to which this instance holds every revocation
+    /// (`"<ms>-<seq>"`), where a reconnect resumes reading; `None` when there is no
+    /// usable log (the next resync is a full read). Moves at every health check.
+    pub change_log_id: Option<String>,
 }
 
 impl RedisStatus {
@@ -74,15 +86,25 @@ impl RedisStatus {
 ///   `{"t":"s","sid":"…","exp":1767227405,"at":1767225600}`.
 /// * **Subscribe**: a background *link* task subscribes to the channel and applies what
 ///   other instances revoke.
+/// * **Change log**: the same transaction appends the record to a Redis stream
+///   (`XADD jwt-session:changes MAXLEN ~ 100000 * r <record>`), so a revocation is in
+///   its key, in the log and on the channel, or in none of them.
 /// * **Resync**: on start and after every reconnect the link first subscribes, then
-///   `SCAN`s the namespace's keys and `MGET`s them into the mirror, so nothing published
-///   while it was away is missed.
+///   reads what it may have missed. On start (and whenever the log cannot prove it holds
+///   everything missed) that is a *full read*: `SCAN` the namespace's keys and `MGET`
+///   them into the mirror. After a reconnect it is usually an *incremental read*: only
+///   the log's entries after the last one this instance holds (`XRANGE`), checked
+///   against the stream's `entries-added` count so that a trimmed, deleted or recreated
+///   log falls back to the full read
+///   ([`change_log_len`](RedisDenylistOptions::change_log_len); [`RedisStatus::full_syncs`]
+///   and [`RedisStatus::incremental_syncs`] count both).
+///   Either way nothing published while it was away is missed (I1).
 ///
 /// Keys and channel (with the default namespace `jwt-session:`):
-/// `jwt-session:revoked:sid:<sid>`, `jwt-session:revoked:sub:<before>:<sub>` and the channel
-/// `jwt-session:revocations`. Keys expire in Redis by themselves. The connection uses RESP3
-/// (Redis 6 or later), whatever the URL says, so that one connection carries commands and
-/// the subscription.
+/// `jwt-session:revoked:sid:<sid>`, `jwt-session:revoked:sub:<before>:<sub>`, the channel
+/// `jwt-session:revocations` and the stream `jwt-session:changes`. Keys expire in Redis by
+/// themselves. The connection uses RESP3 (Redis 6 or later; the change log needs 7.0),
+/// whatever the URL says, so that one connection carries commands and the subscription.
 ///
 /// # Failure behaviour
 ///
@@ -93,7 +115,9 @@ impl RedisStatus {
 ///   and keeps retrying in the background (exponential backoff). Until the first resync has
 ///   completed, `is_revoked` returns an error, so the layer refuses every session with
 ///   503 `session_check_unavailable` (fail closed, I5: the instance cannot know which
-///   sessions were revoked while it was not running). [`status`](RedisDenylist::status)
+///   sessions were revoked while it was not running; to serve instead, see
+///   [`serve_while_syncing`](RedisDenylistOptions::serve_while_syncing)).
+///   [`status`](RedisDenylist::status)
 ///   says `not_synced`; [`wait_ready`](RedisDenylist::wait_ready) lets start-up code wait.
 ///   Logouts made meanwhile apply locally and are queued.
 /// * **Redis lost mid-run** (connection closed, or a health-check `PING` not answered
@@ -174,11 +198,13 @@ struct Shared {
     wake: Notify,
     /// Wakes the link: a publish failed, check the connection now.
     suspect: Notify,
-    /// Set with `suspect` when Redis answered `READONLY`: the link reconnects.
-    read_only: AtomicBool,
     /// The live connection (for the publisher), with a generation bumped per connect.
     link: watch::Sender<Option<Link>>,
     last_error: Mutex<Option<(RedisFailure, String)>>,
+    /// Up to where this instance holds every change-log entry (`None`: no usable log).
+    cursor: Mutex<Option<sync::Cursor>>,
+    full_syncs: AtomicU64,
+    incremental_syncs: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -192,6 +218,8 @@ struct Names {
     prefix: String,
     pattern: String,
     channel: String,
+    /// The change log (a stream).
+    stream: String,
 }
 
 impl Names {
@@ -209,6 +237,7 @@ impl Names {
             prefix,
             pattern,
             channel: format!("{namespace}revocations"),
+            stream: format!("{namespace}changes"),
         }
     }
 
@@ -344,6 +373,9 @@ impl Shared {
             last_resync: (last != i64::MIN).then_some(last),
             failure: error.as_ref().map(|(kind, _)| *kind),
             last_error: error.map(|(_, message)| message),
+            full_syncs: self.full_syncs.load(Ordering::Relaxed),
+            incremental_syncs: self.incremental_syncs.load(Ordering::Relaxed),
+            change_log_id: lock(&self.cursor).map(|c| c.id().to_string()),
         }
     }
 }
@@ -356,12 +388,10 @@ fn jittered(d: Duration) -> Duration {
 
 impl RedisDenylist {
     /// Start sharing revocations through the Redis at `url`
-    /// (`redis://[user:password@]host:port[/db]`, `rediss://…` for TLS, or
-    /// `redis+sentinel://host:port[,…]/<master>`: see
-    /// [`RedisConnection`](crate::RedisConnection); the options'
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS; the options'
     /// [`connection`](RedisDenylistOptions::connection) adds a private CA, an ACL user and
-    /// password). Returns at once: connecting, resyncing and publishing happen in background
-    /// tasks on the current tokio runtime. Until the
+    /// password). Returns at once: connecting, resyncing
+    /// and publishing happen in background tasks on the current tokio runtime. Until the
     /// first resync completes every revocation check fails (sessions are refused); use
     /// [`wait_ready`](Self::wait_ready) to wait for it.
     ///
@@ -379,14 +409,14 @@ impl RedisDenylist {
                 "RedisDenylist::connect must be called inside a tokio runtime".into(),
             )
         })?;
-        let target = options.conn.target(url, true)?;
+        let client = options.conn.client(url, true)?;
         let mirror = MemoryDenylist::builder()
             .capacity(options.capacity)
             .build(&*options.clock)?;
         let margin = i64::try_from(options.propagation_margin.as_secs())
             .unwrap_or(i64::MAX)
             .saturating_add(i64::from(options.propagation_margin.subsec_nanos() > 0));
-        let addr = target.to_string();
+        let addr = client.get_connection_info().addr().to_string();
         let shared = Arc::new(Shared {
             mirror,
             names: Names::new(&options.namespace),
@@ -400,12 +430,14 @@ impl RedisDenylist {
             pending: AtomicUsize::new(0),
             wake: Notify::new(),
             suspect: Notify::new(),
-            read_only: AtomicBool::new(false),
             link: watch::Sender::new(None),
             last_error: Mutex::new(None),
+            cursor: Mutex::new(None),
+            full_syncs: AtomicU64::new(0),
+            incremental_syncs: AtomicU64::new(0),
         });
         tracing::info!(redis = %addr, namespace = %shared.opts.namespace, "redis denylist starting");
-        let link = runtime.spawn(link::run(shared.clone(), target, addr));
+        let link = runtime.spawn(link::run(shared.clone(), client, addr));
         let publisher = runtime.spawn(outbox::run(shared.clone(), shared.link.subscribe()));
         Ok(Arc::new(Self {
             shared,
@@ -558,7 +590,7 @@ impl RevocationStore for RedisDenylist {
     }
 
     fn is_revoked(&self, token: TokenFacts<'_>) -> Result<bool, RevocationError> {
-        if !self.shared.is_ready() {
+        if !self.shared.is_ready() && !self.shared.opts.serve_while_syncing {
             return Err(RevocationError::Backend(
                 "redis denylist not ready: the first resync from Redis has not completed".into(),
             ));

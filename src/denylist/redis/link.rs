@@ -5,18 +5,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{PushInfo, PushKind, RedisError, Value};
+use ::redis::{Client, PushInfo, RedisError, Value};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::{Link, Shared, jittered};
-use crate::redis_conn::{RedisFailure, Target};
-
-/// Keys asked per `SCAN` step (and values per `MGET`).
-const SCAN_COUNT: usize = 1000;
+use super::{Link, Shared, jittered, sync};
+use crate::redis_conn::RedisFailure;
 
 /// The link task.
-pub(super) async fn run(shared: Arc<Shared>, target: Target, addr: String) {
+pub(super) async fn run(shared: Arc<Shared>, client: Client, addr: String) {
     let opts = &shared.opts;
     let mut backoff = opts.conn.retry_min;
     let mut generation = 0_u64;
@@ -26,7 +23,9 @@ pub(super) async fn run(shared: Arc<Shared>, target: Target, addr: String) {
         let config = opts.conn.async_config().set_push_sender(tx);
         let first = !shared.is_ready();
         let connected = async {
-            let mut con = target.connect(&config, opts.conn.connect_timeout).await?;
+            let mut con = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
             // Subscribe before reading the keys: whatever is revoked during the resync
             // arrives as a message (applying twice is harmless).
             con.subscribe(&shared.names.channel).await?;
@@ -40,13 +39,15 @@ pub(super) async fn run(shared: Arc<Shared>, target: Target, addr: String) {
                     con: con.clone(),
                     generation,
                 }));
-                resync(&shared, &mut con, first).await.map(|n| (con, n))
+                sync::resync(&shared, &mut con, first)
+                    .await
+                    .map(|n| (con, n))
             }
             Err(e) => Err(e),
         };
         let mut con = match synced {
-            Ok((con, learned)) => {
-                synced_now(&shared, first, learned, &addr, failures);
+            Ok((con, (learned, kind))) => {
+                synced_now(&shared, first, learned, kind, &addr, failures);
                 con
             }
             Err(e) => {
@@ -88,7 +89,14 @@ pub(super) async fn run(shared: Arc<Shared>, target: Target, addr: String) {
     }
 }
 
-fn synced_now(shared: &Shared, first: bool, learned: usize, addr: &str, failures: u32) {
+fn synced_now(
+    shared: &Shared,
+    first: bool,
+    learned: usize,
+    kind: sync::Kind,
+    addr: &str,
+    failures: u32,
+) {
     shared
         .last_resync
         .store(shared.opts.clock.now(), Ordering::Relaxed);
@@ -96,46 +104,15 @@ fn synced_now(shared: &Shared, first: bool, learned: usize, addr: &str, failures
     if first {
         shared.ready_flag.store(true, Ordering::Release);
         shared.ready.send_replace(true);
-        tracing::info!(redis = %addr, learned, "redis denylist ready: resynced from Redis");
+        tracing::info!(redis = %addr, learned, ?kind, "redis denylist ready: resynced from Redis");
     } else {
         tracing::info!(
             redis = %addr,
             learned,
+            ?kind,
             after_failures = failures,
             "Redis link back: resynced"
         );
-    }
-}
-
-/// Read every live revocation of the namespace into the mirror. Returns how many.
-async fn resync(
-    shared: &Shared,
-    con: &mut MultiplexedConnection,
-    first: bool,
-) -> Result<usize, RedisError> {
-    let mut cursor = 0_u64;
-    let mut learned = 0;
-    loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = ::redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&shared.names.pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(con)
-            .await?;
-        if !keys.is_empty() {
-            // A key that expired since the SCAN reads as nil: nothing left to refuse.
-            let values: Vec<Option<Vec<u8>>> =
-                ::redis::cmd("MGET").arg(&keys).query_async(con).await?;
-            for value in values.into_iter().flatten() {
-                learned += usize::from(shared.learn(&value, first));
-            }
-        }
-        if next == 0 {
-            return Ok(learned);
-        }
-        cursor = next;
     }
 }
 
@@ -146,7 +123,6 @@ async fn serve(
     con: &mut MultiplexedConnection,
     pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
 ) -> (RedisFailure, String) {
-    let closed = || (RedisFailure::Unreachable, "connection closed".to_owned());
     let failed = |e: RedisError| (RedisFailure::of(&e), format!("health check failed: {e}"));
     let every = shared.opts.health_check_interval;
     let mut tick = tokio::time::interval_at(Instant::now() + every, every);
@@ -154,30 +130,22 @@ async fn serve(
     loop {
         tokio::select! {
             push = pushes.recv() => match push {
-                None => return closed(),
-                Some(push) => match push.kind {
-                    PushKind::Disconnection => return closed(),
-                    PushKind::Message => {
-                        if let Some(Value::BulkString(payload)) = push.data.get(1) {
-                            shared.learn(payload, false);
-                        }
-                    }
-                    _ => {}
+                None => return sync::closed(),
+                Some(push) => if let Err(why) = sync::apply_push(shared, &push) {
+                    return why;
                 },
             },
-            _ = tick.tick() => if let Err(e) = ping(con).await {
-                return failed(e);
-            },
-            () = shared.suspect.notified() => {
-                if shared.read_only.swap(false, Ordering::AcqRel) {
-                    return (
-                        RedisFailure::ReadOnly,
-                        "Redis is a read-only replica (a failover?): reconnecting".to_owned(),
-                    );
-                }
+            _ = tick.tick() => {
                 if let Err(e) = ping(con).await {
                     return failed(e);
                 }
+                // Move the change-log cursor (what a reconnect need not read again).
+                if let Err(why) = sync::advance(shared, con, pushes).await {
+                    return why;
+                }
+            },
+            () = shared.suspect.notified() => if let Err(e) = ping(con).await {
+                return failed(e);
             },
         }
     }

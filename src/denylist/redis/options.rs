@@ -14,6 +14,10 @@ pub const DEFAULT_NAMESPACE: &str = "jwt-session:";
 /// is kept, to cover the time it takes to reach every instance.
 pub const DEFAULT_PROPAGATION_MARGIN: Duration = Duration::from_secs(5);
 
+/// Default bound of the change log (the Redis stream `<namespace>changes`): about this
+/// many entries (`XADD … MAXLEN ~`), see [`RedisDenylistOptions::change_log_len`].
+pub const DEFAULT_CHANGE_LOG_LEN: usize = 100_000;
+
 /// Settings of a [`RedisDenylist`](super::RedisDenylist). Each setter documents its default.
 #[derive(Debug, Clone)]
 #[must_use]
@@ -25,6 +29,8 @@ pub struct RedisDenylistOptions {
     pub(super) conn: RedisConnection,
     pub(super) health_check_interval: Duration,
     pub(super) clock: Arc<dyn Clock>,
+    pub(super) change_log_len: usize,
+    pub(super) serve_while_syncing: bool,
 }
 
 impl Default for RedisDenylistOptions {
@@ -36,6 +42,8 @@ impl Default for RedisDenylistOptions {
             conn: RedisConnection::default(),
             health_check_interval: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
+            change_log_len: DEFAULT_CHANGE_LOG_LEN,
+            serve_while_syncing: false,
         }
     }
 }
@@ -105,6 +113,59 @@ impl RedisDenylistOptions {
     /// [`clock_handle`](crate::SessionConfig::clock_handle) so that both agree.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// About how many entries the change log keeps (the Redis stream `<namespace>changes`,
+    /// trimmed with `XADD … MAXLEN ~ len`, so Redis may keep a little more). Default
+    /// [`DEFAULT_CHANGE_LOG_LEN`] (100,000).
+    ///
+    /// Every revocation written to Redis is also appended to the change log, in the same
+    /// `MULTI` as its key and its `PUBLISH`. An instance that reconnects reads only the
+    /// entries it missed (incremental resync) when the log still holds all of them, and
+    /// falls back to the full read (`SCAN` + `MGET` of every live key) otherwise: after an
+    /// outage during which more than about `len` revocations were made, or when the
+    /// stream was deleted, trimmed past its position or recreated. Trimming therefore
+    /// costs speed, never a revocation (I1).
+    ///
+    /// Why a length and not an age (`MINID`): an id older than the revocations' TTL is
+    /// useless, but stream ids are dated by the Redis server's clock, which an instance
+    /// does not share (its [`clock`](Self::clock) may be a test clock); a length needs no
+    /// clock. Size it as *logout rate × the longest outage to bridge incrementally*: at
+    /// 116 logouts/s (10 million a day), 100,000 entries bridge about 14 minutes and take
+    /// about 15 MB in Redis (≈150 bytes each). Keep it below the live revocations' count
+    /// over the shortest TTL (logout rate × idle timeout) if Redis memory is tight: older
+    /// entries would only ever be read by an instance that then did a full read anyway.
+    ///
+    /// `0` turns the change log off: no `XADD` (for an ACL user without the stream
+    /// commands, or a Redis before 7.0), and every resync is a full read.
+    pub fn change_log_len(mut self, len: usize) -> Self {
+        self.change_log_len = len;
+        self
+    }
+
+    /// What revocation checks answer on a **cold start**, before the first resync from
+    /// Redis has completed. Default `false`: fail closed.
+    ///
+    /// * `false` (default): every check fails, the layer refuses every session with
+    ///   503 `session_check_unavailable` (I5). An instance that has just started knows
+    ///   nothing of what other instances revoked, so answering would accept revoked
+    ///   sessions until the read ends; with 1M live revocations that read takes about a
+    ///   second (see BENCHMARKS.md), so the 503 window is short. Readiness probes keep
+    ///   traffic away meanwhile.
+    /// * `true`: checks answer from what the mirror holds so far (the instance's own
+    ///   revocations, and whatever the running read has applied). Sessions revoked
+    ///   elsewhere may be accepted until the read ends: availability over revocation for
+    ///   that window. [`RedisStatus::ready`](super::RedisStatus::ready) still says
+    ///   `false` until it ends.
+    ///
+    /// A **reconnect** resync never refuses: the instance already holds every revocation
+    /// up to the last change-log id it applied, so it serves with what it knows while it
+    /// reads what it missed (the same as while Redis is unreachable:
+    /// [`RedisStatus::stale`](super::RedisStatus::stale)). Failing closed there would turn
+    /// every Redis blip into an outage of the whole fleet.
+    pub fn serve_while_syncing(mut self, serve: bool) -> Self {
+        self.serve_while_syncing = serve;
         self
     }
 

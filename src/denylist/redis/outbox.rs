@@ -10,7 +10,6 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Link, Shared, jittered, lock};
-use crate::redis_conn::RedisFailure;
 
 /// Most revocations per `MULTI`/`EXEC`.
 const BATCH: usize = 256;
@@ -106,7 +105,8 @@ impl Outbox {
 }
 
 /// The publisher task: wait for a connection and something to send, send a batch in one
-/// transaction (`SET key payload PX ttl` + `PUBLISH channel payload` each), repeat.
+/// transaction (`SET key payload PX ttl` + `XADD changes MAXLEN ~ len * r payload` +
+/// `PUBLISH channel payload` each), repeat.
 pub(super) async fn run(shared: Arc<Shared>, mut link: watch::Receiver<Option<Link>>) {
     let opts = &shared.opts;
     let mut backoff = opts.conn.retry_min;
@@ -149,6 +149,19 @@ pub(super) async fn run(shared: Arc<Shared>, mut link: watch::Receiver<Option<Li
                 .arg("PX")
                 .arg(*ttl_ms)
                 .ignore();
+            if opts.change_log_len > 0 {
+                // The change log, in the same transaction: no revocation is in the log
+                // but not in a key, or the reverse.
+                pipe.cmd("XADD")
+                    .arg(&shared.names.stream)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(opts.change_log_len)
+                    .arg("*")
+                    .arg("r")
+                    .arg(&**payload)
+                    .ignore();
+            }
             pipe.cmd("PUBLISH")
                 .arg(&shared.names.channel)
                 .arg(&**payload)
@@ -185,10 +198,6 @@ pub(super) async fn run(shared: Arc<Shared>, mut link: watch::Receiver<Option<Li
                     "publishing revocations to Redis failed; they apply here and will be retried"
                 );
                 shared.note_error("publish", &e);
-                if RedisFailure::of(&e) == RedisFailure::ReadOnly {
-                    // A demoted master (failover): find the new one.
-                    shared.read_only.store(true, Ordering::Release);
-                }
                 shared.suspect.notify_one();
                 tokio::select! {
                     () = tokio::time::sleep(jittered(backoff)) => {}
