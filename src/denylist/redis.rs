@@ -198,6 +198,8 @@ struct Shared {
     wake: Notify,
     /// Wakes the link: a publish failed, check the connection now.
     suspect: Notify,
+    /// Set with `suspect` when Redis answered `READONLY`: the link reconnects.
+    read_only: AtomicBool,
     /// The live connection (for the publisher), with a generation bumped per connect.
     link: watch::Sender<Option<Link>>,
     last_error: Mutex<Option<(RedisFailure, String)>>,
@@ -388,10 +390,12 @@ fn jittered(d: Duration) -> Duration {
 
 impl RedisDenylist {
     /// Start sharing revocations through the Redis at `url`
-    /// (`redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS; the options'
+    /// (`redis://[user:password@]host:port[/db]`, `rediss://…` for TLS, or
+    /// `redis+sentinel://host:port[,…]/<master>`: see
+    /// [`RedisConnection`](crate::RedisConnection); the options'
     /// [`connection`](RedisDenylistOptions::connection) adds a private CA, an ACL user and
-    /// password). Returns at once: connecting, resyncing
-    /// and publishing happen in background tasks on the current tokio runtime. Until the
+    /// password). Returns at once: connecting, resyncing and publishing happen in background
+    /// tasks on the current tokio runtime. Until the
     /// first resync completes every revocation check fails (sessions are refused); use
     /// [`wait_ready`](Self::wait_ready) to wait for it.
     ///
@@ -409,14 +413,14 @@ impl RedisDenylist {
                 "RedisDenylist::connect must be called inside a tokio runtime".into(),
             )
         })?;
-        let client = options.conn.client(url, true)?;
+        let target = options.conn.target(url, true)?;
         let mirror = MemoryDenylist::builder()
             .capacity(options.capacity)
             .build(&*options.clock)?;
         let margin = i64::try_from(options.propagation_margin.as_secs())
             .unwrap_or(i64::MAX)
             .saturating_add(i64::from(options.propagation_margin.subsec_nanos() > 0));
-        let addr = client.get_connection_info().addr().to_string();
+        let addr = target.to_string();
         let shared = Arc::new(Shared {
             mirror,
             names: Names::new(&options.namespace),
@@ -430,6 +434,7 @@ impl RedisDenylist {
             pending: AtomicUsize::new(0),
             wake: Notify::new(),
             suspect: Notify::new(),
+            read_only: AtomicBool::new(false),
             link: watch::Sender::new(None),
             last_error: Mutex::new(None),
             cursor: Mutex::new(None),
@@ -437,7 +442,7 @@ impl RedisDenylist {
             incremental_syncs: AtomicU64::new(0),
         });
         tracing::info!(redis = %addr, namespace = %shared.opts.namespace, "redis denylist starting");
-        let link = runtime.spawn(link::run(shared.clone(), client, addr));
+        let link = runtime.spawn(link::run(shared.clone(), target, addr));
         let publisher = runtime.spawn(outbox::run(shared.clone(), shared.link.subscribe()));
         Ok(Arc::new(Self {
             shared,

@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{Client, PushInfo, RedisError, Value};
+use ::redis::{PushInfo, RedisError, Value};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::{Link, Shared, jittered, sync};
-use crate::redis_conn::RedisFailure;
+use crate::redis_conn::{RedisFailure, Target};
 
 /// The link task.
-pub(super) async fn run(shared: Arc<Shared>, client: Client, addr: String) {
+pub(super) async fn run(shared: Arc<Shared>, target: Target, addr: String) {
     let opts = &shared.opts;
     let mut backoff = opts.conn.retry_min;
     let mut generation = 0_u64;
@@ -23,9 +23,7 @@ pub(super) async fn run(shared: Arc<Shared>, client: Client, addr: String) {
         let config = opts.conn.async_config().set_push_sender(tx);
         let first = !shared.is_ready();
         let connected = async {
-            let mut con = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
+            let mut con = target.connect(&config, opts.conn.connect_timeout).await?;
             // Subscribe before reading the keys: whatever is revoked during the resync
             // arrives as a message (applying twice is harmless).
             con.subscribe(&shared.names.channel).await?;
@@ -144,8 +142,16 @@ async fn serve(
                     return why;
                 }
             },
-            () = shared.suspect.notified() => if let Err(e) = ping(con).await {
-                return failed(e);
+            () = shared.suspect.notified() => {
+                if shared.read_only.swap(false, Ordering::AcqRel) {
+                    return (
+                        RedisFailure::ReadOnly,
+                        "Redis is a read-only replica (a failover?): reconnecting".to_owned(),
+                    );
+                }
+                if let Err(e) = ping(con).await {
+                    return failed(e);
+                }
             },
         }
     }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Link, Shared, jittered, lock};
+use crate::redis_conn::RedisFailure;
 
 /// Most revocations per `MULTI`/`EXEC`.
 const BATCH: usize = 256;
@@ -198,6 +199,10 @@ pub(super) async fn run(shared: Arc<Shared>, mut link: watch::Receiver<Option<Li
                     "publishing revocations to Redis failed; they apply here and will be retried"
                 );
                 shared.note_error("publish", &e);
+                if RedisFailure::of(&e) == RedisFailure::ReadOnly {
+                    // A demoted master (failover): find the new one.
+                    shared.read_only.store(true, Ordering::Release);
+                }
                 shared.suspect.notify_one();
                 tokio::select! {
                     () = tokio::time::sleep(jittered(backoff)) => {}
