@@ -14,7 +14,8 @@
 //! | `JWT_SESSION_KEYS` | `keys` | key directory |
 //! | `JWT_SESSION_DATA` | `data` | data folder (the revocation journal) |
 //! | `JWT_SESSION_SECURE_COOKIES` | unset | `1`: `__Host-` + `Secure` cookies (behind HTTPS) |
-//! | `JWT_SESSION_REDIS_URL` | unset | shared revocation on Redis (`redis://host:port/`; needs `--features redis`) |
+//! | `JWT_SESSION_REDIS_URL` | unset | shared revocation on Redis (`redis://host:port/`, `rediss://user:password@host:port/` for TLS with an ACL user, `redis+sentinel://host:port,host:port/<master>`; needs `--features redis`) |
+//! | `JWT_SESSION_REDIS_CA` | unset | a PEM CA bundle for a `rediss://` Redis whose certificate a private CA signed |
 //! | `JWT_SESSION_FRESH` | `5m` | how recent a login (or re-authentication) must be for `POST /api/password` |
 //! | `JWT_SESSION_REMEMBER_IDLE` | `7d` | idle timeout of a remembered ("remember me") session |
 //! | `JWT_SESSION_REMEMBER_ABSOLUTE` | `30d` | absolute timeout of a remembered session |
@@ -124,6 +125,8 @@ struct Settings {
     fresh: Duration,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     redis_url: Option<String>,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    redis_ca: Option<PathBuf>,
     /// Verify-only: the issuer's JWK Set (`JWT_SESSION_JWKS_URL`), refreshed on an unknown
     /// `kid` at most once per `jwks_refresh`.
     jwks_url: Option<String>,
@@ -152,8 +155,15 @@ fn settings() -> Result<Settings, String> {
             url.len()
         ));
     }
+    let redis_ca = std::env::var_os("JWT_SESSION_REDIS_CA")
+        .filter(|ca| !ca.is_empty())
+        .map(PathBuf::from);
+    if redis_ca.is_some() && redis_url.is_none() {
+        return Err("JWT_SESSION_REDIS_CA is set but JWT_SESSION_REDIS_URL is not".into());
+    }
     Ok(Settings {
         addr,
+        redis_ca,
         keys: std::env::var_os("JWT_SESSION_KEYS").map_or_else(|| "keys".into(), PathBuf::from),
         data: std::env::var_os("JWT_SESSION_DATA").map_or_else(|| "data".into(), PathBuf::from),
         secure_cookies: env::flag("JWT_SESSION_SECURE_COOKIES")
@@ -341,7 +351,11 @@ async fn revocation_store(
 ) -> Result<(Arc<dyn RevocationStore>, Readiness), String> {
     #[cfg(feature = "redis")]
     if let Some(url) = &s.redis_url {
-        let options = jwt_session::RedisDenylistOptions::default().clock(config.clock_handle());
+        let mut options =
+            jwt_session::RedisDenylistOptions::default().clock(config.clock_handle());
+        if let Some(ca) = &s.redis_ca {
+            options = options.connection(jwt_session::RedisConnection::default().ca_file(ca));
+        }
         let store = jwt_session::RedisDenylist::connect(url, options)
             .map_err(|e| format!("JWT_SESSION_REDIS_URL: {e}"))?;
         if store.wait_ready(Duration::from_secs(5)).await {
