@@ -522,7 +522,7 @@ mod redis_backend {
     use jwt_session::{RedisDenylist, RedisDenylistOptions, SessionLayer};
     use jwt_session::{RedisRegistry, RedisRegistryOptions};
 
-    use super::support::redis::{SharedServer, free_port, pong, redis_available};
+    use super::support::redis::{SharedServer, free_port, plain_server, redis_available};
     use super::*;
 
     /// The URL of one redis-server for this test binary; `None` (skipped, loudly) without
@@ -535,12 +535,7 @@ mod redis_backend {
                     return None;
                 }
                 let port = free_port();
-                let args = ["--port", &port.to_string(), "--bind", "127.0.0.1"]
-                    .into_iter()
-                    .chain(["--save", "", "--appendonly", "no"])
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>();
-                Some((port, SharedServer::spawn(&args, None, || pong(port))))
+                Some((port, plain_server(port)))
             })
             .as_ref()
             .map(|(port, _)| format!("redis://127.0.0.1:{port}/"))

@@ -12,11 +12,8 @@
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -34,6 +31,9 @@ use redis::Commands as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
+mod support;
+use support::redis::{SharedServer, free_port, plain_server, redis_available};
+
 const PHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) Mobile/15E148";
 const LAPTOP: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 const TABLET: &str = "Mozilla/5.0 (iPad; CPU OS 18_0 like Mac OS X) Safari/604.1";
@@ -50,108 +50,18 @@ fn secs(s: u64) -> Duration {
 // One redis-server for the whole test binary
 // ---------------------------------------------------------------------------------------
 
-/// A `redis-server` run by a small shell that kills it when its stdin closes — that is,
-/// when this test process exits, however it exits.
-struct Server {
-    port: u16,
-    _child: Child,
-    _stdin: ChildStdin,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn pong(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let mut buf = [0_u8; 7];
-    s.set_read_timeout(Some(Duration::from_millis(500))).ok();
-    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-}
-
-fn redis_available() -> bool {
-    if Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-    {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "redis-server not found, and CI=true: install it (apt-get install -y redis-server) \
-             — the Redis registry must be tested in CI"
-        );
-    }
-    // Straight to the process's stderr: libtest would capture `eprintln!`.
-    writeln!(
-        std::io::stderr(),
-        "SKIPPED: redis-server not found; the Redis registry was NOT tested \
-         (apt-get install -y redis-server)"
-    )
-    .ok();
-    false
-}
-
-impl Server {
-    fn spawn(port: u16) -> Self {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg("redis-server \"$@\" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid")
-            .arg("sh")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let stdin = child.stdin.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !pong(port) {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Self {
-            port,
-            _child: child,
-            _stdin: stdin,
-        }
-    }
-
-    /// Stop it now (close its stdin) and wait until the port is free.
-    fn stop(self) {
-        let Self {
-            port,
-            mut _child,
-            _stdin,
-        } = self;
-        drop(_stdin);
-        _child.wait().ok();
-        while pong(port) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-/// The shared server's URL, or `None` (skipped) without a `redis-server`.
+/// The shared server's URL, or `None` (skipped, loudly) without a `redis-server`.
 fn redis_url() -> Option<String> {
-    static SERVER: OnceLock<Option<Mutex<Server>>> = OnceLock::new();
+    static SERVER: OnceLock<Option<(u16, SharedServer)>> = OnceLock::new();
     SERVER
-        .get_or_init(|| redis_available().then(|| Mutex::new(Server::spawn(free_port()))))
+        .get_or_init(|| {
+            redis_available("the Redis registry").then(|| {
+                let port = free_port();
+                (port, plain_server(port))
+            })
+        })
         .as_ref()
-        .map(|s| format!("redis://127.0.0.1:{}/", s.lock().unwrap().port))
+        .map(|(port, _)| format!("redis://127.0.0.1:{port}/"))
 }
 
 /// A namespace of its own for each test.
@@ -655,7 +565,7 @@ async fn a_redis_that_is_away_never_holds_a_request_and_gets_the_writes_when_bac
     ));
 
     // Redis comes up: the queued writes (the last eight reissues) arrive.
-    let server = Server::spawn(port);
+    let server = plain_server(port);
     assert!(registry.flush(CONVERGE).await, "{:?}", registry.status());
     assert!(registry.status().connected);
     for (i, d) in devices.iter_mut().enumerate() {

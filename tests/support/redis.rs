@@ -199,6 +199,16 @@ impl SharedServer {
     }
 }
 
+/// A plain `redis-server` (no TLS, no persistence) on loopback `port`, ready.
+pub(crate) fn plain_server(port: u16) -> SharedServer {
+    let args = ["--port", &port.to_string(), "--bind", "127.0.0.1"]
+        .into_iter()
+        .chain(["--save", "", "--appendonly", "no"])
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    SharedServer::spawn(&args, None, || pong(port))
+}
+
 /// Does a plain-text `redis-server` answer `PING` on `port`?
 pub(crate) fn pong(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
