@@ -108,15 +108,85 @@ impl Loaded {
 pub(crate) fn parse(bytes: &[u8]) -> Loaded {
     let mut loaded = Loaded::default();
     for line in bytes.split(|b| *b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<Record>(line) {
-            Ok(record) => loaded.records.push(record),
-            Err(_) => loaded.unreadable += 1,
+        match parse_line(line) {
+            None => {}
+            Some(Ok(record)) => loaded.records.push(record),
+            Some(Err(())) => loaded.unreadable += 1,
         }
     }
     loaded
+}
+
+/// One line (without its `\n`): `None` if blank, else the record or `Err` if unreadable.
+fn parse_line(line: &[u8]) -> Option<Result<Record, ()>> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(serde_json::from_slice::<Record>(line).map_err(drop))
+}
+
+/// What [`stream`] read from a journal file.
+struct Streamed {
+    /// The records live at `now`, in file order.
+    loaded: Loaded,
+    /// Every line, live or not, counted by kind.
+    summary: JournalSummary,
+    /// The unreadable lines, as they were (for `<journal>.rejected`).
+    rejected: Vec<Vec<u8>>,
+}
+
+/// Read the journal at `path` line by line (a missing file reads as empty), keeping only
+/// the records live at `now`: no buffer of the whole file, and no expired record held,
+/// so a journal of millions of lines costs the live records' memory, not the file's.
+/// The same lines as [`parse`] of the whole file would read.
+fn stream(path: &Path, now: i64) -> io::Result<Streamed> {
+    use std::io::BufRead as _;
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Streamed {
+                loaded: Loaded::default(),
+                summary: JournalSummary::default(),
+                rejected: Vec::new(),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let mut reader = io::BufReader::with_capacity(1 << 16, file);
+    let mut streamed = Streamed {
+        loaded: Loaded::default(),
+        summary: JournalSummary::default(),
+        rejected: Vec::new(),
+    };
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        match parse_line(&line) {
+            None => {}
+            Some(Err(())) => {
+                streamed.summary.unreadable += 1;
+                streamed.loaded.unreadable += 1;
+                streamed.rejected.push(line.clone());
+            }
+            Some(Ok(record)) => {
+                match record {
+                    Record::Session { .. } => streamed.summary.sessions += 1,
+                    Record::Subject { .. } => streamed.summary.subjects += 1,
+                    Record::Watermark { .. } => streamed.summary.watermarks += 1,
+                }
+                if record.live(now) {
+                    streamed.loaded.records.push(record);
+                }
+            }
+        }
+    }
+    Ok(streamed)
 }
 
 /// The journal open for appending, with group commit: [`append`](Self::append) queues
@@ -215,12 +285,12 @@ impl Journal {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        let bytes = read_bytes(path)?;
-        let mut loaded = parse(&bytes);
-        if loaded.unreadable > 0 {
-            keep_rejected(path, &bytes)?;
+        let Streamed {
+            loaded, rejected, ..
+        } = stream(path, now)?;
+        if !rejected.is_empty() {
+            keep_rejected(path, &rejected)?;
         }
-        loaded.records.retain(|r| r.live(now));
         let file = rewrite(path, &loaded.records)?;
         let lines = loaded.records.len();
         Ok((
@@ -422,33 +492,19 @@ impl Journal {
 /// either the old file or the new one; a line being appended at that moment is at worst
 /// torn, and counted as unreadable.
 pub(crate) fn read(path: &Path, now: i64) -> io::Result<(Loaded, JournalSummary)> {
-    let mut loaded = parse(&read_bytes(path)?);
-    let summary = loaded.summary();
-    loaded.records.retain(|r| r.live(now));
+    let Streamed {
+        loaded, summary, ..
+    } = stream(path, now)?;
     Ok((loaded, summary))
 }
 
-/// The file's bytes; none if it does not exist.
-fn read_bytes(path: &Path) -> io::Result<Vec<u8>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(bytes),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Append every unreadable line of `bytes` to `<journal>.rejected` (fsynced).
-fn keep_rejected(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Append the unreadable `lines` to `<journal>.rejected` (fsynced).
+fn keep_rejected(path: &Path, lines: &[Vec<u8>]) -> io::Result<()> {
     let mut out = OpenOptions::new()
         .create(true)
         .append(true)
         .open(rejected_path(path))?;
-    for line in bytes.split(|b| *b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace)
-            || serde_json::from_slice::<Record>(line).is_ok()
-        {
-            continue;
-        }
+    for line in lines {
         out.write_all(line)?;
         out.write_all(b"\n")?;
     }
@@ -729,5 +785,79 @@ mod tests {
             "acknowledged, then lost by a compaction: {lost:?}"
         );
         assert!(!path.with_extension("compacting").exists());
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
+    use super::{Record, parse, parse_line, stream};
+
+    fn line() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            (0..40i64, 0..40i64).prop_map(|(exp, at)| serde_json::to_vec(&Record::Session {
+                sid: format!("s{at}"),
+                exp,
+                at,
+                floor: super::FULL,
+            })
+            .unwrap()),
+            (0..40i64, 0..40i64).prop_map(|(exp, at)| serde_json::to_vec(&Record::Subject {
+                sub: "u".into(),
+                before: at,
+                exp,
+                at,
+            })
+            .unwrap()),
+            (0..40i64).prop_map(|at| serde_json::to_vec(&Record::Watermark { at }).unwrap()),
+            // Blank, torn, corrupt, carriage return.
+            Just(Vec::new()),
+            Just(b"  \t".to_vec()),
+            Just(b"{\"t\":\"s\",\"sid\":\"x".to_vec()),
+            proptest::collection::vec(any::<u8>().prop_filter("one line", |b| *b != b'\n'), 0..12),
+            Just(b"{\"t\":\"w\",\"at\":3}\r".to_vec()),
+        ]
+    }
+
+    proptest! {
+        /// Reading line by line finds what parsing the whole file finds: the same live
+        /// records in order, the same counts, and the unreadable lines as they were.
+        #[test]
+        fn streaming_reads_what_parsing_the_whole_file_reads(
+            lines in proptest::collection::vec(line(), 0..30),
+            newline_at_end in any::<bool>(),
+            now in 0..40i64,
+        ) {
+            let mut bytes = lines.join(&b'\n');
+            if newline_at_end {
+                bytes.push(b'\n');
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("revocations.jsonl");
+            std::fs::write(&path, &bytes).unwrap();
+            let streamed = stream(&path, now).unwrap();
+            let whole = parse(&bytes);
+            prop_assert_eq!(streamed.summary, whole.summary());
+            let live: Vec<Record> = whole.records.into_iter().filter(|r| r.live(now)).collect();
+            prop_assert_eq!(&streamed.loaded.records, &live);
+            prop_assert_eq!(streamed.loaded.unreadable, whole.unreadable);
+            let rejected: Vec<Vec<u8>> = bytes
+                .split(|b| *b == b'\n')
+                .filter(|l| matches!(parse_line(l), Some(Err(()))))
+                .map(<[u8]>::to_vec)
+                .collect();
+            prop_assert_eq!(streamed.rejected, rejected);
+        }
+    }
+
+    #[test]
+    fn a_missing_journal_streams_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let streamed = stream(&dir.path().join("none.jsonl"), 0).unwrap();
+        assert!(streamed.loaded.records.is_empty());
+        assert_eq!(streamed.summary, super::JournalSummary::default());
     }
 }
