@@ -351,8 +351,7 @@ async fn revocation_store(
 ) -> Result<(Arc<dyn RevocationStore>, Readiness), String> {
     #[cfg(feature = "redis")]
     if let Some(url) = &s.redis_url {
-        let mut options =
-            jwt_session::RedisDenylistOptions::default().clock(config.clock_handle());
+        let mut options = jwt_session::RedisDenylistOptions::default().clock(config.clock_handle());
         if let Some(ca) = &s.redis_ca {
             options = options.connection(jwt_session::RedisConnection::default().ca_file(ca));
         }
