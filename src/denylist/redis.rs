@@ -475,7 +475,8 @@ impl RedisDenylist {
         }
     }
 
-    /// Readiness and health, for `/readyz`-style endpoints. Cheap: atomics only.
+    /// Readiness and health, for `/readyz`-style endpoints. Cheap: atomics and two short
+    /// uncontended locks, no Redis call.
     pub fn status(&self) -> RedisStatus {
         self.shared.status()
     }
