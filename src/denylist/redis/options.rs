@@ -150,9 +150,9 @@ impl RedisDenylistOptions {
     /// * `false` (default): every check fails, the layer refuses every session with
     ///   503 `session_check_unavailable` (I5). An instance that has just started knows
     ///   nothing of what other instances revoked, so answering would accept revoked
-    ///   sessions until the read ends; with 1M live revocations that read takes about a
-    ///   second (see BENCHMARKS.md), so the 503 window is short. Readiness probes keep
-    ///   traffic away meanwhile.
+    ///   sessions until the read ends. The 503 window is that read: it grows with the
+    ///   live revocations in Redis (`cargo bench --features redis --bench redis_resync`
+    ///   measures it at 100k and 1M). Readiness probes keep traffic away meanwhile.
     /// * `true`: checks answer from what the mirror holds so far (the instance's own
     ///   revocations, and whatever the running read has applied). Sessions revoked
     ///   elsewhere may be accepted until the read ends: availability over revocation for
