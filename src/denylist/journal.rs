@@ -133,37 +133,45 @@ struct Streamed {
     summary: JournalSummary,
     /// The unreadable lines, as they were (for `<journal>.rejected`).
     rejected: Vec<Vec<u8>>,
+    /// Lines in the file.
+    lines: usize,
 }
 
 /// Read the journal at `path` line by line (a missing file reads as empty), keeping only
-/// the records live at `now`: no buffer of the whole file, and no expired record held,
-/// so a journal of millions of lines costs the live records' memory, not the file's.
+/// the records live at `now`: no buffer of the whole file, and no expired record held.
 /// The same lines as [`parse`] of the whole file would read.
 fn stream(path: &Path, now: i64) -> io::Result<Streamed> {
+    let mut records = Vec::new();
+    let mut streamed = stream_into(path, now, &mut |record| records.push(record))?;
+    streamed.loaded.records = records;
+    Ok(streamed)
+}
+
+/// As [`stream`], but handing each live record to `sink` as it is read, so that nothing
+/// but the line being read is held here: loading a journal of millions of revocations
+/// costs the store they go into, not the file nor a list of records. (The returned
+/// `loaded.records` is empty.)
+fn stream_into(path: &Path, now: i64, sink: &mut dyn FnMut(Record)) -> io::Result<Streamed> {
     use std::io::BufRead as _;
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Streamed {
-                loaded: Loaded::default(),
-                summary: JournalSummary::default(),
-                rejected: Vec::new(),
-            });
-        }
-        Err(e) => return Err(e),
-    };
-    let mut reader = io::BufReader::with_capacity(1 << 16, file);
     let mut streamed = Streamed {
         loaded: Loaded::default(),
         summary: JournalSummary::default(),
         rejected: Vec::new(),
+        lines: 0,
     };
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(streamed),
+        Err(e) => return Err(e),
+    };
+    let mut reader = io::BufReader::with_capacity(1 << 16, file);
     let mut line = Vec::with_capacity(256);
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line)? == 0 {
             break;
         }
+        streamed.lines += 1;
         if line.last() == Some(&b'\n') {
             line.pop();
         }
@@ -181,7 +189,7 @@ fn stream(path: &Path, now: i64) -> io::Result<Streamed> {
                     Record::Watermark { .. } => streamed.summary.watermarks += 1,
                 }
                 if record.live(now) {
-                    streamed.loaded.records.push(record);
+                    sink(record);
                 }
             }
         }
@@ -263,7 +271,28 @@ fn lock_path(path: &Path) -> PathBuf {
 impl Journal {
     /// Read `path` (if it exists), keep what is live at `now`, rewrite it compacted
     /// (atomically: temp file, fsync, rename) and open it for appending.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn open(path: &Path, now: i64) -> io::Result<(Self, Loaded)> {
+        Self::open_with(path, now, None)
+    }
+
+    /// Read `path` (if it exists) line by line, handing each record live at `now` to
+    /// `sink` as it is read (nothing else is held), and open it for appending. The file
+    /// is **not** rewritten: the caller compacts it (with what it kept) before anything
+    /// is appended, which also drops a torn last line. The returned `records` are empty.
+    pub(crate) fn open_into(
+        path: &Path,
+        now: i64,
+        sink: &mut dyn FnMut(Record),
+    ) -> io::Result<(Self, Loaded)> {
+        Self::open_with(path, now, Some(sink))
+    }
+
+    fn open_with(
+        path: &Path,
+        now: i64,
+        sink: Option<&mut dyn FnMut(Record)>,
+    ) -> io::Result<(Self, Loaded)> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -285,14 +314,22 @@ impl Journal {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        let Streamed {
-            loaded, rejected, ..
-        } = stream(path, now)?;
-        if !rejected.is_empty() {
-            keep_rejected(path, &rejected)?;
+        let sink_used = sink.is_some();
+        let streamed = match sink {
+            Some(sink) => stream_into(path, now, sink)?,
+            None => stream(path, now)?,
+        };
+        if !streamed.rejected.is_empty() {
+            keep_rejected(path, &streamed.rejected)?;
         }
-        let file = rewrite(path, &loaded.records)?;
-        let lines = loaded.records.len();
+        let (file, lines) = if sink_used {
+            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            (file, streamed.lines)
+        } else {
+            let records = &streamed.loaded.records;
+            (rewrite(path, records)?, records.len())
+        };
+        let loaded = streamed.loaded;
         Ok((
             Self {
                 path: path.to_owned(),
@@ -485,17 +522,18 @@ impl Journal {
 }
 /// Read the journal at `path` without opening it for writing: no lock, no compaction,
 /// nothing written (not even `<journal>.rejected`), so an operator can read the journal a
-/// running server holds. Returns the records live at `now` (as [`Journal::open`] keeps
-/// them) and a summary of every line. A missing file reads as empty, as it opens empty.
+/// running server holds. Hands each record live at `now` (as [`Journal::open`] keeps
+/// them) to `sink` as it is read, and returns a summary of every line. A missing file reads as empty, as it opens empty.
 ///
 /// A server only appends whole lines and compacts by an atomic rename, so this reads
 /// either the old file or the new one; a line being appended at that moment is at worst
 /// torn, and counted as unreadable.
-pub(crate) fn read(path: &Path, now: i64) -> io::Result<(Loaded, JournalSummary)> {
-    let Streamed {
-        loaded, summary, ..
-    } = stream(path, now)?;
-    Ok((loaded, summary))
+pub(crate) fn read_into(
+    path: &Path,
+    now: i64,
+    sink: &mut dyn FnMut(Record),
+) -> io::Result<JournalSummary> {
+    Ok(stream_into(path, now, sink)?.summary)
 }
 
 /// Append the unreadable `lines` to `<journal>.rejected` (fsynced).

@@ -15,7 +15,14 @@ impl MemoryDenylist {
     /// Open the journal at `path` (taking its lock), load what is live at `now`, and
     /// rewrite the file with what survived eviction.
     pub(super) fn open_journal(&mut self, path: &Path, now: i64) -> Result<(), RevocationError> {
-        let (journal, loaded) = Journal::open(path, now)?;
+        // Each record goes into the store as it is read: the load costs the store, not
+        // the file nor a list of its records.
+        let mut restored = 0usize;
+        let (journal, loaded) = Journal::open_into(path, now, &mut |record| {
+            restored += 1;
+            self.restore(record);
+        })?;
+        self.evict_restored();
         if loaded.unreadable > 0 {
             tracing::warn!(
                 journal = %path.display(),
@@ -23,32 +30,23 @@ impl MemoryDenylist {
                 "skipped unreadable revocation journal lines (torn write or corruption)"
             );
         }
-        let restored = loaded.records.len();
-        self.restore_all(loaded.records);
         tracing::info!(journal = %path.display(), restored, "revocation journal loaded");
         self.journal = Some(journal);
-        // Re-write what survived eviction, so the file is compact and consistent.
+        // Re-write what survived eviction, so the file is compact and consistent (the
+        // load left it as it was: expired lines, a torn last line).
         self.compact_journal()
     }
 
     /// Read the journal at `path` without opening it for writing (see
-    /// [`journal::read`]) and load what is live at `now`; the store stays unjournaled.
+    /// [`journal::read_into`]) and load what is live at `now`; the store stays unjournaled.
     pub(super) fn read_journal(
         &mut self,
         path: &Path,
         now: i64,
     ) -> Result<JournalSummary, RevocationError> {
-        let (loaded, summary) = journal::read(path, now)?;
-        self.restore_all(loaded.records);
-        Ok(summary)
-    }
-
-    /// Restore journal records in journal order, then enforce the capacity.
-    fn restore_all(&mut self, records: Vec<Record>) {
-        for record in records {
-            self.restore(record);
-        }
+        let summary = journal::read_into(path, now, &mut |record| self.restore(record))?;
         self.evict_restored();
+        Ok(summary)
     }
 
     fn restore(&mut self, record: Record) {
