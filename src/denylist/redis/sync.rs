@@ -44,8 +44,8 @@ use tokio::sync::mpsc;
 use super::{Shared, lock};
 use crate::redis_conn::RedisFailure;
 
-/// Keys asked per `SCAN` step.
-const SCAN_COUNT: usize = 10_000;
+/// Keys asked per `SCAN` step (and values per `MGET`).
+const SCAN_COUNT: usize = 1_000;
 /// Change-log entries asked per `XRANGE`.
 const RANGE_COUNT: usize = 10_000;
 
@@ -250,74 +250,41 @@ async fn incremental(
     Ok((read == expected).then_some(learned))
 }
 
-/// `SCAN` one step (owned arguments: it runs in a task of its own).
-async fn scan(
-    mut con: MultiplexedConnection,
-    pattern: String,
-    cursor: u64,
-) -> Result<(u64, Vec<Vec<u8>>), RedisError> {
-    ::redis::cmd("SCAN")
-        .arg(cursor)
-        .arg("MATCH")
-        .arg(pattern)
-        .arg("COUNT")
-        .arg(SCAN_COUNT)
-        .query_async(&mut con)
-        .await
-}
-
-/// `MGET` one step's keys. A key that expired since the `SCAN` reads as nil: nothing
-/// left to refuse.
-async fn mget(
-    mut con: MultiplexedConnection,
-    keys: Vec<Vec<u8>>,
-) -> Result<Vec<Option<Vec<u8>>>, RedisError> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    ::redis::cmd("MGET").arg(&keys).query_async(&mut con).await
-}
-
-/// One step's values, and the next step's keys (`None`: the scan is over).
-type Step = (Vec<Option<Vec<u8>>>, Option<(u64, Vec<Vec<u8>>)>);
-
-/// Read every live revocation of the namespace into the mirror. Returns how many.
+/// Read every live revocation of the namespace into the mirror: one `SCAN` step, then
+/// its `MGET`, until the scan ends. Returns how many.
 ///
-/// Pipelined: while one step's values are parsed and applied here, the next step's
-/// `MGET` and the `SCAN` after it are already on the wire (in a task of their own), so
-/// Redis and this task work at the same time.
+/// Sequential on purpose: overlapping the next step's `MGET` and `SCAN` with this step's
+/// parsing (in a task of its own), and bigger steps (`COUNT 10000`), were measured
+/// *slower* on a 2-core machine where Redis and this process share the cores
+/// (`benches/redis_resync.rs`, bench/results/redis-resync-2026-11-30.md).
 async fn full(
     shared: &Shared,
     con: &mut MultiplexedConnection,
     first: bool,
 ) -> Result<usize, RedisError> {
-    let pattern = &shared.names.pattern;
-    let step = |next: u64, keys: Vec<Vec<u8>>| {
-        let (con, pattern) = (con.clone(), pattern.clone());
-        tokio::spawn(async move {
-            if next == 0 {
-                return Ok::<Step, RedisError>((mget(con, keys).await?, None));
-            }
-            let (values, scanned) =
-                tokio::try_join!(mget(con.clone(), keys), scan(con, pattern, next))?;
-            Ok((values, Some(scanned)))
-        })
-    };
-    let (next, keys) = scan(con.clone(), pattern.clone(), 0).await?;
-    let mut pending = step(next, keys);
+    let mut cursor = 0_u64;
     let mut learned = 0;
     loop {
-        let (values, scanned) = pending.await.map_err(|e| {
-            RedisError::from(std::io::Error::other(format!("resync step failed: {e}")))
-        })??;
-        let after = scanned.map(|(next, keys)| step(next, keys));
-        for value in values.iter().flatten() {
-            learned += usize::from(shared.learn(value, first));
+        let (next, keys): (u64, Vec<Vec<u8>>) = ::redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&shared.names.pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(con)
+            .await?;
+        if !keys.is_empty() {
+            // A key that expired since the SCAN reads as nil: nothing left to refuse.
+            let values: Vec<Option<Vec<u8>>> =
+                ::redis::cmd("MGET").arg(&keys).query_async(con).await?;
+            for value in values.iter().flatten() {
+                learned += usize::from(shared.learn(value, first));
+            }
         }
-        match after {
-            Some(task) => pending = task,
-            None => return Ok(learned),
+        if next == 0 {
+            return Ok(learned);
         }
+        cursor = next;
     }
 }
 
