@@ -192,7 +192,11 @@ async fn reconnect(kit: &TestKit, redis: &RedisServer, label: &str, c_opts: Redi
     let a = RedisDenylist::connect(&redis.url(), options(kit)).unwrap();
     let c = RedisDenylist::connect(&format!("redis://127.0.0.1:{}/", proxy.port), c_opts).unwrap();
     assert!(a.wait_ready(Duration::from_secs(120)).await);
-    assert!(c.wait_ready(Duration::from_secs(120)).await);
+    assert!(
+        c.wait_ready(Duration::from_secs(120)).await,
+        "C not ready: {:?}",
+        c.status()
+    );
     let (policy, clock) = (kit.config().policy(), kit.config().clock());
     let mut times = Vec::new();
     for run in 0..RUNS {
