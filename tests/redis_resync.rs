@@ -403,8 +403,15 @@ async fn revocations_racing_repeated_partitions_are_never_missed() {
     .await;
     let all: Vec<&Sess> = sessions.iter().collect();
     c.refuses_exactly(&all, &[]).await;
+    // C resynced after a cut at least once. Whether incrementally or by a full read
+    // depends on timing (a read that races a write falls back to the full read, the safe
+    // answer); that a plain reconnect reads only what it missed is proved, without races,
+    // by `a_partitioned_instance_reads_only_what_it_missed`.
     let status = c.store.status();
-    assert!(status.incremental_syncs >= 1, "{status:?}");
+    assert!(
+        status.full_syncs + status.incremental_syncs >= 2,
+        "{status:?}"
+    );
 }
 
 /// A change log trimmed past C's position (more revocations while C was away than the
