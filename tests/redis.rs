@@ -13,8 +13,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -25,107 +24,7 @@ use jwt_session::testing::{TestKit, refusal};
 use jwt_session::{RedisDenylist, RedisDenylistOptions, Refusal, RevocationStore, SessionLayer};
 
 use support::harness::{get_with, post_with, routes, send};
-use support::redis::RedisServer;
-
-// ---------------------------------------------------------------------------------------
-// A TCP proxy that can cut one instance off
-// ---------------------------------------------------------------------------------------
-
-/// Forwards a loopback port to Redis; `cut` drops every connection and refuses new ones
-/// until `restore`; `stall` holds every byte (a black-holed, very slow link) until
-/// `unstall`.
-struct Proxy {
-    port: u16,
-    open: Arc<AtomicBool>,
-    stalled: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-/// Copy one direction, holding each chunk while the link is stalled.
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    stalled: Arc<AtomicBool>,
-) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut buf = vec![0_u8; 16 * 1024];
-    while let Ok(n @ 1..) = from.read(&mut buf).await {
-        while stalled.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-    to.shutdown().await.ok();
-}
-
-impl Proxy {
-    async fn start(target: u16, open: bool) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let open = Arc::new(AtomicBool::new(open));
-        let stalled = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Vec::new()));
-        let (o, st, c) = (open.clone(), stalled.clone(), conns.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((inbound, _)) = listener.accept().await {
-                if !o.load(Ordering::SeqCst) {
-                    continue; // dropped: connection closed at once
-                }
-                let st = st.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(outbound) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
-                    {
-                        let (in_r, in_w) = inbound.into_split();
-                        let (out_r, out_w) = outbound.into_split();
-                        tokio::join!(pump(in_r, out_w, st.clone()), pump(out_r, in_w, st));
-                    }
-                });
-                c.lock().unwrap().push(task.abort_handle());
-            }
-        });
-        Self {
-            port,
-            open,
-            stalled,
-            conns,
-            accept,
-        }
-    }
-
-    fn stall(&self) {
-        self.stalled.store(true, Ordering::SeqCst);
-    }
-
-    fn unstall(&self) {
-        self.stalled.store(false, Ordering::SeqCst);
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        for conn in self.conns.lock().unwrap().drain(..) {
-            conn.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
-}
+use support::redis::{Proxy, RedisServer};
 
 // ---------------------------------------------------------------------------------------
 // Instances

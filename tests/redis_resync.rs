@@ -15,8 +15,8 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -27,7 +27,7 @@ use jwt_session::{
 };
 
 use support::harness::{get_with, routes, send};
-use support::redis::{RedisServer, SharedServer, free_port, pong, redis_available};
+use support::redis::{Proxy, RedisServer, SharedServer, free_port, pong, redis_available};
 
 // ---------------------------------------------------------------------------------------
 // One Redis for the binary
@@ -75,70 +75,6 @@ fn raw(port: u16) -> redis::Connection {
 fn namespace() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!("resync-{}:", NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-// ---------------------------------------------------------------------------------------
-// A proxy that partitions one instance
-// ---------------------------------------------------------------------------------------
-
-/// Forwards a loopback port to Redis; `cut` drops every connection and refuses new ones
-/// until `restore`.
-struct Proxy {
-    port: u16,
-    open: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(target: u16) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let open = Arc::new(AtomicBool::new(true));
-        let conns = Arc::new(Mutex::new(Vec::new()));
-        let (o, c) = (open.clone(), conns.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !o.load(Ordering::SeqCst) {
-                    continue; // dropped: closed at once
-                }
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
-                    {
-                        tokio::io::copy_bidirectional(&mut inbound, &mut outbound)
-                            .await
-                            .ok();
-                    }
-                });
-                c.lock().unwrap().push(task.abort_handle());
-            }
-        });
-        Self {
-            port,
-            open,
-            conns,
-            accept,
-        }
-    }
-
-    fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        for conn in self.conns.lock().unwrap().drain(..) {
-            conn.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -302,7 +238,7 @@ async fn a_partitioned_instance_reads_only_what_it_missed() {
     let Some(port) = shared_port() else { return };
     let kit = TestKit::new();
     let ns = namespace();
-    let proxy = Proxy::start(port).await;
+    let proxy = Proxy::start(port, true).await;
     let a = instance(&kit, &url(port), options(&kit, &ns)).await;
     let c = instance(&kit, &url(proxy.port), options(&kit, &ns)).await;
     assert_eq!(
@@ -367,7 +303,7 @@ async fn revocations_racing_repeated_partitions_are_never_missed() {
     let Some(port) = shared_port() else { return };
     let kit = TestKit::new();
     let ns = namespace();
-    let proxy = Proxy::start(port).await;
+    let proxy = Proxy::start(port, true).await;
     let a = Arc::new(instance(&kit, &url(port), options(&kit, &ns)).await);
     let b = Arc::new(instance(&kit, &url(port), options(&kit, &ns)).await);
     let c = instance(&kit, &url(proxy.port), options(&kit, &ns)).await;
@@ -421,7 +357,7 @@ async fn a_trimmed_change_log_forces_a_full_read() {
     let Some(port) = shared_port() else { return };
     let kit = TestKit::new();
     let ns = namespace();
-    let proxy = Proxy::start(port).await;
+    let proxy = Proxy::start(port, true).await;
     // `MAXLEN ~ 10` trims whole stream nodes (100 entries each by default).
     let opts = || options(&kit, &ns).change_log_len(10);
     let a = instance(&kit, &url(port), opts()).await;
@@ -464,7 +400,7 @@ async fn a_deleted_and_recreated_change_log_forces_a_full_read() {
     let Some(port) = shared_port() else { return };
     let kit = TestKit::new();
     let ns = namespace();
-    let proxy = Proxy::start(port).await;
+    let proxy = Proxy::start(port, true).await;
     let a = instance(&kit, &url(port), options(&kit, &ns)).await;
     let c = instance(&kit, &url(proxy.port), options(&kit, &ns)).await;
     let early = login(&kit, "early");
@@ -510,7 +446,7 @@ async fn without_a_change_log_every_resync_is_a_full_read() {
     let Some(port) = shared_port() else { return };
     let kit = TestKit::new();
     let ns = namespace();
-    let proxy = Proxy::start(port).await;
+    let proxy = Proxy::start(port, true).await;
     let opts = || options(&kit, &ns).change_log_len(0);
     let a = instance(&kit, &url(port), opts()).await;
     let c = instance(&kit, &url(proxy.port), opts()).await;
@@ -541,7 +477,7 @@ async fn serve_while_syncing_answers_from_the_mirror_before_the_first_resync() {
     let Some(port) = shared_port() else { return };
     let kit = TestKit::new();
     let ns = namespace();
-    let proxy = Proxy::start(port).await;
+    let proxy = Proxy::start(port, true).await;
     proxy.cut(); // Redis unreachable for both
     let serving = RedisDenylist::connect(
         &url(proxy.port),

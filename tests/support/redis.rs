@@ -2,11 +2,14 @@
 
 //! A `redis-server` child process on a free loopback port, for the tests of the Redis
 //! backends and of several example servers sharing one Redis. Without the binary a test
-//! prints `SKIPPED:` and passes — except under `CI=true`, where it fails.
+//! prints `SKIPPED:` and passes — except under `CI=true`, where it fails. Also a TCP
+//! [`Proxy`] in front of one, to cut, stall and restore an instance's link.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A `redis-server` on a loopback port, killed when dropped.
@@ -217,4 +220,104 @@ pub(crate) fn pong(port: u16) -> bool {
     let mut buf = [0_u8; 7];
     s.set_read_timeout(Some(Duration::from_millis(500))).ok();
     s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+// ---------------------------------------------------------------------------------------
+// A TCP proxy that can cut one instance off
+// ---------------------------------------------------------------------------------------
+
+/// Forwards a loopback port to Redis (created `open`, or refusing until `restore`); `cut` drops every connection and refuses new ones
+/// until `restore`; `stall` holds every byte (a black-holed, very slow link) until
+/// `unstall`.
+pub(crate) struct Proxy {
+    pub(crate) port: u16,
+    open: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+/// Copy one direction, holding each chunk while the link is stalled.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0_u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    to.shutdown().await.ok();
+}
+
+impl Proxy {
+    pub(crate) async fn start(target: u16, open: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(open));
+        let stalled = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let (o, st, c) = (open.clone(), stalled.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                if !o.load(Ordering::SeqCst) {
+                    continue; // dropped: connection closed at once
+                }
+                let st = st.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    {
+                        let (in_r, in_w) = inbound.into_split();
+                        let (out_r, out_w) = outbound.into_split();
+                        tokio::join!(pump(in_r, out_w, st.clone()), pump(out_r, in_w, st));
+                    }
+                });
+                c.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self {
+            port,
+            open,
+            stalled,
+            conns,
+            accept,
+        }
+    }
+
+    pub(crate) fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn unstall(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub(crate) fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for conn in self.conns.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+
+    pub(crate) fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
 }
