@@ -541,15 +541,19 @@ fn overflow_never_evicts_the_revocation_being_recorded() {
     let kit = TestKit::new();
     let store = MemoryDenylist::with_capacity(3).unwrap();
     let (policy, clock) = (kit.config().policy(), kit.clock());
+    let t0 = kit.now();
     let first = store.revoke_subject("ben", policy, clock).unwrap();
     let second = store.revoke_subject("ben", policy, clock).unwrap();
     assert_eq!(second, first + 1, "a second cut-off in one second moves on");
+    // A second apart each, so "the oldest" is one entry (within one second, which of
+    // the revocations of that second goes is not specified: the watermark covers all).
     for sid in ["s1", "s2", "s3"] {
+        kit.advance(Duration::from_secs(1));
         store.revoke_session(sid, kit.now(), policy, clock).unwrap();
     }
-    // The flood evicted ben's cut-off (one of the oldest): the watermark covers it.
+    // The flood evicted ben's cut-off (the oldest): the watermark covers it.
     assert_eq!(store.subject_revoked_at("ben"), None);
-    assert_eq!(store.watermark(), Some(kit.now()));
+    assert_eq!(store.watermark(), Some(t0));
     let third = store.revoke_subject("ben", policy, clock).unwrap();
     assert_eq!(
         store.subject_revoked_at("ben"),
@@ -564,7 +568,8 @@ fn overflow_never_evicts_the_revocation_being_recorded() {
         lat: i64::MAX,
         generation: 0,
     };
-    // One of the flood went instead, the oldest queued.
+    // One of the flood went instead, the oldest, and the watermark moved to its time.
+    assert_eq!(store.watermark(), Some(t0 + 1));
     assert!(!store.is_revoked(facts("s1")).unwrap());
     assert!(store.is_revoked(facts("s2")).unwrap());
     assert!(store.is_revoked(facts("s3")).unwrap());
