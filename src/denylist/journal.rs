@@ -662,6 +662,26 @@ mod tests {
 
     /// Records queued before anyone syncs are made durable by one fsync, whoever of
     /// their callers syncs; every caller returns Ok only after it.
+    /// Queue `n` records (named by `sid`) one after the other, so they form one batch, then
+    /// wait for each from a thread of its own; each caller's result, in order.
+    fn queue_then_wait(
+        journal: &Arc<Journal>,
+        n: usize,
+        sid: impl Fn(usize) -> String,
+    ) -> Vec<io::Result<()>> {
+        let queued: Vec<_> = (0..n)
+            .map(|i| journal.append(&[session(&sid(i))]).unwrap())
+            .collect();
+        let waiters: Vec<_> = queued
+            .into_iter()
+            .map(|q| {
+                let journal = Arc::clone(journal);
+                std::thread::spawn(move || journal.wait(q))
+            })
+            .collect();
+        waiters.into_iter().map(|w| w.join().unwrap()).collect()
+    }
+
     #[test]
     fn records_queued_together_share_one_fsync() {
         static SYNCS: AtomicUsize = AtomicUsize::new(0);
@@ -674,18 +694,8 @@ mod tests {
         let (journal, _) = Journal::open(&path, 1_000_000).unwrap();
         journal.set_sync(counted);
         let journal = Arc::new(journal);
-        let queued: Vec<_> = (0..16)
-            .map(|i| journal.append(&[session(&format!("s{i:02}"))]).unwrap())
-            .collect();
-        let waiters: Vec<_> = queued
-            .into_iter()
-            .map(|q| {
-                let journal = Arc::clone(&journal);
-                std::thread::spawn(move || journal.wait(q))
-            })
-            .collect();
-        for w in waiters {
-            w.join().unwrap().unwrap();
+        for result in queue_then_wait(&journal, 16, |i| format!("s{i:02}")) {
+            result.unwrap();
         }
         assert_eq!(SYNCS.load(Ordering::SeqCst), 1);
         let expected: Vec<String> = (0..16).map(|i| format!("s{i:02}")).collect();
@@ -702,18 +712,8 @@ mod tests {
         let (journal, _) = Journal::open(&path, 1_000_000).unwrap();
         journal.set_sync(no_space);
         let journal = Arc::new(journal);
-        let queued: Vec<_> = (0..8)
-            .map(|i| journal.append(&[session(&format!("lost{i}"))]).unwrap())
-            .collect();
-        let waiters: Vec<_> = queued
-            .into_iter()
-            .map(|q| {
-                let journal = Arc::clone(&journal);
-                std::thread::spawn(move || journal.wait(q))
-            })
-            .collect();
-        for w in waiters {
-            let err = w.join().unwrap().unwrap_err();
+        for result in queue_then_wait(&journal, 8, |i| format!("lost{i}")) {
+            let err = result.unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::StorageFull);
         }
         // Still failing: a new batch fails too, never reported durable.
@@ -741,18 +741,8 @@ mod tests {
             std::mem::replace(&mut state.file, Arc::new(File::open(&path).unwrap()))
         };
         let journal = Arc::new(journal);
-        let queued: Vec<_> = (0..4)
-            .map(|i| journal.append(&[session(&format!("lost{i}"))]).unwrap())
-            .collect();
-        let waiters: Vec<_> = queued
-            .into_iter()
-            .map(|q| {
-                let journal = Arc::clone(&journal);
-                std::thread::spawn(move || journal.wait(q))
-            })
-            .collect();
-        for w in waiters {
-            assert!(w.join().unwrap().is_err());
+        for result in queue_then_wait(&journal, 4, |i| format!("lost{i}")) {
+            assert!(result.is_err());
         }
         // What a write cut short by the failure leaves at the end of the file.
         std::fs::OpenOptions::new()
