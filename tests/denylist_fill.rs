@@ -5,31 +5,11 @@
 #![cfg(feature = "metrics")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use jwt_session::{Clock as _, ManualClock, MemoryDenylist, Policy, RevocationStore};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+mod support;
+use support::logs::Capture;
 
 const FILLING: &str = "revocation denylist filling up";
 
@@ -54,12 +34,7 @@ fn filling_up_warns_at_80_and_95_percent_and_sets_the_fill_gauge() {
                 other => panic!("not a gauge: {other:?}"),
             })
     };
-    let warnings = || {
-        String::from_utf8(capture.0.lock().unwrap().clone())
-            .unwrap()
-            .matches(FILLING)
-            .count()
-    };
+    let warnings = || capture.text().matches(FILLING).count();
     let clock = ManualClock::default();
     let policy = Policy::new(1800, 8 * 3600, 60, 5).unwrap();
     let list = MemoryDenylist::builder()

@@ -4,7 +4,6 @@
 //! token has expired, never earlier.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +22,9 @@ use jwt_session::{
 };
 use jwt_session::{KeyDir, KeyWatcher, generate_key};
 use tower::ServiceExt as _;
+
+mod support;
+use support::logs::Capture;
 
 const HOUR: u64 = 3600;
 const DAY: u64 = 24 * HOUR;
@@ -275,32 +277,7 @@ async fn the_background_task_follows_the_directory_and_ends_with_the_config() {
         .unwrap();
 }
 
-/// Log lines, captured.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
     /// Run `f` with this capture as the log subscriber (`info` and above).
     fn during<R>(&self, f: impl FnOnce() -> R) -> R {
         let subscriber = tracing_subscriber::fmt()

@@ -8,6 +8,7 @@
 #[cfg(feature = "cli")]
 pub(crate) mod cli;
 pub(crate) mod harness;
+pub(crate) mod logs;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
