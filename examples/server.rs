@@ -14,7 +14,7 @@
 //! | `JWT_SESSION_KEYS` | `keys` | key directory |
 //! | `JWT_SESSION_DATA` | `data` | data folder (the revocation journal) |
 //! | `JWT_SESSION_SECURE_COOKIES` | unset | `1`: `__Host-` + `Secure` cookies (behind HTTPS) |
-//! | `JWT_SESSION_REDIS_URL` | unset | shared revocation on Redis (`redis://host:port/`, `rediss://user:password@host:port/` for TLS with an ACL user, `redis+sentinel://host:port,host:port/<master>`; needs `--features redis`) |
+//! | `JWT_SESSION_REDIS_URL` | unset | shared revocation on Redis (`redis://host:port/`, `rediss://user:password@host:port/` for TLS with an ACL user, `redis+sentinel://host:port,host:port/<master>`, `redis+cluster://host:port,host:port`; needs `--features redis`) |
 //! | `JWT_SESSION_REDIS_CA` | unset | a PEM CA bundle for a `rediss://` Redis whose certificate a private CA signed |
 //! | `JWT_SESSION_FRESH` | `5m` | how recent a login (or re-authentication) must be for `POST /api/password` |
 //! | `JWT_SESSION_REMEMBER_IDLE` | `7d` | idle timeout of a remembered ("remember me") session |

@@ -10,12 +10,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::MultiplexedConnection;
+use ::redis::aio::{ConnectionLike, MultiplexedConnection};
+use ::redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use ::redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use ::redis::{
-    AsyncConnectionConfig, Client, ClientTlsConfig, Connection, ConnectionAddr, ErrorKind,
-    IntoConnectionInfo, ProtocolVersion, RedisError, RedisResult, TlsCertificates,
+    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, Connection, ConnectionAddr, ErrorKind,
+    FromRedisValue, IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo, RedisError,
+    RedisFuture, RedisResult, TlsCertificates, Value,
 };
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::RevocationError;
 
@@ -48,6 +53,16 @@ use crate::error::RevocationError;
 ///   the denylist then resyncs and re-writes its own live revocations, so none is lost. A
 ///   `READONLY` reply (a demoted master still reachable) makes them reconnect too. TLS with
 ///   Sentinel is not supported yet (`rediss+sentinel://` is an error of `connect`).
+/// * **Cluster** ([`RedisDenylist`](crate::RedisDenylist) only):
+///   `redis+cluster://[user:password@]host:port[,host:port…]` names some nodes of a Redis
+///   Cluster (7.0 or later: sharded pub/sub); the client learns the others, follows the
+///   slots through failovers and resharding, and remembers the nodes the cluster listed at
+///   its last connect, so a reconnect works even when every node of the URL is gone. The
+///   denylist's names then start with its namespace as a hash tag (`{jwt-session:}…`), so
+///   one revocation's key, change-log entry and `SPUBLISH` stay one transaction on the
+///   node serving that slot (see [`RedisDenylist`](crate::RedisDenylist)). TLS with a
+///   cluster (`rediss+cluster://`) and the session registry on a cluster are not supported
+///   yet (errors of `connect`).
 ///
 /// A wrong CA, an unreachable server or a wrong password never fail `connect` (it returns
 /// at once and keeps retrying with backoff); they show in the backend's status as a
@@ -236,6 +251,14 @@ impl RedisConnection {
         if let Some(rest) = url.strip_prefix("redis+sentinel://") {
             return self.sentinel(rest, resp3);
         }
+        if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            return self.cluster(rest, resp3);
+        }
+        if url.starts_with("rediss+cluster://") {
+            return Err(RevocationError::Backend(
+                "redis: TLS with Redis Cluster (rediss+cluster://) is not supported yet".into(),
+            ));
+        }
         if url.starts_with("rediss+sentinel://") {
             return Err(RevocationError::Backend(
                 "redis: TLS with Sentinel (rediss+sentinel://) is not supported yet".into(),
@@ -327,6 +350,75 @@ impl RedisConnection {
         })
     }
 
+    /// `rest`: `[user[:password]@]host:port[,host:port…][/]` — some nodes of a Redis
+    /// Cluster (the client learns the others from them).
+    fn cluster(&self, rest: &str, resp3: bool) -> Result<Target, RevocationError> {
+        let bad = |what: &str| {
+            Err(RevocationError::Backend(format!(
+                "invalid Redis Cluster URL (redis+cluster://[user:password@]host:port[,host:port…]): {what}"
+            )))
+        };
+        let authority = rest.trim_end_matches('/');
+        if authority.contains('/') {
+            return bad("a cluster has no database number (only database 0)");
+        }
+        // Credentials stay in each node's URL: the redis crate percent-decodes them.
+        let (credentials, hosts) = match authority.rsplit_once('@') {
+            Some((c, h)) => (format!("{c}@"), h),
+            None => (String::new(), authority),
+        };
+        let mut given = Vec::new();
+        for host in hosts.split(',') {
+            match host.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
+                Some((h, Ok(_))) if !h.is_empty() => given.push(host.to_owned()),
+                _ => return bad("each node is host:port"),
+            }
+        }
+        if self.ca.is_some() || self.client_cert.is_some() {
+            return bad(
+                "a CA bundle or client certificate is set, but TLS with Redis Cluster is not supported yet",
+            );
+        }
+        let target = ClusterTarget {
+            described: format!("cluster via {hosts}").into(),
+            prefix: format!("redis://{credentials}"),
+            given,
+            learned: std::sync::Mutex::new(Vec::new()),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            resp3,
+        };
+        // Parse and check now (credentials that differ, a bad host): an error of `connect`.
+        if let Err(e) = target.client() {
+            return bad(&e.to_string());
+        }
+        Ok(Target::Cluster(Arc::new(target)))
+    }
+
+    /// The TLS trust and client certificate to use (the system's roots without a CA).
+    fn certificates(&self) -> Result<TlsCertificates, RevocationError> {
+        let root_cert = self.ca.as_ref().map(|p| p.load("CA")).transpose()?;
+        let client_tls = match &self.client_cert {
+            Some((cert, key)) => Some(ClientTlsConfig {
+                client_cert: cert.load("client certificate")?,
+                client_key: key.load("client key")?,
+            }),
+            None => None,
+        };
+        if root_cert
+            .as_ref()
+            .is_some_and(|ca| !contains_certificate(ca))
+        {
+            return Err(RevocationError::Backend(
+                "redis: the CA bundle holds no PEM certificate".into(),
+            ));
+        }
+        Ok(TlsCertificates {
+            client_tls,
+            root_cert,
+        })
+    }
+
     /// A client for the one Redis at `url`.
     fn client(&self, url: &str, resp3: bool) -> Result<Client, RevocationError> {
         let invalid = |e: RedisError| RevocationError::Backend(format!("invalid Redis URL: {e}"));
@@ -354,33 +446,14 @@ impl RedisConnection {
             return Client::open(info).map_err(invalid);
         }
         install_crypto_provider();
-        let root_cert = self.ca.as_ref().map(|p| p.load("CA")).transpose()?;
-        let client_tls = match &self.client_cert {
-            Some((cert, key)) => Some(ClientTlsConfig {
-                client_cert: cert.load("client certificate")?,
-                client_key: key.load("client key")?,
-            }),
-            None => None,
-        };
-        if root_cert
-            .as_ref()
-            .is_some_and(|ca| !contains_certificate(ca))
-        {
-            return Err(RevocationError::Backend(
-                "redis: the CA bundle holds no PEM certificate".into(),
-            ));
-        }
-        let certs = TlsCertificates {
-            client_tls,
-            root_cert,
-        };
-        Client::build_with_tls(info, certs)
+        Client::build_with_tls(info, self.certificates()?)
             .map_err(|e| RevocationError::Backend(format!("redis TLS settings: {e}")))
     }
 }
 
-/// Where a backend connects: one Redis, or the master that a set of Sentinels names (asked
-/// again at every connect, so a reconnect after a failover reaches the promoted replica).
+/// Where a backend connects: one Redis, the master that a set of Sentinels names (asked
+/// again at every connect, so a reconnect after a failover reaches the promoted replica),
+/// or a Redis Cluster (the client follows its slots).
 #[derive(Clone)]
 pub(crate) enum Target {
     Direct(Box<Client>),
@@ -389,37 +462,71 @@ pub(crate) enum Target {
         nonblocking: Arc<tokio::sync::Mutex<SentinelClient>>,
         blocking: Arc<std::sync::Mutex<SentinelClient>>,
     },
+    Cluster(Arc<ClusterTarget>),
 }
 
 impl Target {
-    /// Connect (asking the Sentinels for the master first), within `timeout` in all.
+    /// Is it a Redis Cluster (keys must share a hash slot to be written together)?
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+
+    /// Connect (asking the Sentinels for the master first) with `settings`' timeouts;
+    /// push messages (RESP3 only) go to `pushes`.
     pub(crate) async fn connect(
         &self,
-        config: &AsyncConnectionConfig,
-        timeout: Duration,
-    ) -> RedisResult<MultiplexedConnection> {
+        settings: &RedisConnection,
+        pushes: Option<UnboundedSender<PushInfo>>,
+    ) -> RedisResult<Conn> {
+        let mut config = settings.async_config();
+        if let Some(tx) = pushes.clone() {
+            config = config.set_push_sender(tx);
+        }
         match self {
-            Self::Direct(client) => {
-                client
-                    .get_multiplexed_async_connection_with_config(config)
-                    .await
-            }
+            Self::Direct(client) => client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map(Conn::Node),
             Self::Sentinel { nonblocking, .. } => {
                 let find = async { nonblocking.lock().await.async_get_client().await };
-                let client = tokio::time::timeout(timeout, find).await.map_err(|_| {
+                let client = tokio::time::timeout(settings.connect_timeout, find)
+                    .await
+                    .map_err(|_| {
+                        RedisError::from(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no answer from the Sentinels in time",
+                        ))
+                    })??;
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(Conn::Node)
+            }
+            Self::Cluster(cluster) => {
+                let client = cluster.client()?;
+                let mut config = ClusterConfig::new()
+                    .set_connection_timeout(settings.connect_timeout)
+                    .set_response_timeout(settings.response_timeout);
+                if let Some(tx) = pushes {
+                    config = config.set_push_sender(tx);
+                }
+                let connect = client.get_async_connection_with_config(config);
+                // Discovering the slots asks several nodes: bound the whole of it.
+                let within = settings.connect_timeout.saturating_mul(2);
+                let mut con = tokio::time::timeout(within, connect).await.map_err(|_| {
                     RedisError::from(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
-                        "no answer from the Sentinels in time",
+                        "no answer from the cluster's nodes in time",
                     ))
                 })??;
-                client
-                    .get_multiplexed_async_connection_with_config(config)
-                    .await
+                cluster.learn(&mut con).await;
+                Ok(Conn::Cluster(Box::new(con)))
             }
         }
     }
 
-    /// A blocking connection (asking the Sentinels for the master first).
+    /// A blocking connection (asking the Sentinels for the master first). Not for a
+    /// cluster (the callers refuse cluster URLs before they connect).
     pub(crate) fn connect_blocking(&self, timeout: Duration) -> RedisResult<Connection> {
         match self {
             Self::Direct(client) => client.get_connection_with_timeout(timeout),
@@ -430,6 +537,10 @@ impl Target {
                     .get_client()?;
                 client.get_connection_with_timeout(timeout)
             }
+            Self::Cluster(_) => Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "no blocking connection to a Redis Cluster",
+            ))),
         }
     }
 }
@@ -439,6 +550,152 @@ impl fmt::Display for Target {
         match self {
             Self::Direct(client) => write!(f, "{}", client.get_connection_info().addr()),
             Self::Sentinel { described, .. } => f.write_str(described),
+            Self::Cluster(cluster) => f.write_str(&cluster.described),
+        }
+    }
+}
+
+/// How to reach a Redis Cluster: the nodes the URL names, plus those the cluster named at
+/// the last connect — so a reconnect still finds the cluster when every node of the URL is
+/// gone (a failover, nodes replaced).
+pub(crate) struct ClusterTarget {
+    described: Arc<str>,
+    /// `redis://`, with `user:password@` when the URL has them.
+    prefix: String,
+    /// `host:port` of the URL's nodes.
+    given: Vec<String>,
+    /// `host:port` of the nodes the cluster listed at the last connect.
+    learned: std::sync::Mutex<Vec<String>>,
+    username: Option<String>,
+    password: Option<String>,
+    resp3: bool,
+}
+
+impl ClusterTarget {
+    /// A client that starts from the URL's nodes and the learned ones.
+    fn client(&self) -> RedisResult<ClusterClient> {
+        let learned = self
+            .learned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut nodes: Vec<&String> = self.given.iter().collect();
+        nodes.extend(learned.iter().filter(|n| !self.given.contains(n)));
+        let urls = nodes.iter().map(|n| format!("{}{n}/", self.prefix));
+        let mut builder = ClusterClientBuilder::new(urls);
+        if let Some(user) = &self.username {
+            builder = builder.username(user);
+        }
+        if let Some(password) = &self.password {
+            builder = builder.password(password);
+        }
+        if self.resp3 {
+            builder = builder.use_protocol(ProtocolVersion::RESP3);
+        }
+        builder.build()
+    }
+
+    /// Remember the nodes the cluster lists now (`CLUSTER SHARDS`-free: `CLUSTER NODES`
+    /// works on every Redis with cluster support); best effort.
+    async fn learn(&self, con: &mut ClusterConnection) {
+        let Ok(nodes) = ::redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async::<String>(con)
+            .await
+        else {
+            return;
+        };
+        let learned: Vec<String> = nodes
+            .lines()
+            .filter(|line| !line.contains("noaddr"))
+            .filter_map(|line| {
+                let addr = line.split(' ').nth(1)?.split(['@', ',']).next()?;
+                (addr.rsplit_once(':')?.1 != "0").then(|| addr.to_owned())
+            })
+            .collect();
+        if !learned.is_empty() {
+            *self
+                .learned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = learned;
+        }
+    }
+}
+
+/// A live connection: to one Redis (commands and subscriptions on one multiplexed
+/// connection), or to a Redis Cluster (one per node, routed by key slot).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Node(MultiplexedConnection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    /// Subscribe to `channel`: `SUBSCRIBE` on one Redis, `SSUBSCRIBE` (sharded pub/sub,
+    /// on the node serving the channel's slot) in a cluster.
+    pub(crate) async fn subscribe(&mut self, channel: &str) -> RedisResult<()> {
+        match self {
+            Self::Node(c) => c.subscribe(channel).await,
+            Self::Cluster(c) => c.ssubscribe(channel).await,
+        }
+    }
+
+    /// The command that publishes to a channel of [`subscribe`](Self::subscribe):
+    /// `PUBLISH`, or `SPUBLISH` in a cluster.
+    pub(crate) fn publish_command(&self) -> &'static str {
+        match self {
+            Self::Node(_) => "PUBLISH",
+            Self::Cluster(_) => "SPUBLISH",
+        }
+    }
+
+    /// Run `cmd` where `key` lives: as is on one Redis; in a cluster on the master serving
+    /// `key`'s slot (for `SCAN` and `PING`, which name no key of their own).
+    pub(crate) async fn query_at<T: FromRedisValue>(
+        &mut self,
+        key: &str,
+        cmd: Cmd,
+    ) -> RedisResult<T> {
+        match self {
+            Self::Node(c) => cmd.query_async(c).await,
+            Self::Cluster(c) => {
+                let route = Route::with_key(key, SlotAddr::Master);
+                let value = c
+                    .route_command(
+                        cmd,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await?;
+                Ok(::redis::from_redis_value(value)?)
+            }
+        }
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Node(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
         }
     }
 }

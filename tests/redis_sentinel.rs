@@ -15,22 +15,17 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use http::StatusCode;
-use jwt_session::testing::{TestKit, refusal};
+use jwt_session::testing::TestKit;
 use jwt_session::{
-    RedisDenylist, RedisDenylistOptions, RedisFailure, RedisRegistry, RedisRegistryOptions,
-    Refusal, SessionEntry, SessionLayer, SessionRegistry,
+    RedisFailure, RedisRegistry, RedisRegistryOptions, SessionEntry, SessionRegistry,
 };
 
-use support::harness::{get_with, post_with, routes, send};
+use support::fleet::{CONVERGE, Sess, instance, login, until_converged};
 use support::redis::{SharedServer, free_port, pong, redis_available};
 
 const MASTER_NAME: &str = "jwt";
-const CONVERGE: Duration = Duration::from_secs(20);
 
 fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<T> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
@@ -124,88 +119,6 @@ fn start() -> Topology {
         _replica: replica,
         _sentinel: sentinel,
         _dir: dir,
-    }
-}
-
-/// One "server": a Redis-backed store (through the Sentinel) behind its own layer.
-struct Instance {
-    store: Arc<RedisDenylist>,
-    app: Router,
-}
-
-async fn instance(kit: &TestKit, url: &str, ns: &str) -> Instance {
-    let options = RedisDenylistOptions::default()
-        .namespace(ns)
-        .clock(kit.config().clock_handle())
-        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .health_check_interval(Duration::from_millis(100))
-        .connect_timeout(Duration::from_millis(500))
-        .response_timeout(Duration::from_millis(500));
-    let store = RedisDenylist::connect(url, options).unwrap();
-    assert!(
-        store.wait_ready(CONVERGE).await,
-        "instance not ready: {:?}",
-        store.status()
-    );
-    let app = routes().layer(SessionLayer::<()>::new(kit.config().clone(), store.clone()));
-    Instance { store, app }
-}
-
-impl Instance {
-    async fn me(&self, cookie: &str) -> Result<(), Refusal> {
-        let res = send(&self.app, get_with("/me", cookie)).await;
-        match res.status() {
-            StatusCode::OK => Ok(()),
-            status => Err(refusal(&res).unwrap_or_else(|| panic!("{status} without a refusal"))),
-        }
-    }
-
-    async fn logout(&self, s: &Sess) {
-        let res = send(&self.app, post_with("/session/logout", &s.cookie, &s.csrf)).await;
-        assert_eq!(res.status(), StatusCode::OK, "logout");
-    }
-}
-
-struct Sess {
-    cookie: String,
-    csrf: String,
-}
-
-fn login(kit: &TestKit, sub: &str) -> Sess {
-    let (token, claims) = kit.mint(sub, ()).unwrap();
-    Sess {
-        cookie: kit.cookie_header(&token),
-        csrf: claims.csrf.expose().to_owned(),
-    }
-}
-
-/// Every `revoked` session refused and every `live` one accepted, on every instance.
-async fn converged(instances: &[&Instance], revoked: &[Sess], live: &[Sess]) -> bool {
-    for i in instances {
-        for s in revoked {
-            if i.me(&s.cookie).await != Err(Refusal::Revoked) {
-                return false;
-            }
-        }
-        for s in live {
-            if i.me(&s.cookie).await.is_err() {
-                return false;
-            }
-        }
-    }
-    true
-}
-
-async fn until_converged(instances: &[&Instance], revoked: &[Sess], live: &[Sess], when: &str) {
-    let deadline = Instant::now() + CONVERGE;
-    while !converged(instances, revoked, live).await {
-        let status: Vec<_> = instances.iter().map(|i| i.store.status()).collect();
-        assert!(
-            Instant::now() < deadline,
-            "{when}: not every instance refuses the {} revoked sessions: {status:?}",
-            revoked.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

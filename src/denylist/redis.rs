@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use ::redis::aio::MultiplexedConnection;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -26,7 +25,7 @@ use super::{RevocationStore, TokenFacts};
 use crate::claims::Policy;
 use crate::clock::Clock;
 use crate::error::RevocationError;
-use crate::redis_conn::RedisFailure;
+use crate::redis_conn::{Conn, RedisFailure};
 
 /// What [`RedisDenylist::status`] reports, for readiness and health endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +102,18 @@ impl RedisStatus {
 /// Keys and channel (with the default namespace `jwt-session:`):
 /// `jwt-session:revoked:sid:<sid>`, `jwt-session:revoked:sub:<before>:<sub>`, the channel
 /// `jwt-session:revocations` and the stream `jwt-session:changes`. Keys expire in Redis by
-/// themselves. The connection uses RESP3 (Redis 6 or later; the change log needs 7.0),
+/// themselves.
+///
+/// **Redis Cluster** (`redis+cluster://host:port[,…]`): every name starts with the
+/// namespace as a hash tag — `{jwt-session:}revoked:sid:<sid>`, `{jwt-session:}changes`, the
+/// channel `{jwt-session:}revocations` — unless the namespace holds a `{…}` tag of its own.
+/// They share one slot, so each revocation's `SET`, `XADD` and `SPUBLISH` (sharded pub/sub)
+/// remain one `MULTI`/`EXEC` on one node, every instance `SSUBSCRIBE`s on that node, and
+/// the full read `SCAN`s it. The denylist therefore lives on one shard (and its replicas):
+/// about 150 bytes of Redis memory per live revocation, 150 MB at a million. When the
+/// slot's master fails over, moves (`sunsubscribe`) or any node's connection drops, the
+/// instance reconnects and resyncs, and re-writes its own live revocations on the new
+/// master, exactly as after a Sentinel failover. The connection uses RESP3 (Redis 6 or later; the change log needs 7.0),
 /// whatever the URL says, so that one connection carries commands and the subscription.
 ///
 /// # Failure behaviour
@@ -211,7 +221,7 @@ struct Shared {
 
 #[derive(Clone)]
 struct Link {
-    con: MultiplexedConnection,
+    con: Conn,
     generation: u64,
 }
 
@@ -225,7 +235,15 @@ struct Names {
 }
 
 impl Names {
-    fn new(namespace: &str) -> Self {
+    /// In a cluster every name starts with the namespace as a hash tag (`{jwt-session:}…`,
+    /// unless the namespace has a tag of its own), so that a revocation's key, its change-log
+    /// entry and its publish share one slot: one transaction on one node.
+    fn new(namespace: &str, cluster: bool) -> Self {
+        let namespace = if cluster && !has_hash_tag(namespace) {
+            format!("{{{namespace}}}")
+        } else {
+            namespace.to_owned()
+        };
         let prefix = format!("{namespace}revoked:");
         let mut pattern = String::with_capacity(prefix.len() + 8);
         for c in prefix.chars() {
@@ -257,6 +275,13 @@ impl Names {
             Record::Watermark { .. } => None,
         }
     }
+}
+
+/// Does `name` hold a Redis Cluster hash tag (a non-empty `{…}`, the first `{` counting)?
+fn has_hash_tag(name: &str) -> bool {
+    name.split_once('{')
+        .and_then(|(_, rest)| rest.find('}'))
+        .is_some_and(|end| end > 0)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -390,8 +415,8 @@ fn jittered(d: Duration) -> Duration {
 
 impl RedisDenylist {
     /// Start sharing revocations through the Redis at `url`
-    /// (`redis://[user:password@]host:port[/db]`, `rediss://…` for TLS, or
-    /// `redis+sentinel://host:port[,…]/<master>`: see
+    /// (`redis://[user:password@]host:port[/db]`, `rediss://…` for TLS,
+    /// `redis+sentinel://host:port[,…]/<master>`, or `redis+cluster://host:port[,…]`: see
     /// [`RedisConnection`](crate::RedisConnection); the options'
     /// [`connection`](RedisDenylistOptions::connection) adds a private CA, an ACL user and
     /// password). Returns at once: connecting, resyncing and publishing happen in background
@@ -423,7 +448,7 @@ impl RedisDenylist {
         let addr = target.to_string();
         let shared = Arc::new(Shared {
             mirror,
-            names: Names::new(&options.namespace),
+            names: Names::new(&options.namespace, target.is_cluster()),
             margin,
             opts: options,
             ready_flag: AtomicBool::new(false),
@@ -614,5 +639,30 @@ impl RevocationStore for RedisDenylist {
 
     fn len(&self) -> usize {
         self.shared.mirror.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Names, has_hash_tag};
+
+    #[test]
+    fn a_cluster_namespace_is_one_hash_tag() {
+        let names = Names::new("jwt-session:", true);
+        assert_eq!(names.channel, "{jwt-session:}revocations");
+        assert_eq!(names.stream, "{jwt-session:}changes");
+        assert_eq!(names.prefix, "{jwt-session:}revoked:");
+        // A namespace with a tag of its own keeps it; without a cluster nothing changes.
+        assert_eq!(
+            Names::new("app:{tenant}:", true).stream,
+            "app:{tenant}:changes"
+        );
+        assert_eq!(
+            Names::new("jwt-session:", false).stream,
+            "jwt-session:changes"
+        );
+        // An empty `{}` is no tag for Redis: wrapped like any other.
+        assert_eq!(Names::new("a{}:", true).stream, "{a{}:}changes");
+        assert!(has_hash_tag("x{y}") && !has_hash_tag("x{}y") && !has_hash_tag("x}{"));
     }
 }

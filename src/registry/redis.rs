@@ -295,6 +295,13 @@ impl RedisRegistry {
             )
         })?;
         let target = options.conn.target(url, false)?;
+        if target.is_cluster() {
+            return Err(RevocationError::Backend(
+                "redis registry: Redis Cluster (redis+cluster://) is not supported by the \
+                 session registry yet; give it one Redis or a Sentinel-managed master"
+                    .into(),
+            ));
+        }
         let shared = Arc::new(Shared {
             names: Names {
                 base: format!("{}registry:", options.namespace),

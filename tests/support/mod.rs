@@ -7,6 +7,8 @@
 
 #[cfg(feature = "cli")]
 pub(crate) mod cli;
+#[cfg(feature = "redis")]
+pub(crate) mod fleet;
 pub(crate) mod harness;
 pub(crate) mod logs;
 #[cfg(feature = "redis")]

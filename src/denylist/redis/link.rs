@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ::redis::aio::MultiplexedConnection;
 use ::redis::{PushInfo, RedisError, Value};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::{Link, Shared, jittered, sync};
-use crate::redis_conn::{RedisFailure, Target};
+use crate::redis_conn::{Conn, RedisFailure, Target};
 
 /// The link task.
 pub(super) async fn run(shared: Arc<Shared>, target: Target, addr: String) {
@@ -20,10 +19,9 @@ pub(super) async fn run(shared: Arc<Shared>, target: Target, addr: String) {
     let mut failures = 0_u32;
     loop {
         let (tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
-        let config = opts.conn.async_config().set_push_sender(tx);
         let first = !shared.is_ready();
         let connected = async {
-            let mut con = target.connect(&config, opts.conn.connect_timeout).await?;
+            let mut con = target.connect(&opts.conn, Some(tx)).await?;
             // Subscribe before reading the keys: whatever is revoked during the resync
             // arrives as a message (applying twice is harmless).
             con.subscribe(&shared.names.channel).await?;
@@ -118,7 +116,7 @@ fn synced_now(
 /// suspects the connection). Returns why the link ended.
 async fn serve(
     shared: &Shared,
-    con: &mut MultiplexedConnection,
+    con: &mut Conn,
     pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
 ) -> (RedisFailure, String) {
     let failed = |e: RedisError| (RedisFailure::of(&e), format!("health check failed: {e}"));
@@ -134,7 +132,7 @@ async fn serve(
                 },
             },
             _ = tick.tick() => {
-                if let Err(e) = ping(con).await {
+                if let Err(e) = ping(shared, con).await {
                     return failed(e);
                 }
                 // Move the change-log cursor (what a reconnect need not read again).
@@ -149,7 +147,7 @@ async fn serve(
                         "Redis is a read-only replica (a failover?): reconnecting".to_owned(),
                     );
                 }
-                if let Err(e) = ping(con).await {
+                if let Err(e) = ping(shared, con).await {
                     return failed(e);
                 }
             },
@@ -157,9 +155,9 @@ async fn serve(
     }
 }
 
-async fn ping(con: &mut MultiplexedConnection) -> Result<(), RedisError> {
-    ::redis::cmd("PING")
-        .query_async::<Value>(con)
+/// `PING` the server holding our keys (in a cluster, the master of their slot).
+async fn ping(shared: &Shared, con: &mut Conn) -> Result<(), RedisError> {
+    con.query_at::<Value>(&shared.names.stream, ::redis::cmd("PING"))
         .await
         .map(drop)
 }

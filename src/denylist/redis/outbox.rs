@@ -141,6 +141,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut link: watch::Receiver<Option<Li
             }
             continue;
         }
+        let publish = current.con.publish_command();
         let mut pipe = ::redis::pipe();
         pipe.atomic();
         for (key, payload, ttl_ms) in &batch.items {
@@ -163,7 +164,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut link: watch::Receiver<Option<Li
                     .arg(&**payload)
                     .ignore();
             }
-            pipe.cmd("PUBLISH")
+            pipe.cmd(publish)
                 .arg(&shared.names.channel)
                 .arg(&**payload)
                 .ignore();

@@ -37,12 +37,11 @@
 
 use std::sync::atomic::Ordering;
 
-use ::redis::aio::MultiplexedConnection;
 use ::redis::{PushInfo, PushKind, RedisError, Value};
 use tokio::sync::mpsc;
 
 use super::{Shared, lock};
-use crate::redis_conn::RedisFailure;
+use crate::redis_conn::{Conn, RedisFailure};
 
 /// Keys asked per `SCAN` step (and values per `MGET`).
 const SCAN_COUNT: usize = 1_000;
@@ -136,10 +135,7 @@ fn is_link_error(e: &RedisError) -> bool {
 }
 
 /// The change log's head, or `None` when there is no usable log.
-async fn head(
-    shared: &Shared,
-    con: &mut MultiplexedConnection,
-) -> Result<Option<Head>, RedisError> {
+async fn head(shared: &Shared, con: &mut Conn) -> Result<Option<Head>, RedisError> {
     if shared.opts.change_log_len == 0 {
         return Ok(None);
     }
@@ -181,7 +177,7 @@ async fn head(
 /// many revocations it applied and how it read them.
 pub(super) async fn resync(
     shared: &Shared,
-    con: &mut MultiplexedConnection,
+    con: &mut Conn,
     first: bool,
 ) -> Result<(usize, Kind), RedisError> {
     let head = head(shared, con).await?;
@@ -204,7 +200,7 @@ pub(super) async fn resync(
 /// them (a full read is needed); what was applied meanwhile is harmless.
 async fn incremental(
     shared: &Shared,
-    con: &mut MultiplexedConnection,
+    con: &mut Conn,
     cursor: Cursor,
     head: Head,
 ) -> Result<Option<usize>, RedisError> {
@@ -257,22 +253,18 @@ async fn incremental(
 /// parsing (in a task of its own), and bigger steps (`COUNT 10000`), were measured
 /// *slower* on a 2-core machine where Redis and this process share the cores
 /// (`benches/redis_resync.rs`, bench/results/redis-resync-2026-11-30.md).
-async fn full(
-    shared: &Shared,
-    con: &mut MultiplexedConnection,
-    first: bool,
-) -> Result<usize, RedisError> {
+async fn full(shared: &Shared, con: &mut Conn, first: bool) -> Result<usize, RedisError> {
     let mut cursor = 0_u64;
     let mut learned = 0;
     loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = ::redis::cmd("SCAN")
-            .arg(cursor)
+        let mut scan = ::redis::cmd("SCAN");
+        scan.arg(cursor)
             .arg("MATCH")
             .arg(&shared.names.pattern)
             .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(con)
-            .await?;
+            .arg(SCAN_COUNT);
+        // In a cluster: on the node that holds the namespace's slot.
+        let (next, keys): (u64, Vec<Vec<u8>>) = con.query_at(&shared.names.stream, scan).await?;
         if !keys.is_empty() {
             // A key that expired since the SCAN reads as nil: nothing left to refuse.
             let values: Vec<Option<Vec<u8>>> =
@@ -292,7 +284,7 @@ async fn full(
 /// the reply, and move the cursor there. `Err`: the link is gone.
 pub(super) async fn advance(
     shared: &Shared,
-    con: &mut MultiplexedConnection,
+    con: &mut Conn,
     pushes: &mut mpsc::UnboundedReceiver<PushInfo>,
 ) -> Result<(), (RedisFailure, String)> {
     if shared.opts.change_log_len == 0 {
@@ -323,12 +315,18 @@ pub(super) fn closed() -> (RedisFailure, String) {
 pub(super) fn apply_push(shared: &Shared, push: &PushInfo) -> Result<(), (RedisFailure, String)> {
     match push.kind {
         PushKind::Disconnection => Err(closed()),
-        PushKind::Message => {
+        PushKind::Message | PushKind::SMessage => {
             if let Some(Value::BulkString(payload)) = push.data.get(1) {
                 shared.learn(payload, false);
             }
             Ok(())
         }
+        // A cluster unsubscribes us when the channel's slot moves to another node: what
+        // is published there meanwhile would be missed, so reconnect and resync.
+        PushKind::SUnsubscribe => Err((
+            RedisFailure::Unreachable,
+            "the cluster moved the channel's slot (sunsubscribe)".to_owned(),
+        )),
         _ => Ok(()),
     }
 }

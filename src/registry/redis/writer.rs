@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use ::redis::RedisError;
-use ::redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 
 use super::{ENDED, ENTRY, Shared, USERS, jittered, lock};
-use crate::redis_conn::{RedisFailure, Target};
+use crate::redis_conn::{Conn, RedisFailure, Target};
 
 /// Most writes per pipeline.
 const BATCH: usize = 256;
@@ -247,8 +246,7 @@ fn retryable(e: &RedisError) -> bool {
 /// reconnect with backoff, forever (until the registry is dropped).
 pub(super) async fn run(shared: Arc<Shared>, target: Target) {
     let opts = &shared.opts;
-    let config = opts.conn.async_config();
-    let mut con: Option<MultiplexedConnection> = None;
+    let mut con: Option<Conn> = None;
     let mut backoff = opts.conn.retry_min;
     let mut failures = 0_u32;
     loop {
@@ -258,7 +256,7 @@ pub(super) async fn run(shared: Arc<Shared>, target: Target) {
             continue;
         }
         if con.is_none() {
-            match target.connect(&config, opts.conn.connect_timeout).await {
+            match target.connect(&opts.conn, None).await {
                 Ok(c) => {
                     con = Some(c);
                     shared.connected.store(true, Ordering::Release);
