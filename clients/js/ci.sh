@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI for the front-end package clients/js (jwt-session-client): `bash clients/js/ci.sh` from
-# anywhere. Needs Node >= 20 (installed from Debian when missing or older) and the npm
-# registry (typescript, a devDependency); everything else is offline.
+# anywhere. Needs Node >= 20, or Debian bookworm's Node 18 (installed from Debian when
+# missing; 18 runs with --experimental-global-customevent, the one global it lacks), and the
+# npm registry (typescript, a devDependency); everything else is offline.
 #
 #   1. the script-tag build: examples/spa/session-client.js equals `node build.mjs` output
 #   2. unit tests: node --test
@@ -16,16 +17,21 @@ step() { printf '\n==> %s\n' "$*"; }
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
 step "node and npm"
-if ! command -v node >/dev/null || [ "$(node_major)" -lt 20 ] || ! command -v npm >/dev/null; then
+if ! command -v node >/dev/null || [ "$(node_major)" -lt 18 ] || ! command -v npm >/dev/null; then
   if [ "$(id -u)" = 0 ]; then sudo=(); else sudo=(sudo); fi
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq nodejs npm
 fi
-if [ "$(node_major)" -lt 20 ]; then
-  echo "node $(node --version 2>/dev/null || echo missing) is older than 20 (Debian bookworm ships 18):" >&2
-  echo "install Node 20+ (Debian trixie, or NodeSource) and run this again" >&2
-  exit 1
-fi
+node_flags=()
+case "$(node_major)" in
+  18) node_flags=(--experimental-global-customevent) ;; # Debian bookworm: CustomEvent is global from 19
+  19) ;;
+  *)
+    if [ "$(node_major)" -lt 18 ]; then
+      echo "node $(node --version 2>/dev/null || echo missing) is older than 18: install Node 20+" >&2
+      exit 1
+    fi ;;
+esac
 node --version
 npm --version
 
@@ -33,13 +39,13 @@ step "dev dependencies (typescript)"
 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 
 step "script-tag build is up to date"
-node build.mjs --check
+node "${node_flags[@]}" build.mjs --check
 
 step "unit tests (node --test)"
-node --test --test-reporter=spec test/
+node "${node_flags[@]}" --test --test-reporter=spec test/
 
 step "npm pack file list"
-node scripts/check-pack.mjs
+node "${node_flags[@]}" scripts/check-pack.mjs
 
 step "TypeScript: consumers of the packed package"
 tsc="$PWD/node_modules/.bin/tsc"

@@ -36,7 +36,8 @@ test("loads and runs in Node without DOM globals, with the global fetch looked u
     assert.equal(client.secondsLeft(), 60);
     client.close(); // the channel and the timer are released: the process exits by itself
   `;
-  execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+  // The same flags as this process (Node 18 needs --experimental-global-customevent).
+  execFileSync(process.execPath, [...process.execArgv, "--input-type=module", "-e", script], {
     cwd: packageDir,
     timeout: 20_000,
     stdio: "pipe",
