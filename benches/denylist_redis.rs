@@ -15,7 +15,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,41 +33,9 @@ use tower::ServiceExt as _;
 const HELD: usize = 100_000;
 const TASKS: u64 = 8;
 
-/// `redis-server` on a free loopback port, killed on drop.
-struct RedisServer(Child, u16);
-
-impl RedisServer {
-    fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let Ok(child) = child else {
-            eprintln!("SKIPPED: redis-server not found; benchmarking the memory backend only");
-            return None;
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Some(Self(child, port))
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
+#[path = "support/redis_server.rs"]
+mod redis_server;
+use redis_server::RedisServer;
 
 fn facts(sid: &str) -> TokenFacts<'_> {
     TokenFacts {
@@ -98,13 +65,13 @@ fn denylist_reads(c: &mut Criterion) {
     let kit = TestKit::new();
     let policy = *kit.config().policy();
     let clock = kit.config().clock();
-    let redis = RedisServer::start();
+    let redis = RedisServer::start("benchmarking the memory backend only");
 
     let memory: Arc<dyn RevocationStore> = MemoryDenylist::builder().build(clock).unwrap();
     let mut backends = vec![("memory", memory)];
     let mut redis_store = None;
     if let Some(server) = &redis {
-        let url = format!("redis://127.0.0.1:{}/", server.1);
+        let url = server.url();
         let options = RedisDenylistOptions::default().clock(kit.config().clock_handle());
         let store = rt.block_on(async {
             let store = RedisDenylist::connect(&url, options).unwrap();

@@ -23,7 +23,6 @@
     missing_docs
 )]
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,45 +33,9 @@ use jwt_session::{RedisDenylist, RedisDenylistOptions, RevocationStore};
 const RUNS: usize = 3;
 const MISSED: usize = 10_000;
 
-/// `redis-server` on a free loopback port, killed on drop.
-struct RedisServer(Child, u16);
-
-impl RedisServer {
-    fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let Ok(child) = child else {
-            eprintln!("SKIPPED: redis-server not found; nothing measured");
-            return None;
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Some(Self(child, port))
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.1)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
+#[path = "support/redis_server.rs"]
+mod redis_server;
+use redis_server::RedisServer;
 
 /// Write `n` live session revocations (as the denylist writes them) with pipelines of
 /// 10,000 `SET … PX`, replacing whatever the namespace held.
@@ -241,7 +204,7 @@ async fn reconnect(kit: &TestKit, redis: &RedisServer, label: &str, c_opts: Redi
 }
 
 fn main() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(redis) = RedisServer::start("nothing measured") else {
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
