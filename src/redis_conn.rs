@@ -18,7 +18,7 @@ use ::redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerTyp
 use ::redis::{
     AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, Connection, ConnectionAddr, ErrorKind,
     FromRedisValue, IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo, RedisError,
-    RedisFuture, RedisResult, TlsCertificates, Value,
+    RedisFuture, RedisResult, TlsCertificates, TlsMode, Value,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -51,8 +51,10 @@ use crate::error::RevocationError;
 ///   master's (the Sentinels are asked without). Every connect asks the Sentinels for the
 ///   current master, so after a failover the backends reconnect to the promoted replica —
 ///   the denylist then resyncs and re-writes its own live revocations, so none is lost. A
-///   `READONLY` reply (a demoted master still reachable) makes them reconnect too. TLS with
-///   Sentinel is not supported yet (`rediss+sentinel://` is an error of `connect`).
+///   `READONLY` reply (a demoted master still reachable) makes them reconnect too.
+///   `rediss+sentinel://…` reaches the Sentinels and the master over TLS, both checked
+///   against the same trust ([`ca_pem`](Self::ca_pem), or the system's roots) and shown
+///   the same client certificate.
 /// * **Cluster** ([`RedisDenylist`](crate::RedisDenylist) only):
 ///   `redis+cluster://[user:password@]host:port[,host:port…]` names some nodes of a Redis
 ///   Cluster (7.0 or later: sharded pub/sub); the client learns the others, follows the
@@ -249,7 +251,10 @@ impl RedisConnection {
     /// settings with a `redis://` URL. The message never includes the URL.
     pub(crate) fn target(&self, url: &str, resp3: bool) -> Result<Target, RevocationError> {
         if let Some(rest) = url.strip_prefix("redis+sentinel://") {
-            return self.sentinel(rest, resp3);
+            return self.sentinel(rest, resp3, false);
+        }
+        if let Some(rest) = url.strip_prefix("rediss+sentinel://") {
+            return self.sentinel(rest, resp3, true);
         }
         if let Some(rest) = url.strip_prefix("redis+cluster://") {
             return self.cluster(rest, resp3);
@@ -259,26 +264,29 @@ impl RedisConnection {
                 "redis: TLS with Redis Cluster (rediss+cluster://) is not supported yet".into(),
             ));
         }
-        if url.starts_with("rediss+sentinel://") {
-            return Err(RevocationError::Backend(
-                "redis: TLS with Sentinel (rediss+sentinel://) is not supported yet".into(),
-            ));
-        }
         self.client(url, resp3).map(|c| Target::Direct(Box::new(c)))
     }
 
     /// `rest`: `[user[:password]@]host:port[,host:port…]/<master name>[/<db>]`.
-    fn sentinel(&self, rest: &str, resp3: bool) -> Result<Target, RevocationError> {
+    /// With `tls` (`rediss+sentinel://`), both the Sentinels and the master are reached over
+    /// TLS, trusting the same CA and presenting the same client certificate.
+    fn sentinel(&self, rest: &str, resp3: bool, tls: bool) -> Result<Target, RevocationError> {
         let bad = |what: &str| {
             Err(RevocationError::Backend(format!(
                 "invalid Redis Sentinel URL (redis+sentinel://[user:password@]host:port[,host:port]/<master>[/<db>]): {what}"
             )))
         };
-        if self.ca.is_some() || self.client_cert.is_some() {
+        if !tls && (self.ca.is_some() || self.client_cert.is_some()) {
             return bad(
-                "a CA bundle or client certificate is set, but TLS with Sentinel is not supported yet",
+                "a CA bundle or client certificate is set but the URL is not rediss+sentinel:// (TLS)",
             );
         }
+        let certs = if tls {
+            install_crypto_provider();
+            Some(self.certificates()?)
+        } else {
+            None
+        };
         let Some((authority, path)) = rest.split_once('/') else {
             return bad("no master name");
         };
@@ -304,6 +312,14 @@ impl RedisConnection {
                 .rsplit_once(':')
                 .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)));
             match parsed {
+                Some((h, port)) if !h.is_empty() && tls => {
+                    sentinels.push(ConnectionAddr::TcpTls {
+                        host: h.to_owned(),
+                        port,
+                        insecure: false,
+                        tls_params: None,
+                    });
+                }
                 Some((h, port)) if !h.is_empty() => {
                     sentinels.push(ConnectionAddr::Tcp(h.to_owned(), port));
                 }
@@ -331,6 +347,13 @@ impl RedisConnection {
             }
             if db != 0 {
                 b = b.set_client_to_redis_db(db);
+            }
+            if let Some(certs) = &certs {
+                b = b
+                    .set_client_to_sentinel_tls_mode(TlsMode::Secure)
+                    .set_client_to_sentinel_certificates(certs.clone())
+                    .set_client_to_redis_tls_mode(TlsMode::Secure)
+                    .set_client_to_redis_certificates(certs.clone());
             }
             b.build()
         };

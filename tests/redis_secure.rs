@@ -46,7 +46,7 @@ const REFUSED: Duration = Duration::from_secs(2);
 /// The commands the denylist and the registry (with its scripts) run: the ACL user gets
 /// these and nothing else, on `jwt-test-*` keys and channels only.
 const ACL: &str = "user jwt on >jwt-secret resetkeys ~jwt-test-* resetchannels &jwt-test-* \
-    -@all +hello +auth +ping +select +subscribe +publish +multi +exec \
+    -@all +hello +auth +ping +select +role +subscribe +publish +multi +exec \
     +discard +set +get +mget +scan +xadd +xinfo +xrange +eval +evalsha +hmget +hget +hset +hsetnx +del +exists \
     +pexpire +pttl +zadd +zcard +zcount +zpopmin +zrange +zrem +zremrangebyscore";
 
@@ -63,6 +63,8 @@ struct TlsRedis {
     /// The client certificate and key the server asks for (`tls-auth-clients yes`).
     client_pem: (String, String),
     client_files: (PathBuf, PathBuf),
+    /// Where the CA, server and client certificates are (`ca.pem`, `server.pem`, …).
+    certs: PathBuf,
     _server: SharedServer,
     _dir: tempfile::TempDir,
 }
@@ -132,6 +134,7 @@ fn start() -> TlsRedis {
         ca_file: path("ca.pem"),
         client_pem: (client_cert.pem(), client_key.serialize_pem()),
         client_files: (path("client.pem"), path("client.key")),
+        certs: dir.path().to_owned(),
         _server: server,
         _dir: dir,
     }
@@ -266,9 +269,92 @@ async fn assert_refused_with(kit: &TestKit, store: Arc<RedisDenylist>, failure: 
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "fail closed");
 }
 
+/// A Sentinel on TLS only (plus a plain port for the test's checks), monitoring the TLS
+/// server as master `tls-master` over TLS (its server certificate doubles as the client
+/// certificate the master asks for). Returns it with its TLS port.
+fn tls_sentinel(redis: &TlsRedis) -> (SharedServer, u16) {
+    let (port, tls_port) = (free_port(), free_port());
+    let file = |name: &str| redis.certs.join(name).display().to_string();
+    let conf = redis.certs.join(format!("sentinel-{tls_port}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ntls-port {tls_port}\ntls-cert-file {}\n\
+             tls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients yes\n\
+             tls-replication yes\nsentinel monitor tls-master 127.0.0.1 {} 1\n",
+            file("server.pem"),
+            file("server.key"),
+            file("ca.pem"),
+            redis.tls_port,
+        ),
+    )
+    .unwrap();
+    let sentinel = SharedServer::spawn(
+        &[conf.display().to_string(), "--sentinel".to_owned()],
+        Some(&redis.certs.join(format!("sentinel-{tls_port}.log"))),
+        || {
+            // Ready once it has reached the master over TLS.
+            let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+                return false;
+            };
+            let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
+                return false;
+            };
+            let master: redis::RedisResult<Vec<(String, String)>> = redis::cmd("SENTINEL")
+                .arg("master")
+                .arg("tls-master")
+                .query(&mut con);
+            master.is_ok_and(|fields| fields.iter().any(|(k, v)| k == "flags" && v == "master"))
+        },
+    );
+    (sentinel, tls_port)
+}
+
 // ---------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_flow_through_a_sentinel_over_tls() {
+    let Some(redis) = tls_redis() else { return };
+    let (_sentinel, sentinel_port) = tokio::task::spawn_blocking(|| tls_sentinel(redis))
+        .await
+        .unwrap();
+    let url = format!("rediss+sentinel://127.0.0.1:{sentinel_port}/tls-master");
+    let kit = TestKit::new();
+    let ns = namespace();
+    let a = instance(&kit, &url, denylist_options(&kit, &ns, connection(redis))).await;
+    let b = instance(&kit, &url, denylist_options(&kit, &ns, connection(redis))).await;
+    let (alice, alice_csrf) = login(&kit, "alice");
+    let (bob, _) = login(&kit, "bob");
+    a.post("/session/logout", &alice, &alice_csrf).await;
+    until(
+        CONVERGE,
+        "B (through the TLS Sentinel) refuses alice's session revoked on A",
+        async || b.me(&alice).await == Err(Refusal::Revoked),
+    )
+    .await;
+    assert_eq!(b.me(&bob).await, Ok(()));
+    assert!(a.store.flush(CONVERGE).await);
+    // Written through the master the Sentinel named, by the ACL user.
+    let keys = redis.keys(&ns);
+    assert!(keys.iter().any(|k| k.contains("revoked:")), "{keys:?}");
+
+    // A Sentinel whose certificate another CA signed: a typed TLS failure, fail closed.
+    let other_ca = ca("another CA");
+    let wrong = RedisDenylist::connect(
+        &url,
+        denylist_options(&kit, &namespace(), connection(redis).ca_pem(other_ca.pem())),
+    )
+    .unwrap();
+    assert_refused_with(&kit, wrong, RedisFailure::Tls).await;
+    // TLS settings on a plain Sentinel URL cannot work: an error of `connect`.
+    let plain = format!("redis+sentinel://127.0.0.1:{sentinel_port}/tls-master");
+    let err = RedisDenylist::connect(&plain, denylist_options(&kit, &ns, connection(redis)))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("rediss+sentinel://"), "{err}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_flow_between_two_instances_over_tls_as_an_acl_user() {
