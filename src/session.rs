@@ -260,7 +260,8 @@ impl<T> Login<T> {
 /// data that must not come back (a role, a permission).
 ///
 /// If the new token cannot be issued (e.g. the data makes it too large), the response is
-/// replaced by a 500 `session_issue_failed`: the handler asked for it.
+/// replaced by a 500 `session_issue_failed`: the handler asked for it. Nothing is retired
+/// then: the older token stays valid.
 #[derive(Clone)]
 pub struct Update<T = ()> {
     pub(crate) data: T,

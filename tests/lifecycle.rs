@@ -585,27 +585,50 @@ async fn update_never_moves_the_absolute_deadline() {
         .assert_refused_and_cleared_only(Refusal::ExpiredAbsolute, "at +8 h + leeway");
 }
 
-/// An update whose token cannot be issued (the data is over the token's size cap) must not
-/// be answered as a success without its cookie: the handler's "updated" would be a lie
-/// (as for a `Login`, whose failed issue replaces the response with a 500).
-#[tokio::test]
-async fn an_update_that_cannot_be_issued_is_not_answered_as_a_success() {
+/// An update whose token cannot be issued (the data is over the token's size cap) is not
+/// answered as a success without its cookie: the handler's "updated" would be a lie. As
+/// documented on `Update`, the response is replaced by a 500 `session_issue_failed` (as
+/// for a `Login` whose issue fails), nothing is set, and the session goes on unchanged —
+/// with `retire_older` too: older tokens are retired only once the new one is issued.
+async fn update_over_the_size_cap(route_suffix: &str) {
     let kit = TestKit::new();
     let (app, _) = app(&kit);
     let (alice, _) = login_as(&kit, &app, "alice", false).await;
     kit.advance(secs(10));
 
     let huge = "x".repeat(4000);
-    let reply = post_as(&kit, &app, &format!("/profile/{huge}"), &alice).await;
-    assert!(
-        !(reply.status.is_success() && reply.new_token().is_none()),
-        "answered {} without the updated cookie (cookies {:?})",
+    let what = format!("an update of 4000 bytes{route_suffix}");
+    let reply = post_as(
+        &kit,
+        &app,
+        &format!("/profile/{huge}{route_suffix}"),
+        &alice,
+    )
+    .await;
+    assert_eq!(
         reply.status,
-        reply.all_cookies
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{what}: {}",
+        reply.text()
     );
+    assert_eq!(reply.code(), "session_issue_failed", "{what}");
+    assert_eq!(reply.refusal, None, "{what}: not a refusal of the session");
+    reply.assert_no_cookie_for(&what);
+
     let me = get_as(&kit, &app, "/me", &alice).await;
-    me.assert_ok("the session is still valid");
+    me.assert_ok(&format!("{what}: the session is still valid"));
     assert_eq!(me.json()["display_name"], "");
+    assert!(kit.store().is_empty(), "{what}: nothing revoked or retired");
+}
+
+#[tokio::test]
+async fn an_update_that_cannot_be_issued_is_not_answered_as_a_success() {
+    update_over_the_size_cap("").await;
+}
+
+#[tokio::test]
+async fn a_retiring_update_that_cannot_be_issued_keeps_the_older_token_valid() {
+    update_over_the_size_cap("/retire").await;
 }
 
 #[tokio::test]
@@ -673,15 +696,20 @@ async fn a_request_in_flight_when_older_tokens_are_retired_sets_no_cookie() {
     me.assert_ok("the updated token");
     assert_eq!(me.json()["display_name"], "Alice");
 }
+
 /// Without `retire_older` an update leaves older tokens fully valid (documented on
-/// `Update`): a request held across it is served, may reissue its own (older) token, and
-/// both the older and the updated token stay accepted — nothing is revoked. Use
-/// `retire_older` when the older data must not come back (see the test above).
+/// `Update`): a request held across it is served and, its reissue being due when it
+/// finishes, sets a token of its own — the same session with the *older* data, sent after
+/// the update's cookie, so it replaces it in the browser. Every token stays accepted;
+/// nothing is revoked. Use `retire_older` when the older data must not come back (see the
+/// test above).
 #[tokio::test]
 async fn a_plain_update_leaves_older_tokens_and_requests_in_flight_valid() {
     let kit = TestKit::new();
     let (app, gate) = app(&kit);
+    let t0 = kit.now();
     let (alice, _) = login_as(&kit, &app, "alice", false).await;
+    let before = claims(&kit, &alice.token);
     kit.advance(secs(10));
 
     let (slow, updated) = held!(
@@ -693,23 +721,36 @@ async fn a_plain_update_leaves_older_tokens_and_requests_in_flight_valid() {
             let token = post_as(&kit, &app, "/profile/Alice", &alice)
                 .await
                 .one_new_token("the update");
+            // The held request's own reissue is due when it finishes.
             kit.advance(secs(REISSUE_AFTER));
             token
         }
     );
     slow.assert_ok("the held request");
-    let updated = alice.with_token(updated);
+    assert_eq!(slow.text(), "slow");
+    let reissued = claims(&kit, &slow.one_new_token("the held request reissues"));
+    assert_eq!(reissued.sid, before.sid, "the same session");
+    assert_eq!(reissued.auth_time, before.auth_time);
+    assert_eq!(reissued.generation, 0);
+    assert_eq!(reissued.data, Profile::default(), "the older data");
+    assert_eq!(reissued.lat, t0 + 10 + REISSUE_AFTER, "slid to now");
+    assert_eq!(
+        claims(&kit, &updated).data,
+        profile("Alice"),
+        "the update's token has the new data"
+    );
+
     assert_eq!(kit.store().len(), 0, "a plain update revokes nothing");
-    get_as(&kit, &app, "/me", &alice)
-        .await
-        .assert_ok("the older token");
-    get_as(&kit, &app, "/me", &updated)
-        .await
-        .assert_ok("the updated token");
-    if let Some(token) = slow.new_token() {
-        get_as(&kit, &app, "/me", &alice.with_token(token))
-            .await
-            .assert_ok("the held request's reissue");
+    let updated = alice.with_token(updated);
+    let reissued = alice.with_token(slow.new_token().unwrap());
+    for (client, what, name) in [
+        (&alice, "the older token", ""),
+        (&updated, "the updated token", "Alice"),
+        (&reissued, "the held request's reissue", ""),
+    ] {
+        let me = get_as(&kit, &app, "/me", client).await;
+        me.assert_ok(what);
+        assert_eq!(me.json()["display_name"], name, "{what}");
     }
 }
 

@@ -2,8 +2,9 @@
 //! free loopback port: several in-process instances (each a `RedisDenylist` behind its own
 //! `SessionLayer`, sharing keys and a manual clock) prove that a logout on one is refused
 //! on the others, that late starters and reconnecting instances resync, that the store
-//! fails closed before its first resync, that a Redis restart loses nothing, and that keys
-//! expire by themselves.
+//! fails closed before its first resync, that a Redis restart loses nothing, that keys
+//! expire by themselves, and that an `Update` retiring older tokens is shared like a
+//! logout.
 //!
 //! `cargo test --features redis --test redis -- --nocapture` also prints the propagation
 //! delay over 1,000 logouts. Without a `redis-server` binary the tests print `SKIPPED:`
@@ -18,10 +19,13 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
+use axum::routing::post;
 use http::StatusCode;
-use jwt_session::TokenFacts;
 use jwt_session::testing::{TestKit, refusal};
-use jwt_session::{RedisDenylist, RedisDenylistOptions, Refusal, RevocationStore, SessionLayer};
+use jwt_session::{
+    RedisDenylist, RedisDenylistOptions, Refusal, RevocationStore, Session, SessionLayer,
+    TokenFacts, Update,
+};
 
 use support::harness::{get_with, post_with, routes, send};
 use support::redis::{Proxy, RedisServer};
@@ -46,9 +50,16 @@ fn options(kit: &TestKit) -> RedisDenylistOptions {
         .response_timeout(Duration::from_secs(1))
 }
 
+/// `POST /update/retire`: the session's data updated in place, older tokens retired.
+async fn update_retiring(_s: Session) -> Update {
+    Update::new(()).retire_older()
+}
+
 fn instance_with(kit: &TestKit, url: &str, options: RedisDenylistOptions) -> Instance {
     let store = RedisDenylist::connect(url, options).unwrap();
-    let app = routes().layer(SessionLayer::<()>::new(kit.config().clone(), store.clone()));
+    let app = routes()
+        .route("/update/retire", post(update_retiring))
+        .layer(SessionLayer::<()>::new(kit.config().clone(), store.clone()));
     Instance { store, app }
 }
 
@@ -79,6 +90,24 @@ impl Instance {
     async fn logout(&self, s: &Sess) {
         let res = self.post("/session/logout", &s.cookie, &s.csrf).await;
         assert_eq!(res.status(), StatusCode::OK, "logout");
+    }
+
+    /// `POST /update/retire` with `s`: 200 and one new token (the next generation of the
+    /// same session); returns it as a `Cookie` header.
+    async fn update_retiring(&self, kit: &TestKit, s: &Sess) -> String {
+        let res = self.post("/update/retire", &s.cookie, &s.csrf).await;
+        assert_eq!(res.status(), StatusCode::OK, "update");
+        let cookie = kit.set_cookie(&res).expect("the updated cookie");
+        assert!(!cookie.is_removal());
+        let claims = kit
+            .config()
+            .codec()
+            .decode::<()>(cookie.value.as_bytes())
+            .unwrap()
+            .claims;
+        assert_eq!(claims.sid, s.sid, "the same session");
+        assert_eq!(claims.generation, 1, "older tokens retired");
+        cookie.as_request_header()
     }
 
     async fn logout_all(&self, s: &Sess) {
@@ -622,4 +651,146 @@ async fn keys_expire_in_redis_by_themselves() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("key expired by itself after {:?}", started.elapsed());
+}
+
+/// `Update::retire_older` on A is shared through Redis like a logout: B (same Redis, same
+/// namespace) then refuses the older token with `session_revoked` and accepts the new
+/// one, an instance started afterwards learns it from its full read, and a logout after
+/// it still ends the whole session everywhere (the retirement's key never masks it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retiring_update_on_one_instance_is_refused_on_the_others() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let kit = TestKit::new(); // idle 30 min, leeway 5 s; propagation margin 5 s
+    let (a, b) = (
+        instance(&kit, &redis.url()).await,
+        instance(&kit, &redis.url()).await,
+    );
+    let alice = login(&kit, "alice");
+    let bob = login(&kit, "bob");
+    assert_eq!(b.me(&alice.cookie).await, Ok(()));
+
+    kit.advance(Duration::from_secs(10));
+    let updated = a.update_retiring(&kit, &alice).await;
+    // Refused on A at once; accepted with the new token.
+    assert_eq!(a.me(&alice.cookie).await, Err(Refusal::Revoked));
+    assert_eq!(a.me(&updated).await, Ok(()));
+    until(CONVERGE, "B refuses the older token", async || {
+        b.me(&alice.cookie).await == Err(Refusal::Revoked)
+    })
+    .await;
+    assert_eq!(b.me(&updated).await, Ok(()), "B accepts the new token");
+    assert_eq!(b.me(&bob.cookie).await, Ok(()), "other sessions untouched");
+    settled(&[&a, &b]).await;
+
+    // In Redis: a key of its own, with the session revocation's I2 lifetime + margin.
+    let key = format!("jwt-session:revoked:gen:1:{}", alice.sid);
+    let mut raw = redis.raw();
+    let stored: String = redis::cmd("GET").arg(&key).query(&mut raw).unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["floor"], 1, "{stored}");
+    assert_eq!(stored["at"], kit.now(), "{stored}");
+    assert_eq!(stored["exp"], kit.now() + 30 * 60 + 5 + 5, "{stored}");
+    let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut raw).unwrap();
+    assert!((1809..=1810).contains(&ttl), "TTL {ttl}");
+
+    // Started afterwards: it learns the retirement from its full read, before ready.
+    let late = instance(&kit, &redis.url()).await;
+    let status = late.store.status();
+    assert_eq!((status.full_syncs, status.incremental_syncs), (1, 0));
+    assert_eq!(late.me(&alice.cookie).await, Err(Refusal::Revoked));
+    assert_eq!(late.me(&updated).await, Ok(()));
+    assert_eq!(late.me(&bob.cookie).await, Ok(()));
+
+    // A logout on B with the new token ends the whole session on every instance, and an
+    // instance started after that refuses every generation too.
+    let newest = Sess {
+        cookie: updated.clone(),
+        csrf: alice.csrf.clone(),
+        sid: alice.sid.clone(),
+        sub: alice.sub.clone(),
+        auth_time: alice.auth_time,
+    };
+    b.logout(&newest).await;
+    until(
+        CONVERGE,
+        "A and the late instance refuse the new token",
+        async || {
+            a.me(&updated).await == Err(Refusal::Revoked)
+                && late.me(&updated).await == Err(Refusal::Revoked)
+        },
+    )
+    .await;
+    settled(&[&a, &b, &late]).await;
+    let later = instance(&kit, &redis.url()).await;
+    assert_eq!(later.me(&updated).await, Err(Refusal::Revoked));
+    assert_eq!(later.me(&alice.cookie).await, Err(Refusal::Revoked));
+    assert_eq!(later.me(&bob.cookie).await, Ok(()));
+}
+
+/// I1 for retirements across instances: C, cut off, does not know that A retired the
+/// older tokens of a session, and keeps sliding one. Once C learns of it (late), every
+/// instance must keep the retirement until the older-generation tokens C minted meanwhile
+/// have expired — as for a logout learned late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_older_token_reissued_while_cut_off_stays_retired() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let kit = TestKit::new(); // idle 30 min, reissue after 60 s, leeway 5 s
+    let proxy = Proxy::start(redis.port, true).await;
+    let a = instance(&kit, &redis.url()).await;
+    let c = instance(&kit, &proxy.url()).await;
+    let alice = login(&kit, "alice");
+
+    proxy.cut();
+    until(CONVERGE, "C stale", async || c.store.status().stale).await;
+    let updated = a.update_retiring(&kit, &alice).await;
+    // 20 minutes later C, which does not know, slides the older token: generation 0.
+    kit.advance(Duration::from_secs(20 * 60));
+    let res = c.post("/session/refresh", &alice.cookie, &alice.csrf).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let reissued = kit.set_cookie(&res).expect("reissued cookie");
+    assert!(!reissued.is_removal());
+    let generation = kit
+        .config()
+        .codec()
+        .decode::<()>(reissued.value.as_bytes())
+        .unwrap()
+        .claims
+        .generation;
+    assert_eq!(generation, 0, "C slid the older generation");
+    let reissued = reissued.as_request_header();
+
+    proxy.restore();
+    settled(&[&a, &c]).await;
+    assert_eq!(c.me(&reissued).await, Err(Refusal::Revoked));
+    assert_eq!(c.me(&updated).await, Ok(()), "the new generation lives");
+    // C learned it 20 min late, so it re-dated and re-shared it: the retirement in Redis
+    // now lasts a whole lifetime (30 min + leeway 5 s + margin 5 s) from now.
+    let key = format!("jwt-session:revoked:gen:1:{}", alice.sid);
+    let mut raw = redis.raw();
+    let stored: String = redis::cmd("GET").arg(&key).query(&mut raw).unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["floor"], 1, "{stored}");
+    assert_eq!(stored["at"], kit.now(), "not re-dated: {stored}");
+    assert_eq!(stored["exp"], kit.now() + 30 * 60 + 10, "{stored}");
+
+    // Past the original retirement's lifetime (update + 30 min + leeway + margin), before
+    // the reissued token's expiry (50 min): both instances still refuse it, even after
+    // sweeping. (The re-dated copy reaches A by pub/sub, hence `until`.)
+    kit.advance(Duration::from_secs(20 * 60));
+    let now = kit.now();
+    until(CONVERGE, "A and C refuse the reissued token", async || {
+        for i in [&a, &c] {
+            i.store.sweep(now);
+            if i.me(&reissued).await != Err(Refusal::Revoked) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert_eq!(a.me(&reissued).await, Err(Refusal::Revoked));
 }

@@ -100,7 +100,8 @@ impl RedisStatus {
 ///   Either way nothing published while it was away is missed (I1).
 ///
 /// Keys and channel (with the default namespace `jwt-session:`):
-/// `jwt-session:revoked:sid:<sid>`, `jwt-session:revoked:sub:<before>:<sub>`, the channel
+/// `jwt-session:revoked:sid:<sid>`, `jwt-session:revoked:sub:<before>:<sub>`,
+/// `jwt-session:revoked:gen:<floor>:<sid>` (older tokens retired by an update), the channel
 /// `jwt-session:revocations` and the stream `jwt-session:changes`. Keys expire in Redis by
 /// themselves.
 ///
@@ -150,10 +151,11 @@ impl RedisStatus {
 /// fails on both `not_synced` and `stale`; to keep an instance in rotation through a Redis
 /// outage, probe [`RedisStatus::ready`] only.
 ///
-/// A session revocation that an instance learns late (more than the propagation margin
-/// after it was made, because either side was cut off) is re-dated to the moment it was
-/// learned and shared again, so every instance keeps it long enough to refuse the tokens
-/// a stale instance may have reissued meanwhile (I1).
+/// A session revocation (or a retirement of older tokens by
+/// [`Update::retire_older`](crate::Update::retire_older)) that an instance learns late
+/// (more than the propagation margin after it was made, because either side was cut off)
+/// is re-dated to the moment it was learned and shared again, so every instance keeps it
+/// long enough to refuse the tokens a stale instance may have reissued meanwhile (I1).
 ///
 /// Limits: the outbox lives in process memory: call [`flush`](RedisDenylist::flush) on
 /// shutdown. If Redis loses its data (restart without persistence) *and* the instance that
@@ -315,16 +317,21 @@ impl Shared {
         self.wake.notify_one();
     }
 
-    /// Does the mirror hold a revocation of session `sid`?
-    fn holds_session(&self, sid: &str) -> bool {
+    /// Does the mirror already refuse every token of session `sid` below generation
+    /// `floor` (`FULL`: the whole session)? A floor of 0 refuses nothing: held.
+    fn holds_session(&self, sid: &str, floor: u32) -> bool {
+        let Some(below) = floor.checked_sub(1) else {
+            return true;
+        };
         // Only the `sid` lookup can match: `lat` is above any watermark, and no subject
-        // revocation covers a login at the end of time.
+        // revocation covers a login at the end of time. `below` is at most
+        // `NEWEST_GENERATION`, the probe of a whole-session revocation.
         let probe = TokenFacts {
             sid,
             sub: "",
             auth_time: i64::MAX,
             lat: i64::MAX,
-            generation: super::NEWEST_GENERATION,
+            generation: below.min(super::NEWEST_GENERATION),
         };
         self.mirror.is_revoked(probe).unwrap_or(false)
     }
@@ -340,12 +347,14 @@ impl Shared {
             }
         };
         let record = match record {
+            // A whole-session revocation, or a retirement of older generations
+            // (`Update::retire_older`): the same holds for the tokens it refuses.
             Record::Session {
                 sid,
                 exp,
                 at,
-                floor: FULL,
-            } if !first && !self.holds_session(&sid) => {
+                floor,
+            } if !first && !self.holds_session(&sid, floor) => {
                 // Learned now: tokens this instance reissued before now may live until
                 // now + their lifetime; keep the revocation as long (I1).
                 let now = self.opts.clock.now();
@@ -358,7 +367,7 @@ impl Shared {
                         sid,
                         exp,
                         at: now,
-                        floor: FULL,
+                        floor,
                     };
                     self.share(&redated, exp, now);
                     redated
@@ -367,7 +376,7 @@ impl Shared {
                         sid,
                         exp,
                         at,
-                        floor: FULL,
+                        floor,
                     }
                 }
             }

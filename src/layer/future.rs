@@ -295,9 +295,10 @@ fn end_session<T>(
 }
 
 /// Older tokens of this session stop being accepted: the store refuses tokens of this
-/// `sid` below the new generation (I2 TTL, shared like any revocation). Recorded before
-/// the new token is sent, so a request in flight with an older token that finishes after
-/// this point reissues nothing.
+/// `sid` below the new generation (I2 TTL, shared like any revocation). Recorded once the
+/// new token is minted and before it is sent, so a request in flight with an older token
+/// that finishes after this point reissues nothing, and an update whose token cannot be
+/// issued retires nothing.
 fn retire<T, U>(state: &LayerState<T>, next: &Claims<U>, policy: &crate::claims::Policy) {
     if let Err(e) = state.store.retire_generations(
         &next.sid,
@@ -377,6 +378,13 @@ fn reissue<T: SessionData, B: From<String>>(
     }
     // The handler asked for this token: failing to mint it is an error, not a success.
     let explicit = matches!(change, Change::Update { .. });
+    let retiring = matches!(
+        change,
+        Change::Update {
+            retire_older: true,
+            ..
+        }
+    );
     let next = match change {
         Change::Update {
             data,
@@ -386,11 +394,6 @@ fn reissue<T: SessionData, B: From<String>>(
             let data = data.unwrap_or_else(|| claims.data.clone());
             claims
                 .updated(data, now, policy, retire_older)
-                .inspect(|next| {
-                    if retire_older {
-                        retire(state, next, policy);
-                    }
-                })
                 .map(|mut next| {
                     if fresh {
                         // Never before the login (dated a second ahead after a "log out
@@ -420,6 +423,11 @@ fn reissue<T: SessionData, B: From<String>>(
     });
     match issued {
         Ok((next, (name, value), left)) => {
+            // Only once the new token exists: a retirement without it would leave the
+            // session no valid token at all.
+            if retiring {
+                retire(state, &next, policy);
+            }
             crate::obs::reissued();
             super::record::record(state, &next, client);
             let headers = res.headers_mut();
