@@ -2,6 +2,8 @@
 //! otherwise parse by hand, with a prefix of your choice, humantime durations and typed
 //! errors that name the variable.
 //!
+//! Available with the `env` feature.
+//!
 //! | variable (after the prefix) | setting | example |
 //! | --- | --- | --- |
 //! | `IDLE` / `ABSOLUTE` | [`idle_timeout`](crate::SessionConfigBuilder::idle_timeout) / [`absolute_timeout`](crate::SessionConfigBuilder::absolute_timeout) | `15m` / `8h` |
@@ -29,6 +31,8 @@ use std::time::Duration;
 use crate::config::{DEFAULT_REMEMBER_ABSOLUTE, DEFAULT_REMEMBER_IDLE, SessionConfigBuilder};
 
 /// A variable that is set but cannot be used.
+///
+/// Available with the `env` feature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EnvError {
@@ -52,6 +56,8 @@ pub enum EnvError {
 
 /// The value of `var`, or `None` when it is unset or empty.
 ///
+/// Available with the `env` feature.
+///
 /// # Errors
 ///
 /// [`EnvError::NotUnicode`].
@@ -74,6 +80,8 @@ fn invalid(name: &str, value: &str, problem: impl Into<String>) -> EnvError {
 
 /// A humantime duration (`3s`, `15m`, `8h`, `7d`) from `name`, or `default` when unset.
 ///
+/// Available with the `env` feature.
+///
 /// # Errors
 ///
 /// [`EnvError`] naming the variable when it is set but not a duration.
@@ -91,6 +99,8 @@ pub fn duration(name: &str, default: Duration) -> Result<Duration, EnvError> {
 }
 
 /// A boolean (`1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`) from `name`, if set.
+///
+/// Available with the `env` feature.
 ///
 /// # Errors
 ///
@@ -110,6 +120,8 @@ impl SessionConfigBuilder {
     /// Apply the settings of the environment variables named `prefix` + the names in the
     /// [module table](crate::env) (feature `env`). Unset variables change nothing, so
     /// call it after your own defaults.
+    ///
+    /// Available with the `env` feature.
     ///
     /// # Errors
     ///

@@ -45,12 +45,16 @@
 //! | --- | --- | --- |
 //! | `aws-lc` | yes | jsonwebtoken's aws-lc-rs backend |
 //! | `rust-crypto` | no | jsonwebtoken's RustCrypto backend (use with `--no-default-features`) |
-//! | `test-util` | no | `ManualClock` and the `testing` kit |
-//! | `redis` | no | `RedisDenylist`: revocation shared by many instances |
+//! | `test-util` | no | `ManualClock` and the `testing` kit (`testing::TestKit`, `testing::TestClient`) |
+//! | `env` | no | settings from environment variables: `SessionConfigBuilder::from_env` and the `env` module |
+//! | `jwks` | no | verify-only services that fetch the issuer's JWK Set by URL ([`KeySetSource::Url`]) |
+//! | `redis` | no | `RedisDenylist` and `RedisRegistry`: revocation and the session registry shared by many instances through Redis (`RedisConnection`, `RedisStatus`, …) |
 //! | `metrics` | no | counters and gauges through the `metrics` facade ([Observability](#observability)) |
-//! | `cli` | no | the operator's `jwt-session` binary |
+//! | `cli` | no | the operator's `jwt-session` binary (`keygen`, `jwks`, `inspect`, `revoke`, `status`, `sessions`, `rotate`, …) |
 //!
-//! Exactly one crypto backend must be enabled; anything else is a compile error.
+//! Exactly one crypto backend must be enabled; anything else is a compile error. Every
+//! item that needs a feature says so in its documentation ("Available with the `redis`
+//! feature.").
 //!
 //! # Observability
 //!

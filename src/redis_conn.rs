@@ -31,6 +31,8 @@ use crate::error::RevocationError;
 /// ([`RedisDenylistOptions::connection`](crate::RedisDenylistOptions::connection),
 /// [`RedisRegistryOptions::connection`](crate::RedisRegistryOptions::connection)).
 ///
+/// Available with the `redis` feature.
+///
 /// * **TLS**: use a `rediss://host:port/` URL. The server's certificate is checked against
 ///   the system's trusted roots, or — for a private CA — only against the CA bundle given
 ///   with [`ca_pem`](Self::ca_pem) or [`ca_file`](Self::ca_file). The host name in the URL
@@ -744,6 +746,8 @@ fn install_crypto_provider() {
 
 /// The kind of the last failure a Redis backend met (in its status), for alerts and for
 /// telling a configuration mistake from an outage.
+///
+/// Available with the `redis` feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RedisFailure {

@@ -171,6 +171,24 @@ pub(crate) fn parts_conflict<B: From<String>>(detail: &str) -> Response<B> {
     )
 }
 
+/// A 500 for a `Login` / `Update` response part of another data type than the layer's
+/// (`session_data_type_mismatch`, as for an extractor): nothing it asked is done.
+pub(crate) fn part_type_mismatch<B: From<String>>(
+    layer: &str,
+    part: &str,
+    part_type: &str,
+) -> Response<B> {
+    let message = format!(
+        "the route is behind SessionLayer<{layer}> but its response carries {part}<{part_type}>: \
+         use the layer's data type"
+    );
+    tracing::error!("{message}");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorBody::new("session_data_type_mismatch", &message),
+    )
+}
+
 /// Every response of a live session: the seconds left and `no-store`; for a CORS
 /// request (`cors`: it named its `Origin`), the header exposed to the reading script.
 pub(crate) fn stamp(headers: &mut HeaderMap, seconds_left: u64, cors: bool) {

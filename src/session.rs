@@ -300,6 +300,29 @@ pub(crate) struct PendingLogin<T>(pub(crate) Login<T>);
 #[derive(Clone)]
 pub(crate) struct PendingUpdate<T>(pub(crate) Update<T>);
 
+/// The data types of the `Login` / `Update` parts of a response, by name: lets a layer of
+/// another data type answer `session_data_type_mismatch` instead of dropping the part
+/// (the pending part itself is keyed by its type, which that layer cannot see).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PartDataTypes {
+    pub(crate) login: Option<&'static str>,
+    pub(crate) update: Option<&'static str>,
+}
+
+impl PartDataTypes {
+    fn add(res: &mut ResponseParts, set: impl FnOnce(&mut PartDataTypes)) {
+        let extensions = res.extensions_mut();
+        match extensions.get_mut::<PartDataTypes>() {
+            Some(types) => set(types),
+            None => {
+                let mut types = PartDataTypes::default();
+                set(&mut types);
+                extensions.insert(types);
+            }
+        }
+    }
+}
+
 /// What the handler's response parts asked of the layer, gathered over every part of one
 /// response (several parts compose; see the [`crate::layer`] docs for the order).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -328,6 +351,7 @@ impl<T: Clone + Send + Sync + 'static> IntoResponseParts for Login<T> {
     type Error = std::convert::Infallible;
     fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
         res.extensions_mut().insert(PendingLogin(self));
+        PartDataTypes::add(&mut res, |t| t.login = Some(std::any::type_name::<T>()));
         Ok(res)
     }
 }
@@ -343,6 +367,7 @@ impl<T: Clone + Send + Sync + 'static> IntoResponseParts for Update<T> {
     type Error = std::convert::Infallible;
     fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
         res.extensions_mut().insert(PendingUpdate(self));
+        PartDataTypes::add(&mut res, |t| t.update = Some(std::any::type_name::<T>()));
         Ok(res)
     }
 }

@@ -2,6 +2,8 @@
 //! a signing key made on the spot, minting a valid cookie for any user in one call, and
 //! reading `Set-Cookie` and refusal reasons off responses.
 //!
+//! Available with the `test-util` feature.
+//!
 //! ```
 //! use axum::{Router, routing::post, body::Body};
 //! use http::{Request, StatusCode};
@@ -49,6 +51,8 @@ use crate::session::SessionData;
 
 /// A session configuration for tests: a fresh Ed25519 key, a [`ManualClock`] and a
 /// memory denylist, all shared with the layers it makes.
+///
+/// Available with the `test-util` feature.
 #[derive(Debug, Clone)]
 pub struct TestKit {
     clock: ManualClock,
@@ -163,13 +167,51 @@ impl TestKit {
         format!("{}={token}", self.config.cookie().name())
     }
 
-    /// A `Cookie` header value with a fresh session for `sub` (no app data).
+    /// A `Cookie` header value with a fresh session for `sub` whose app data is `()`
+    /// (the claim `"dat": null`): for a [`SessionLayer<()>`](SessionLayer).
+    ///
+    /// Behind a layer with app data (`SessionLayer<UserData>`) this cookie is refused
+    /// with 401 `session_data_invalid`, because `null` is not a `UserData` (not even one
+    /// whose fields all have `#[serde(default)]`): use [`cookie_with`](Self::cookie_with)
+    /// there. For a request that needs the CSRF token too, use [`mint`](Self::mint) and
+    /// [`cookie_header`](Self::cookie_header), or a [`TestClient`].
     ///
     /// # Panics
     ///
     /// Only if the operating system's RNG fails.
     pub fn cookie(&self, sub: &str) -> String {
-        let (token, _) = self.mint(sub, ()).expect("minting a test session");
+        self.cookie_with(sub, ())
+    }
+
+    /// A `Cookie` header value with a fresh session for `sub` carrying the app data
+    /// `data`: what a `SessionLayer<T>` accepts.
+    ///
+    /// ```
+    /// # use axum::{Router, body::Body, routing::get};
+    /// # use http::{Request, StatusCode};
+    /// # use jwt_session::{Session, testing::TestKit};
+    /// # use serde::{Deserialize, Serialize};
+    /// # use tower::ServiceExt as _;
+    /// #[derive(Clone, Serialize, Deserialize)]
+    /// struct UserData { role: String }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let kit = TestKit::new();
+    /// let app = Router::new()
+    ///     .route("/role", get(|s: Session<UserData>| async move { s.data().role.clone() }))
+    ///     .layer(kit.layer::<UserData>());
+    /// let cookie = kit.cookie_with("alice", UserData { role: "admin".into() });
+    /// let req = Request::get("/role").header("cookie", cookie).body(Body::empty()).unwrap();
+    /// let res = app.oneshot(req).await.unwrap();
+    /// assert_eq!(res.status(), StatusCode::OK);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Only if the operating system's RNG fails or `data` is too large for a token.
+    pub fn cookie_with<T: SessionData>(&self, sub: &str, data: T) -> String {
+        let (token, _) = self.mint(sub, data).expect("minting a test session");
         self.cookie_header(&token)
     }
 
@@ -193,6 +235,8 @@ impl TestKit {
 }
 
 /// One parsed `Set-Cookie` header.
+///
+/// Available with the `test-util` feature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SetCookie {
@@ -219,6 +263,8 @@ impl SetCookie {
 }
 
 /// Every `Set-Cookie` of a response, parsed.
+///
+/// Available with the `test-util` feature.
 pub fn set_cookies<B>(res: &Response<B>) -> Vec<SetCookie> {
     res.headers()
         .get_all(SET_COOKIE)
@@ -237,6 +283,8 @@ pub fn set_cookies<B>(res: &Response<B>) -> Vec<SetCookie> {
 }
 
 /// The refusal reason a response carries (in its extensions), if any.
+///
+/// Available with the `test-util` feature.
 pub fn refusal<B>(res: &Response<B>) -> Option<Refusal> {
     res.extensions().get::<Refusal>().copied()
 }
@@ -246,6 +294,8 @@ pub fn refusal<B>(res: &Response<B>) -> Option<Refusal> {
 /// removal), sends the session's CSRF token on unsafe requests — in `X-CSRF-Token`, or as
 /// the `csrf_token` field of [`form`](TestRequest::form) bodies — and exposes each
 /// response's refusal.
+///
+/// Available with the `test-util` feature.
 ///
 /// ```
 /// use axum::{Router, routing::{get, post}};
@@ -273,6 +323,8 @@ pub struct TestClient {
 }
 
 /// One response seen by a [`TestClient`].
+///
+/// Available with the `test-util` feature.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TestResponse {
@@ -306,6 +358,8 @@ impl TestResponse {
 }
 
 /// A request being built by a [`TestClient`]; [`send`](Self::send) it.
+///
+/// Available with the `test-util` feature.
 #[derive(Debug)]
 #[must_use]
 pub struct TestRequest<'c> {

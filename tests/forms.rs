@@ -16,11 +16,14 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::{Form, Multipart};
 use axum::response::Html;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use http::{HeaderMap, Method, Request, StatusCode, header};
+use http::{HeaderMap, Method, Request, StatusCode, Uri, header};
 use jwt_session::testing::TestKit;
-use jwt_session::{CSRF_HEADER, Login, Logout, Refusal, Session};
+use jwt_session::{
+    CSRF_HEADER, Login, Logout, Refusal, Session, SessionContext, proves_same_origin,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 mod support;
@@ -876,6 +879,171 @@ async fn a_login_form_without_a_session_is_still_refused_cross_origin() {
         "a session cookie was set"
     );
     assert_eq!(hits.count(), 1);
+}
+
+/// A login form's handler as the README tells apps to write it: no session (so no CSRF
+/// token) yet, so it starts one only with positive proof that the form is the site's own
+/// (`proves_same_origin`); without it, 403 and no cookie (login CSRF).
+fn checked_login_app(kit: &TestKit, hits: &Hits) -> Router {
+    let hits = hits.clone();
+    Router::new()
+        .route(
+            "/login",
+            post(
+                move |ctx: SessionContext,
+                      headers: HeaderMap,
+                      uri: Uri,
+                      Form(form): Form<LoginForm>| async move {
+                    let authority = uri.authority().map(|a| a.as_str());
+                    if !proves_same_origin(&headers, authority, ctx.config().origins()) {
+                        return (StatusCode::FORBIDDEN, "sign in from this site").into_response();
+                    }
+                    hits.hit();
+                    (Login::new(form.user, ()).unwrap(), "welcome").into_response()
+                },
+            ),
+        )
+        .layer(kit.layer::<()>().with_forms())
+}
+
+/// A login form post without a session, with `headers` as a browser (or an attacker's
+/// page) sends them.
+fn login_post(headers: &[(&str, &str)]) -> Request<Body> {
+    let mut builder =
+        to_site(Method::POST, HOST, "/login", None).header(header::CONTENT_TYPE, URLENCODED);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder
+        .body(Body::from(urlencoded(&[("user", "mallory")])))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_login_handler_checking_proves_same_origin_starts_no_session_from_another_site() {
+    let kit = TestKit::new();
+    let hits = Hits::default();
+    let app = checked_login_app(&kit, &hits);
+
+    // Marked cross-site: the layer refuses before the handler runs.
+    for headers in [
+        &[("origin", EVIL_ORIGIN)][..],
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("sec-fetch-site", "cross-site"), ("origin", EVIL_ORIGIN)][..],
+        &[("origin", "null")][..],
+        // Another origin of the same site (a sibling subdomain) is not trusted.
+        &[
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://blog.app.example"),
+        ][..],
+        // The right host over the wrong scheme (the kit's cookies are `Secure`: https).
+        &[("origin", "http://app.example")][..],
+    ] {
+        let reply = fetch(&app, login_post(headers)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{headers:?}: {}",
+            reply.text()
+        );
+        assert!(
+            reply.all_cookies.is_empty(),
+            "{headers:?}: no session was started"
+        );
+    }
+    assert_eq!(hits.count(), 0);
+
+    // Neither header (a page that suppressed them, an old browser, a script): the layer
+    // lets it through as a non-browser client, and the handler's check refuses it.
+    let reply = fetch(&app, login_post(&[])).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
+    assert_eq!(reply.text(), "sign in from this site");
+    assert!(reply.all_cookies.is_empty(), "no session without proof");
+    assert_eq!(hits.count(), 0);
+
+    // The site's own form: `Origin` of the site, or `Sec-Fetch-Site: same-origin`.
+    let name = kit.config().cookie().name();
+    for headers in [
+        &[("origin", OWN_ORIGIN)][..],
+        &[("sec-fetch-site", "same-origin")][..],
+        &[("sec-fetch-site", "same-origin"), ("origin", OWN_ORIGIN)][..],
+    ] {
+        let reply = fetch(&app, login_post(headers)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{headers:?}: {}",
+            reply.text()
+        );
+        assert_eq!(reply.text(), "welcome");
+        assert!(
+            reply
+                .all_cookies
+                .iter()
+                .any(|c| c.name == name && !c.is_removal()),
+            "{headers:?}: a session cookie was set"
+        );
+    }
+    assert_eq!(hits.count(), 3);
+}
+
+#[test]
+fn proves_same_origin_needs_positive_proof_of_the_sites_own_origin() {
+    let kit = TestKit::configure(|b| b.trusted_origin("https://admin.app.example")).unwrap();
+    let policy = kit.config().origins();
+    let proves = |headers: &[(&str, &str)], authority: Option<&str>| {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        proves_same_origin(&map, authority, policy)
+    };
+    let host = ("host", HOST);
+
+    // Proof: the site's own origin (default port normalised), a same-origin fetch, a
+    // trusted origin.
+    assert!(proves(&[host, ("origin", OWN_ORIGIN)], None));
+    assert!(proves(
+        &[("host", "app.example:443"), ("origin", OWN_ORIGIN)],
+        None
+    ));
+    assert!(proves(&[host, ("sec-fetch-site", "same-origin")], None));
+    assert!(proves(
+        &[host, ("origin", "https://admin.app.example")],
+        None
+    ));
+    // Over HTTP/2 there is no `Host`: the URI's authority stands in.
+    assert!(proves(&[("origin", OWN_ORIGIN)], Some(HOST)));
+
+    // No proof: nothing at all, or anything another site could send.
+    assert!(!proves(&[host], None), "neither header proves nothing");
+    assert!(!proves(&[host, ("origin", EVIL_ORIGIN)], None));
+    assert!(!proves(&[host, ("origin", "null")], None));
+    assert!(
+        !proves(&[host, ("origin", "http://app.example")], None),
+        "wrong scheme"
+    );
+    assert!(
+        !proves(&[host, ("origin", "https://app.example:8443")], None),
+        "wrong port"
+    );
+    assert!(!proves(&[host, ("sec-fetch-site", "cross-site")], None));
+    assert!(!proves(&[host, ("sec-fetch-site", "same-site")], None));
+    assert!(!proves(&[host, ("sec-fetch-site", "none")], None));
+    // A same-origin claim contradicted by a foreign `Origin` proves nothing.
+    assert!(!proves(
+        &[
+            host,
+            ("sec-fetch-site", "same-origin"),
+            ("origin", EVIL_ORIGIN)
+        ],
+        None
+    ));
+    // An `Origin` that names the host with no `Host` or authority to compare it with.
+    assert!(!proves(&[("origin", OWN_ORIGIN)], None));
 }
 
 #[tokio::test]

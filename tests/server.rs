@@ -794,6 +794,86 @@ async fn hostile_sibling_cookies_and_wrong_scheme_origins_are_handled_over_a_soc
     assert_eq!(res.status(), StatusCode::CREATED);
 }
 
+/// The HTML login form (DESIGN.md "Server-rendered pages"): `POST /login` as a form
+/// starts a session only with positive proof that it was sent from this origin (login
+/// CSRF). A foreign `Origin`, `Sec-Fetch-Site: cross-site`, the wrong scheme or no proof
+/// at all: 403 and no session cookie, even with the right password. With proof: `303`
+/// to `next` and a session.
+#[tokio::test]
+async fn the_login_form_starts_a_session_only_with_same_origin_proof() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    // Redirects are the answer under test: never follow them.
+    let http = Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let form = "username=alice&password=wonderland&next=%2Faccount";
+    let post_form = |headers: &[(&str, &str)]| {
+        let mut req = http
+            .post(server.url("/login"))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send()
+    };
+    let wrong_scheme = server.base.replacen("http://", "https://", 1);
+
+    // Refused by the session layer: marked as coming from elsewhere.
+    for headers in [
+        vec![("origin", "https://evil.example")],
+        vec![("sec-fetch-site", "cross-site")],
+        vec![
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://evil.example"),
+        ],
+        vec![("origin", wrong_scheme.as_str())],
+    ] {
+        let res = post_form(&headers).await.unwrap();
+        assert_no_session_cookie(res.headers(), &format!("{headers:?}"));
+        expect_error(res, 403, "origin_rejected").await;
+    }
+
+    // No proof at all (neither header): the layer lets a non-browser client through, the
+    // form handler does not start a session.
+    let res = post_form(&[]).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_no_session_cookie(res.headers(), "no Origin, no Sec-Fetch-Site");
+    assert!(
+        res.headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/html")),
+        "the form again, as HTML"
+    );
+    let page = res.text().await.unwrap();
+    assert!(page.contains("must be sent from this site"), "{page}");
+
+    // The site's own form: `Origin` of this server, or `Sec-Fetch-Site: same-origin`.
+    for headers in [
+        vec![("origin", server.base.as_str())],
+        vec![("sec-fetch-site", "same-origin")],
+    ] {
+        let res = post_form(&headers).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{headers:?}");
+        assert_eq!(
+            res.headers().get("location").and_then(|v| v.to_str().ok()),
+            Some("/account"),
+            "{headers:?}"
+        );
+        let cookie = one_session_cookie(res.headers());
+        assert!(
+            !cookie.value.is_empty(),
+            "{headers:?}: a session was started"
+        );
+        assert_eq!(jwt_part(&cookie.value, 1)["sub"], "alice");
+    }
+}
+
 /// The session lifecycle of DESIGN.md over a real socket: remember me, profile update in
 /// place, a sensitive route that needs a fresh login, re-authentication, and a login
 /// over a live session.

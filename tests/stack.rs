@@ -18,9 +18,9 @@ use http::{HeaderValue, Method, Request, StatusCode, header};
 use jwt_session::TokenFacts;
 use jwt_session::testing::TestKit;
 use jwt_session::{
-    CSRF_HEADER, Clock, EXPIRES_IN_HEADER, EXPOSE_HEADERS, LoginRedirect, Logout, MemoryDenylist,
-    Policy, Refusal, RevocationError, RevocationStore, Session, SessionLayer, TOKEN_HEADER,
-    session_routes,
+    CSRF_HEADER, Clock, EXPIRES_IN_HEADER, EXPOSE_HEADERS, Login, LoginRedirect, Logout,
+    MemoryDenylist, Policy, Refusal, RevocationError, RevocationStore, Session, SessionLayer,
+    TOKEN_HEADER, Update, session_routes,
 };
 use serde::{Deserialize, Serialize};
 use tower::ServiceBuilder;
@@ -513,6 +513,134 @@ async fn the_layers_own_session_routes_work() {
     .await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.code(), "session_data_type_mismatch");
+}
+
+#[tokio::test]
+async fn a_login_or_update_part_of_another_data_type_is_a_500_naming_both_types() {
+    let kit = TestKit::new();
+    // `Login<UserData>` behind `SessionLayer<()>`: the layer cannot see the part (response
+    // extensions are keyed by type), so it must not answer as if nothing was asked.
+    let app = Router::new()
+        .route(
+            "/login",
+            post(|| async { Login::new("alice", UserData::default()).unwrap() }),
+        )
+        .layer(kit.layer::<()>());
+    let req = to_site(Method::POST, HOST, "/login", None)
+        .header(header::ORIGIN, OWN_ORIGIN)
+        .body(Body::empty())
+        .unwrap();
+    let reply = fetch(&app, req).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        reply.text()
+    );
+    assert_eq!(reply.code(), "session_data_type_mismatch");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("SessionLayer<()>"),
+        "names the layer's type: {message}"
+    );
+    assert!(
+        message.contains("Login<stack::UserData>"),
+        "names the part's type: {message}"
+    );
+    assert_eq!(reply.issued(), 0, "no session was started");
+
+    // `Update<()>` behind `SessionLayer<UserData>`: 500, the token is not reissued.
+    let app = Router::new()
+        .route(
+            "/profile",
+            post(|_: Session<UserData>| async { Update::new(()) }),
+        )
+        .layer(kit.layer::<UserData>());
+    let (token, claims) = kit.mint("alice", UserData::default()).unwrap();
+    let reply = fetch(
+        &app,
+        post_req("/profile", &kit.cookie_header(&token), claims.csrf.expose()),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        reply.text()
+    );
+    assert_eq!(reply.code(), "session_data_type_mismatch");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("SessionLayer<stack::UserData>"),
+        "{message}"
+    );
+    assert!(message.contains("Update<()>"), "{message}");
+    assert_eq!(reply.issued(), 0, "the session was not changed");
+
+    // The same parts of the layer's type work.
+    let app = Router::new()
+        .route(
+            "/login",
+            post(|| async {
+                Login::new(
+                    "alice",
+                    UserData {
+                        role: "admin".into(),
+                    },
+                )
+                .unwrap()
+            }),
+        )
+        .layer(kit.layer::<UserData>());
+    let req = to_site(Method::POST, HOST, "/login", None)
+        .header(header::ORIGIN, OWN_ORIGIN)
+        .body(Body::empty())
+        .unwrap();
+    let reply = fetch(&app, req).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.issued(), 1);
+}
+
+#[tokio::test]
+async fn the_kits_cookie_is_unit_data_and_cookie_with_carries_the_apps_data() {
+    let kit = TestKit::new();
+    let app = Router::new()
+        .route(
+            "/role",
+            get(|s: Session<UserData>| async move { s.data().role.clone() }),
+        )
+        .layer(kit.layer::<UserData>());
+
+    // `kit.cookie` mints `()` (`"dat": null`): not a `UserData`.
+    let reply = fetch(&app, get_req("/role", Some(&kit.cookie("alice")))).await;
+    reply.assert_refused(Refusal::DataInvalid);
+
+    // `kit.cookie_with` mints the layer's data type: accepted, the handler sees the data.
+    let cookie = kit.cookie_with(
+        "alice",
+        UserData {
+            role: "editor".into(),
+        },
+    );
+    let reply = fetch(&app, get_req("/role", Some(&cookie))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.text(), "editor");
+
+    // And the `TestClient` with the same data, for requests that need the CSRF token.
+    let mut browser = kit.client(app);
+    browser.login_as(
+        "bob",
+        UserData {
+            role: "viewer".into(),
+        },
+    );
+    assert_eq!(browser.get("/role").send().await.text(), "viewer");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ use crate::error::RevocationError;
 use crate::redis_conn::{Conn, RedisFailure};
 
 /// What [`RedisDenylist::status`] reports, for readiness and health endpoints.
+///
+/// Available with the `redis` feature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisStatus {
@@ -73,6 +75,8 @@ impl RedisStatus {
 
 /// Revocation shared by many instances through Redis, answered from a local mirror
 /// (cargo feature `redis`).
+///
+/// Available with the `redis` feature.
 ///
 /// Each instance keeps a local mirror (a [`MemoryDenylist`]) and answers every
 /// [`is_revoked`](RevocationStore::is_revoked) from it: an atomic load and two hash

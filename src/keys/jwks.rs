@@ -69,7 +69,9 @@ impl Keyring {
 pub enum KeySetSource {
     /// A JWK Set file.
     File(std::path::PathBuf),
-    /// A JWK Set URL (feature `jwks`, e.g. `https://auth.example/.well-known/jwks.json`).
+    /// A JWK Set URL (e.g. `https://auth.example/.well-known/jwks.json`).
+    ///
+    /// Available with the `jwks` feature (without it, [`load`](Self::load) refuses it).
     Url(String),
 }
 

@@ -13,7 +13,9 @@ use crate::claims::Claims;
 use crate::error::Refusal;
 use crate::headers::{TOKEN_HEADER, TOKEN_NAME};
 use crate::response::{self, add_removal, issue_failed};
-use crate::session::{Asks, Login, PendingLogin, PendingUpdate, Session, SessionData};
+use crate::session::{
+    Asks, Login, PartDataTypes, PendingLogin, PendingUpdate, Session, SessionData,
+};
 
 /// What the response half needs: the request's admission and its span.
 struct Ctx<T> {
@@ -122,6 +124,22 @@ fn act<T: SessionData, B: From<String>>(
     let login = extensions.remove::<PendingLogin<T>>().map(|p| p.0);
     let update = extensions.remove::<PendingUpdate<T>>().map(|p| p.0);
     let asks = extensions.remove::<Asks>().unwrap_or_default();
+    let parts = extensions.remove::<PartDataTypes>().unwrap_or_default();
+    // A `Login<U>` / `Update<U>` behind a `SessionLayer<T>` is invisible to this layer
+    // (extensions are keyed by type): answer the bug instead of dropping the part.
+    let foreign = match (parts.login, parts.update) {
+        (Some(part), _) if login.is_none() => Some(("Login", part)),
+        (_, Some(part)) if update.is_none() => Some(("Update", part)),
+        _ => None,
+    };
+    if let Some((part, part_type)) = foreign {
+        let failed = response::part_type_mismatch(std::any::type_name::<T>(), part, part_type);
+        return if admission.clears_cookie() {
+            with_removal(state, failed)
+        } else {
+            failed
+        };
+    }
     let session = admission.session();
     let ending = asks.logout || asks.logout_all;
     let changing = update.is_some() || asks.refresh || asks.reauthenticated;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
+use http_body_util::Full;
 use tower_service::Service;
 
 use super::admission::{self, Admission, Decision, RequestInfo, Verdict};
@@ -58,17 +59,28 @@ impl<S: std::fmt::Debug, T> std::fmt::Debug for SessionService<S, T> {
     }
 }
 
-/// A response body the session layer can answer refusals with (any body that can be
-/// made from a `String`, as axum's is). Layers that wrap the body (tower-http's
-/// `TraceLayer`, compression) must sit outside the session layer.
+/// A response body the session layer can write its own responses into (refusals, errors,
+/// a [`RefusalResponder`](crate::RefusalResponder)'s page): axum's
+/// [`Body`](axum_core::body::Body), `String` and `http_body_util::Full<D>`.
+///
+/// Layers that wrap the body (tower-http's `TraceLayer`, compression) must therefore sit
+/// *outside* the session layer: with `ServiceBuilder` list them first. Put the other way
+/// round, the compiler says so (this trait's message), instead of a bare
+/// `ResponseBody<…>: From<String>` bound. A service with a body type of its own that can
+/// be made from a `String` can opt in with an empty `impl SessionBody for MyBody {}`.
 #[diagnostic::on_unimplemented(
-    message = "the SessionLayer must sit inside layers that change the response body type, such as tower-http's TraceLayer",
-    label = "the session layer cannot write its JSON refusals into `{Self}`",
-    note = "order the stack outermost first: ServiceBuilder::new().layer(TraceLayer::new_for_http()).layer(CorsLayer::new()).layer(session_layer), or call `.layer(session_layer)` on the Router before `.layer(TraceLayer::new_for_http())`"
+    message = "the session layer must sit inside layers that change the response body (`{Self}` is not a body it can write refusals into)",
+    label = "this service's responses have a body the session layer cannot write refusals into",
+    note = "put the session layer inside TraceLayer / compression: ServiceBuilder::new().layer(TraceLayer::new_for_http()).layer(CorsLayer::new()).layer(session_layer) lists the outermost first; with Router::layer, call `.layer(session_layer)` before `.layer(TraceLayer::new_for_http())`",
+    note = "the session layer answers with axum's `Body`, `String` or `http_body_util::Full<_>` bodies (see `jwt_session::SessionBody`)"
 )]
 pub trait SessionBody: From<String> {}
 
-impl<B: From<String>> SessionBody for B {}
+impl SessionBody for axum_core::body::Body {}
+
+impl SessionBody for String {}
+
+impl<D> SessionBody for Full<D> where Full<D>: From<String> {}
 
 impl<S, T, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, T>
 where

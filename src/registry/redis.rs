@@ -21,6 +21,8 @@ use crate::error::RevocationError;
 use crate::redis_conn::{RedisFailure, Target};
 
 /// What [`RedisRegistry::status`] reports.
+///
+/// Available with the `redis` feature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisRegistryStatus {
@@ -41,6 +43,8 @@ pub struct RedisRegistryStatus {
 /// login on one instance is listed on all, and ending it from any (through the
 /// [`SessionHandle`](crate::SessionHandle) or `POST /session/revoke`) revokes it in the
 /// shared [`RedisDenylist`](crate::RedisDenylist) and drops it from the listing.
+///
+/// Available with the `redis` feature.
 ///
 /// # Never on the request path
 ///

@@ -9,16 +9,24 @@ use crate::error::RevocationError;
 use crate::redis_conn::RedisConnection;
 
 /// Default key and channel prefix.
+///
+/// Available with the `redis` feature.
 pub const DEFAULT_NAMESPACE: &str = "jwt-session:";
 /// Default propagation margin: how much longer than its I2 lifetime a shared revocation
 /// is kept, to cover the time it takes to reach every instance.
+///
+/// Available with the `redis` feature.
 pub const DEFAULT_PROPAGATION_MARGIN: Duration = Duration::from_secs(5);
 
 /// Default bound of the change log (the Redis stream `<namespace>changes`): about this
 /// many entries (`XADD … MAXLEN ~`), see [`RedisDenylistOptions::change_log_len`].
+///
+/// Available with the `redis` feature.
 pub const DEFAULT_CHANGE_LOG_LEN: usize = 100_000;
 
 /// Settings of a [`RedisDenylist`](super::RedisDenylist). Each setter documents its default.
+///
+/// Available with the `redis` feature.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RedisDenylistOptions {

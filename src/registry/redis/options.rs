@@ -9,9 +9,13 @@ use crate::redis_conn::RedisConnection;
 use crate::registry::DEFAULT_PER_USER;
 
 /// Default most writes waiting for Redis; past it the oldest are dropped (best effort).
+///
+/// Available with the `redis` feature.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
 
 /// Settings of a [`RedisRegistry`](super::RedisRegistry). Each setter documents its default.
+///
+/// Available with the `redis` feature.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RedisRegistryOptions {
