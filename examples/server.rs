@@ -1,7 +1,7 @@
 //! The example server: `cargo run --example server`.
 //!
 //! Starts with no set-up on `127.0.0.1:3000`, signs with the keys in `keys/` (development
-//! keys: it warns) and journals revocations under `data/`. Demo users: `alice` /
+//! keys: it warns) and journals revocations and its session registry under `data/`. Demo users: `alice` /
 //! `wonderland`, `bob` / `builder`.
 //!
 //! | env | default | meaning |
@@ -12,7 +12,7 @@
 //! | `JWT_SESSION_REISSUE_AFTER` | `60s` | reissue a token once it is this old |
 //! | `JWT_SESSION_LEEWAY` | `5s` | clock-skew leeway |
 //! | `JWT_SESSION_KEYS` | `keys` | key directory |
-//! | `JWT_SESSION_DATA` | `data` | data folder (the revocation journal) |
+//! | `JWT_SESSION_DATA` | `data` | data folder: the revocation journal and `sessions.jsonl` (the session registry's journal) |
 //! | `JWT_SESSION_SECURE_COOKIES` | unset | `1`: `__Host-` + `Secure` cookies (behind HTTPS) |
 //! | `JWT_SESSION_REDIS_URL` | unset | shared revocation on Redis (`redis://host:port/`, `rediss://user:password@host:port/` for TLS with an ACL user, `redis+sentinel://host:port,host:port/<master>`, `redis+cluster://host:port,host:port`; needs `--features redis`) |
 //! | `JWT_SESSION_REDIS_CA` | unset | a PEM CA bundle for a `rediss://` Redis whose certificate a private CA signed |

@@ -3,7 +3,8 @@
 //! registry is never written on a plain request, nor read to decide one); ending one
 //! session makes exactly that session's next request `401 session_revoked`, also after a
 //! restart; users cannot see or end each other's sessions (404, so ids do not leak);
-//! "log out other devices"; expiry and bounds; a failing registry never blocks a request;
+//! "log out other devices" and ending all or all others through the `SessionHandle`;
+//! expiry and bounds; a failing registry never blocks a request;
 //! the routes without a registry; what a listed session shows (its id is not the `sid`;
 //! the client IP by `IpPolicy`, from a trusted header or `ConnectInfo`).
 //!
@@ -409,6 +410,57 @@ async fn the_operator_view_and_counts_come_from_the_handle() {
         handle.revoke_listed("bob", &alice[1].id),
         Err(RegistryError::NotFound)
     ));
+}
+
+#[tokio::test]
+async fn the_handle_ends_all_others_and_all_of_a_user_and_the_listing_follows() {
+    let kit = TestKit::new();
+    let layer = kit.layer::<()>().with_registry(registry(&kit));
+    let handle = layer.handle();
+    let app = routes().layer(layer);
+    let (mut phone, mut laptop, mut tablet) = three_devices(&kit, &app).await;
+    let mut bob = Device::new(&kit, &app, PHONE);
+    bob.login("bob").await;
+
+    // "End all others": only the kept session stays, for that user only.
+    assert_eq!(handle.revoke_others("alice", &laptop.sid()).unwrap(), 2);
+    assert_revoked(&phone.get("/me").await);
+    assert_revoked(&tablet.get("/me").await);
+    assert!(laptop.me().await.is_ok());
+    assert!(bob.me().await.is_ok(), "other users untouched");
+    let alice = handle.list_sessions("alice").unwrap();
+    assert_eq!(alice.len(), 1);
+    assert_eq!(alice[0].sid, laptop.sid());
+    assert_eq!(handle.list_sessions("bob").unwrap().len(), 1);
+    // Nothing else to end; a user with no session: none.
+    assert_eq!(handle.revoke_others("alice", &laptop.sid()).unwrap(), 0);
+    assert_eq!(handle.revoke_others("carol", &laptop.sid()).unwrap(), 0);
+
+    // "End all": every session of alice, listed or not, and the listing is empty.
+    kit.advance(secs(1));
+    let mut watch = Device::new(&kit, &app, TABLET);
+    watch.login("alice").await;
+    assert_eq!(handle.list_sessions("alice").unwrap().len(), 2);
+    kit.advance(secs(1));
+    handle.revoke_user("alice").unwrap();
+    assert_revoked(&laptop.get("/me").await);
+    assert_revoked(&watch.get("/me").await);
+    assert_eq!(handle.list_sessions("alice").unwrap(), Vec::new());
+    assert!(bob.me().await.is_ok(), "other users untouched");
+    let stats = handle.registry_stats().unwrap();
+    assert_eq!((stats.sessions, stats.users), (1, 1), "{stats:?}");
+
+    // Ending one session by its sid (not by a listed id) drops it from the listing too.
+    handle.revoke_session(&bob.sid()).unwrap();
+    assert_revoked(&bob.get("/me").await);
+    assert_eq!(handle.list_sessions("bob").unwrap(), Vec::new());
+
+    // A new login of alice is accepted and listed.
+    kit.advance(secs(1));
+    let mut again = Device::new(&kit, &app, LAPTOP);
+    again.login("alice").await;
+    assert!(again.me().await.is_ok());
+    assert_eq!(handle.list_sessions("alice").unwrap().len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1019,7 +1071,9 @@ async fn a_registry_that_fails_every_write_never_blocks_a_request() {
     assert_eq!(laptop.post("/reauth", None).await.status, StatusCode::OK);
     assert_eq!(laptop.list().await, Vec::<Value>::new());
 
-    // Logouts still revoke (fail closed as ever), whatever the registry says.
+    // Logouts still revoke (fail closed as ever), whatever the registry says: the cookie
+    // is cleared, and the old token, sent again, is refused.
+    let phone_token = kept(&kit, &phone);
     let res = phone.post("/session/logout", None).await;
     assert_eq!(res.status, StatusCode::OK);
     let mut phone_again = phone;
@@ -1028,8 +1082,20 @@ async fn a_registry_that_fails_every_write_never_blocks_a_request() {
         Err(Refusal::Missing),
         "cookie cleared"
     );
+    let (status, why, _) = raw(&app, "GET", "/me", &phone_token, None).await;
+    assert_eq!(
+        (status, why),
+        (StatusCode::UNAUTHORIZED, Some(Refusal::Revoked))
+    );
+    let laptop_token = kept(&kit, &laptop);
     let res = laptop.post("/session/logout-all", None).await;
     assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(laptop.me().await, Err(Refusal::Missing), "cookie cleared");
+    let (status, why, _) = raw(&app, "GET", "/me", &laptop_token, None).await;
+    assert_eq!(
+        (status, why),
+        (StatusCode::UNAUTHORIZED, Some(Refusal::Revoked))
+    );
     assert!(
         failing.writes.load(Ordering::SeqCst) >= 6,
         "every write was tried"

@@ -4,7 +4,8 @@
 //! manual clock — prove that a login on A is listed on B and that ending it on B refuses it
 //! on A; that the listed id is stable across instances and reissues; that entries expire
 //! with their session; that an ended session is never listed again by a late write; the
-//! per-user bound; and that a Redis that is away never holds a request (its writes arrive
+//! per-user and total bounds (the sessions that expire first leave the listing, never
+//! the denylist); and that a Redis that is away never holds a request (its writes arrive
 //! once it is back).
 //!
 //! Without a `redis-server` binary the tests print `SKIPPED:` and pass, except under
@@ -427,6 +428,179 @@ async fn entries_expire_with_their_session_and_the_per_user_bound_holds() {
     let members: usize = con.zcard(format!("{ns}registry:u:alice")).unwrap();
     assert_eq!(members, 0, "the listing trimmed the set");
     assert_eq!(a.registry.try_stats(kit.now()).unwrap().sessions, 0);
+}
+
+/// Log in `user` on a new device of `on`; the session's `sid` (from `GET /me`, which does
+/// not reissue right after a login).
+async fn login_sid(kit: &TestKit, on: &Instance, user: &str) -> (Device, String) {
+    let mut d = Device::new(kit, on, LAPTOP);
+    d.login(user).await;
+    let res = d.get("/me").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let sid = res.json()["sid"].as_str().unwrap().to_owned();
+    (d, sid)
+}
+
+/// The sids listed for `user`, sorted.
+fn listed_sids(on: &Instance, user: &str, now: i64) -> Vec<String> {
+    let mut sids: Vec<String> = on
+        .registry
+        .try_list(user, now)
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            assert_eq!(e.sub, user, "{e:?}");
+            e.sid
+        })
+        .collect();
+    sids.sort();
+    sids
+}
+
+/// What Redis holds in `ns`: (members of the all set, entry keys).
+fn held(con: &mut redis::Connection, ns: &str) -> (usize, usize) {
+    let all: usize = con.zcard(format!("{ns}registry:all")).unwrap();
+    let entries: Vec<String> = con.keys(format!("{ns}registry:s:*")).unwrap();
+    (all, entries.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_total_bound_the_sessions_that_expire_first_leave_the_listing() {
+    let Some(url) = redis_url() else { return };
+    let ns = namespace();
+    let kit = TestKit::new();
+    let options = registry_options(&kit, &ns).per_user(3).capacity(6);
+    let a = instance_with(&kit, &url, &ns, options).await;
+    let mut con = raw(&url);
+
+    // Six sessions, one second apart: exactly the bound.
+    let mut sessions = Vec::new();
+    for user in ["alice", "alice", "bob", "bob", "carol", "carol"] {
+        sessions.push(login_sid(&kit, &a, user).await);
+        kit.advance(secs(1));
+    }
+    a.flush().await;
+    assert_eq!(held(&mut con, &ns), (6, 6));
+    assert_eq!(a.registry.try_stats(kit.now()).unwrap().sessions, 6);
+
+    // Alice's first session is reissued: it now expires last of all.
+    kit.advance(secs(61));
+    let res = sessions[0].0.get("/me").await;
+    assert!(reissued(&kit, &res), "reissued");
+    // Two more logins: the two sessions that expire first go — alice's second and bob's
+    // first (not alice's first, the oldest login, whose reissue moved its expiry).
+    let dave = [
+        login_sid(&kit, &a, "dave").await,
+        login_sid(&kit, &a, "dave").await,
+    ];
+    a.flush().await;
+    let now = kit.now();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(listed_sids(&a, "alice", now), [sessions[0].1.clone()]);
+    assert_eq!(listed_sids(&a, "bob", now), [sessions[3].1.clone()]);
+    assert_eq!(
+        listed_sids(&a, "carol", now),
+        sorted(vec![sessions[4].1.clone(), sessions[5].1.clone()])
+    );
+    assert_eq!(
+        listed_sids(&a, "dave", now),
+        sorted(vec![dave[0].1.clone(), dave[1].1.clone()])
+    );
+    assert_eq!(
+        held(&mut con, &ns),
+        (6, 6),
+        "the dropped entries are deleted"
+    );
+    let stats = a.registry.try_stats(now).unwrap();
+    assert_eq!((stats.sessions, stats.users), (6, 4), "{stats:?}");
+    let members: usize = con.zcard(format!("{ns}registry:u:bob")).unwrap();
+    assert_eq!(members, 1, "and out of their user's set");
+
+    // Dropped from the listing, never from the session: both are still signed in (their
+    // request, past reissue_after, lists them again — within the bound).
+    assert_eq!(a.me(&sessions[1].0.cookie(&kit)).await, Ok(()));
+    assert_eq!(a.me(&sessions[2].0.cookie(&kit)).await, Ok(()));
+    a.flush().await;
+    assert_eq!(held(&mut con, &ns), (6, 6));
+    assert_eq!(a.registry.try_stats(kit.now()).unwrap().sessions, 6);
+    // Their reissue made them expire last; the two that now expire first made room.
+    let now = kit.now();
+    assert_eq!(
+        listed_sids(&a, "alice", now),
+        sorted(vec![sessions[0].1.clone(), sessions[1].1.clone()])
+    );
+    assert_eq!(listed_sids(&a, "bob", now), [sessions[2].1.clone()]);
+    assert_eq!(listed_sids(&a, "carol", now), [sessions[5].1.clone()]);
+    // The denylist holds nothing: nothing was revoked to make room.
+    let revoked: Vec<String> = con.keys(format!("{ns}revoked:*")).unwrap();
+    assert!(revoked.is_empty(), "{revoked:?}");
+
+    // Ending sessions takes them out of the all set too, so it never counts a gone one.
+    a.registry.remove(&dave[0].1).unwrap();
+    a.registry.remove_user("carol").unwrap();
+    a.flush().await;
+    assert_eq!(held(&mut con, &ns), (4, 4));
+    assert_eq!(a.registry.try_stats(kit.now()).unwrap().sessions, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_total_bound_holds_under_a_long_run_and_each_listing_stays_right() {
+    let Some(url) = redis_url() else { return };
+    let ns = namespace();
+    let kit = TestKit::new();
+    const PER_USER: usize = 3;
+    const CAPACITY: usize = 10;
+    let options = registry_options(&kit, &ns)
+        .per_user(PER_USER)
+        .capacity(CAPACITY);
+    let a = instance_with(&kit, &url, &ns, options).await;
+    let mut con = raw(&url);
+    let users: Vec<String> = (0..12).map(|i| format!("u{i}")).collect();
+
+    // A model of what must be listed: (user, sid, login time); logins one second apart
+    // and no reissues, so expiry order is login order.
+    let mut model: Vec<(String, String, i64)> = Vec::new();
+    let mut step: usize = 7;
+    for round in 0..150 {
+        step = (step * 31 + 17) % 97;
+        let user = &users[step % users.len()];
+        let (_device, sid) = login_sid(&kit, &a, user).await;
+        model.push((user.clone(), sid, kit.now()));
+        let theirs: Vec<usize> = (0..model.len()).filter(|&i| model[i].0 == *user).collect();
+        if theirs.len() > PER_USER {
+            model.remove(theirs[0]);
+        }
+        if model.len() > CAPACITY {
+            model.remove(0);
+        }
+        kit.advance(secs(1));
+        if round % 10 == 9 {
+            a.flush().await;
+            let now = kit.now();
+            let (all, entries) = held(&mut con, &ns);
+            assert!(all <= CAPACITY && entries <= CAPACITY, "{all}, {entries}");
+            let stats = a.registry.try_stats(now).unwrap();
+            assert_eq!(stats.sessions, model.len(), "round {round}: {stats:?}");
+            assert!(stats.max_per_user <= PER_USER);
+            for user in &users {
+                let mut expected: Vec<String> = model
+                    .iter()
+                    .filter(|(u, ..)| u == user)
+                    .map(|(_, sid, _)| sid.clone())
+                    .collect();
+                expected.sort();
+                assert_eq!(
+                    listed_sids(&a, user, now),
+                    expected,
+                    "round {round}, {user}"
+                );
+            }
+        }
+    }
+    assert_eq!(held(&mut con, &ns), (CAPACITY, CAPACITY));
 }
 
 #[tokio::test]

@@ -71,14 +71,27 @@ pub struct RedisRegistryStatus {
 /// * `jwt-session:registry:u:<sub>` — a sorted set of the user's sids scored by their
 ///   expiry, trimmed of what expired at each write and listing, and past the per-user
 ///   bound of what would expire first; it expires with the last of them;
+/// * `jwt-session:registry:all` — one sorted set of every listed sid scored by its expiry,
+///   for the total bound: past [`capacity`](RedisRegistryOptions::capacity) sessions, the
+///   ones that would expire first drop out (their entry is deleted and they leave their
+///   user's set); it expires with the last of them;
 /// * `jwt-session:registry:x:<sid>` — an ended session, kept as long as its entry would
 ///   have lived, so that a write still on its way from another instance cannot list it
 ///   again.
 ///
+/// # Bounds
+///
+/// Per user ([`per_user`](RedisRegistryOptions::per_user)) and in total
+/// ([`capacity`](RedisRegistryOptions::capacity)): past either, the sessions that would
+/// expire first drop out of the *listing* — never out of the denylist: such a session
+/// stays signed in until it expires or is ended another way (ending it then needs its
+/// `sid`, as [`SessionHandle::revoke_session`](crate::SessionHandle::revoke_session) or
+/// [`revoke_user`](crate::SessionHandle::revoke_user) take). Both are enforced by the
+/// writes, atomically; beyond them, every key expires with its session.
+///
 /// Every write is one Lua script (atomic, Redis 5 or later). The scripts build key names
 /// from their prefix, so the registry needs a single Redis (or a primary with replicas),
-/// not Redis Cluster. Its total size is bounded by the sessions' lifetimes; cap Redis's
-/// own memory (`maxmemory` with `volatile-ttl`) if that is not enough.
+/// not Redis Cluster.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -141,10 +154,13 @@ const SCAN_COUNT: usize = 1000;
 const ENTRY: &str = "s:";
 const USERS: &str = "u:";
 const ENDED: &str = "x:";
+/// The one sorted set of every listed sid, scored by expiry (the total bound).
+const ALL: &str = "all";
 
-/// The live sessions of a user: trims what expired or is gone, returns `[id, entry, …]`.
+/// The live sessions of a user: trims what expired or is gone (from the all set too),
+/// returns `[id, entry, …]`.
 ///
-/// KEYS: user set. ARGV: entry key prefix, now.
+/// KEYS: user set, all set. ARGV: entry key prefix, now.
 const LIST: &str = r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 local sids = redis.call('ZRANGE', KEYS[1], 0, -1)
@@ -156,6 +172,7 @@ for _, sid in ipairs(sids) do
     out[#out + 1] = v[2]
   else
     redis.call('ZREM', KEYS[1], sid)
+    redis.call('ZREM', KEYS[2], sid)
   end
 end
 return out
@@ -362,8 +379,9 @@ impl RedisRegistry {
         let raw: Vec<String> = self.shared.read("list", |con| {
             ::redis::cmd("EVAL")
                 .arg(LIST)
-                .arg(1)
+                .arg(2)
                 .arg(names.key(USERS, sub))
+                .arg(names.prefix(ALL))
                 .arg(names.prefix(ENTRY))
                 .arg(now)
                 .query(con)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::error::RevocationError;
 use crate::redis_conn::RedisConnection;
-use crate::registry::DEFAULT_PER_USER;
+use crate::registry::{DEFAULT_PER_USER, DEFAULT_REGISTRY_CAPACITY};
 
 /// Default most writes waiting for Redis; past it the oldest are dropped (best effort).
 ///
@@ -21,6 +21,7 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
 pub struct RedisRegistryOptions {
     pub(super) namespace: String,
     pub(super) per_user: usize,
+    pub(super) capacity: usize,
     pub(super) queue_capacity: usize,
     pub(super) ended_fallback: Duration,
     /// How to reach Redis: TLS, ACL user, timeouts, backoff.
@@ -33,6 +34,7 @@ impl Default for RedisRegistryOptions {
         Self {
             namespace: crate::denylist::DEFAULT_NAMESPACE.to_owned(),
             per_user: DEFAULT_PER_USER,
+            capacity: DEFAULT_REGISTRY_CAPACITY,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             ended_fallback: Duration::from_secs(3600),
             conn: RedisConnection::default(),
@@ -55,6 +57,15 @@ impl RedisRegistryOptions {
     /// [`DEFAULT_PER_USER`](crate::registry::DEFAULT_PER_USER) (50).
     pub fn per_user(mut self, n: usize) -> Self {
         self.per_user = n;
+        self
+    }
+
+    /// Most sessions listed in all (the whole namespace, every instance); past it the
+    /// ones that would expire first drop out of the listing (never out of the denylist).
+    /// Default [`DEFAULT_REGISTRY_CAPACITY`](crate::DEFAULT_REGISTRY_CAPACITY)
+    /// (1,000,000), as [`MemoryRegistryBuilder::capacity`](crate::MemoryRegistryBuilder::capacity).
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = n;
         self
     }
 
@@ -122,8 +133,8 @@ impl RedisRegistryOptions {
         if self.namespace.is_empty() {
             return bad("the namespace must not be empty");
         }
-        if self.per_user == 0 || self.queue_capacity == 0 {
-            return bad("per_user and queue_capacity must be at least 1");
+        if self.per_user == 0 || self.capacity == 0 || self.queue_capacity == 0 {
+            return bad("per_user, capacity and queue_capacity must be at least 1");
         }
         if self.ended_fallback.is_zero() {
             return bad("ended_fallback must be positive");

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use ::redis::RedisError;
 use tokio::time::Instant;
 
-use super::{ENDED, ENTRY, Shared, USERS, jittered, lock};
+use super::{ALL, ENDED, ENTRY, Shared, USERS, jittered, lock};
 use crate::redis_conn::{Conn, RedisFailure, Target};
 
 /// Most writes per pipeline.
@@ -18,10 +18,12 @@ const BATCH: usize = 256;
 
 /// Insert or refresh an entry, unless the session was ended. Keeps the listed id the
 /// entry already has; trims the user's set of what expired and, past the per-user bound,
-/// of what would expire first.
+/// of what would expire first; then the same in the namespace-wide set against the total
+/// bound, deleting each entry it drops and taking it out of its user's set (never the
+/// ended markers, never the denylist's keys). Returns 0 for an ended session, else 1.
 ///
-/// KEYS: entry, user set, ended marker. ARGV: id, sub, entry JSON, TTL ms, sid, expires,
-/// now, per-user bound, entry key prefix.
+/// KEYS: entry, user set, ended marker, all set. ARGV: id, sub, entry JSON, TTL ms, sid,
+/// expires, now, per-user bound, entry key prefix, total bound, user set prefix.
 pub(super) const PUT: &str = r"
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 redis.call('HSETNX', KEYS[1], 'id', ARGV[1])
@@ -32,31 +34,51 @@ redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
 local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[8])
 if over > 0 then
   local gone = redis.call('ZPOPMIN', KEYS[2], over)
-  for i = 1, #gone, 2 do redis.call('DEL', ARGV[9] .. gone[i]) end
+  for i = 1, #gone, 2 do
+    redis.call('DEL', ARGV[9] .. gone[i])
+    redis.call('ZREM', KEYS[4], gone[i])
+  end
 end
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[7])
+if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
+over = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[10])
+if over > 0 then
+  local gone = redis.call('ZPOPMIN', KEYS[4], over)
+  for i = 1, #gone, 2 do
+    local key = ARGV[9] .. gone[i]
+    local sub = redis.call('HGET', key, 'sub')
+    redis.call('DEL', key)
+    if sub then redis.call('ZREM', ARGV[11] .. sub, gone[i]) end
+  end
+end
+if redis.call('PTTL', KEYS[4]) < tonumber(ARGV[4]) then
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
 end
 return 1
 ";
 
 /// End one session: remember it as ended (as long as its entry would have lived, or the
-/// fallback), delete the entry, take it out of its user's set.
+/// fallback), delete the entry, take it out of its user's set and the all set.
 ///
-/// KEYS: entry, ended marker. ARGV: sid, user set prefix, fallback TTL ms.
+/// KEYS: entry, ended marker, all set. ARGV: sid, user set prefix, fallback TTL ms.
 pub(super) const REMOVE: &str = r"
 local sub = redis.call('HGET', KEYS[1], 'sub')
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then ttl = tonumber(ARGV[3]) end
 redis.call('SET', KEYS[2], '1', 'PX', ttl)
 redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 if sub then redis.call('ZREM', ARGV[2] .. sub, ARGV[1]) end
 return 1
 ";
 
 /// End every listed session of a user.
 ///
-/// KEYS: user set. ARGV: entry key prefix, ended marker prefix, fallback TTL ms.
+/// KEYS: user set, all set. ARGV: entry key prefix, ended marker prefix, fallback TTL ms.
 pub(super) const REMOVE_USER: &str = r"
 local sids = redis.call('ZRANGE', KEYS[1], 0, -1)
 for _, sid in ipairs(sids) do
@@ -65,6 +87,7 @@ for _, sid in ipairs(sids) do
   if ttl <= 0 then ttl = tonumber(ARGV[3]) end
   redis.call('SET', ARGV[2] .. sid, '1', 'PX', ttl)
   redis.call('DEL', key)
+  redis.call('ZREM', KEYS[2], sid)
 end
 redis.call('DEL', KEYS[1])
 return #sids
@@ -190,10 +213,11 @@ impl Shared {
                     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
                     pipe.cmd("EVAL")
                         .arg(PUT)
-                        .arg(3)
+                        .arg(4)
                         .arg(names.key(ENTRY, sid))
                         .arg(names.key(USERS, sub))
                         .arg(names.key(ENDED, sid))
+                        .arg(names.prefix(ALL))
                         .arg(id)
                         .arg(sub)
                         .arg(json)
@@ -203,14 +227,17 @@ impl Shared {
                         .arg(now)
                         .arg(self.opts.per_user)
                         .arg(names.prefix(ENTRY))
+                        .arg(self.opts.capacity)
+                        .arg(names.prefix(USERS))
                         .ignore();
                 }
                 Op::Remove { sid } => {
                     pipe.cmd("EVAL")
                         .arg(REMOVE)
-                        .arg(2)
+                        .arg(3)
                         .arg(names.key(ENTRY, sid))
                         .arg(names.key(ENDED, sid))
+                        .arg(names.prefix(ALL))
                         .arg(sid)
                         .arg(names.prefix(USERS))
                         .arg(fallback)
@@ -219,8 +246,9 @@ impl Shared {
                 Op::RemoveUser { sub } => {
                     pipe.cmd("EVAL")
                         .arg(REMOVE_USER)
-                        .arg(1)
+                        .arg(2)
                         .arg(names.key(USERS, sub))
+                        .arg(names.prefix(ALL))
                         .arg(names.prefix(ENTRY))
                         .arg(names.prefix(ENDED))
                         .arg(fallback)
