@@ -46,7 +46,7 @@
 //! | `aws-lc` | yes | jsonwebtoken's aws-lc-rs backend |
 //! | `rust-crypto` | no | jsonwebtoken's RustCrypto backend (use with `--no-default-features`) |
 //! | `test-util` | no | `ManualClock` and the `testing` kit |
-//! | `redis` | no | `RedisDenylist`: revocation shared by many instances |
+//! | `redis` | no | `RedisDenylist`: revocation shared by many instances; `RedisKeyShare`: their public keys shared, no private key copied |
 //! | `metrics` | no | counters and gauges through the `metrics` facade ([Observability](#observability)) |
 //! | `cli` | no | the operator's `jwt-session` binary |
 //!
@@ -105,6 +105,8 @@ mod form;
 mod handle;
 mod headers;
 mod key_refresh;
+#[cfg(feature = "redis")]
+mod key_share;
 mod keys;
 mod layer;
 mod obs;
@@ -158,6 +160,10 @@ pub use crate::headers::{
     TOKEN_HEADER,
 };
 pub use crate::key_refresh::{KeyRefresh, KeyRefreshFuture, KeyRefreshLayer};
+#[cfg(feature = "redis")]
+pub use crate::key_share::{
+    DEFAULT_KEY_SHARE_REFRESH, RedisKeyShare, RedisKeyShareOptions, RedisKeyShareStatus,
+};
 pub use crate::keys::{
     Algorithm, CheckReport, DEFAULT_JWKS_REFRESH, DEFAULT_WATCH_INTERVAL, GeneratedKey, Key,
     KeyDir, KeyDirLock, KeyEntry, KeyRefresher, KeySetSource, KeyWatcher, Keyring,
