@@ -14,7 +14,7 @@
 //! | `JWT_SESSION_KEYS` | `keys` | key directory |
 //! | `JWT_SESSION_DATA` | `data` | data folder: the revocation journal and `sessions.jsonl` (the session registry's journal) |
 //! | `JWT_SESSION_SECURE_COOKIES` | unset | `1`: `__Host-` + `Secure` cookies (behind HTTPS) |
-//! | `JWT_SESSION_REDIS_URL` | unset | shared revocation on Redis (`redis://host:port/`, `rediss://user:password@host:port/` for TLS with an ACL user, `redis+sentinel://host:port,host:port/<master>`, `redis+cluster://host:port,host:port`; needs `--features redis`) |
+//! | `JWT_SESSION_REDIS_URL` | unset | shared revocation on Redis (`redis://host:port/`, `rediss://user:password@host:port/` for TLS with an ACL user, `redis+sentinel://host:port,host:port/<master>`, `redis+cluster://host:port,host:port`; needs `--features redis`); a signing instance also shares its public keys there and trusts the other instances' ([`jwt_session::RedisKeyShare`]) |
 //! | `JWT_SESSION_REDIS_CA` | unset | a PEM CA bundle for a `rediss://` Redis whose certificate a private CA signed |
 //! | `JWT_SESSION_FRESH` | `5m` | how recent a login (or re-authentication) must be for `POST /api/password` |
 //! | `JWT_SESSION_REMEMBER_IDLE` | `7d` | idle timeout of a remembered ("remember me") session |
@@ -259,7 +259,21 @@ async fn run() -> Result<(), String> {
             "JWT_SESSION_ROTATE_EVERY needs a signing instance (unset JWT_SESSION_JWKS_URL)".into(),
         );
     }
+    // With Redis, a signing instance publishes its public keys there and trusts those of
+    // the others: instances with key directories of their own accept each other's
+    // sessions. Kept for as long as the server runs.
+    #[cfg(feature = "redis")]
+    let key_share = key_share(&s, &config)?;
     let (denylist, readiness) = revocation_store(&s, &config).await?;
+    #[cfg(feature = "redis")]
+    if let Some(share) = &key_share
+        && !share.wait_synced(Duration::from_secs(1)).await
+    {
+        tracing::warn!(
+            status = ?share.status(),
+            "public keys not shared through Redis yet: this instance's sessions verify here,              the other instances' once Redis is reachable"
+        );
+    }
 
     let config_policy = *config.policy();
     // "Where you're signed in": a session registry journaled beside the denylist.
@@ -378,6 +392,28 @@ async fn revocation_store(
         .map_err(|e| format!("revocation journal {}: {e}", journal.display()))?;
     denylist.spawn_sweeper(config.clock_handle(), Duration::from_secs(30));
     Ok((denylist, Readiness::Memory))
+}
+
+/// With `JWT_SESSION_REDIS_URL` and a signing key: share the public keys through Redis
+/// (a verify-only instance follows its JWK Set only).
+#[cfg(feature = "redis")]
+fn key_share(
+    s: &Settings,
+    config: &SessionConfig,
+) -> Result<Option<Arc<jwt_session::RedisKeyShare>>, String> {
+    let Some(url) = &s.redis_url else {
+        return Ok(None);
+    };
+    if !config.codec().can_sign() {
+        return Ok(None);
+    }
+    let mut options = jwt_session::RedisKeyShareOptions::default();
+    if let Some(ca) = &s.redis_ca {
+        options = options.connection(jwt_session::RedisConnection::default().ca_file(ca));
+    }
+    jwt_session::RedisKeyShare::connect(url, config, options)
+        .map(Some)
+        .map_err(|e| format!("JWT_SESSION_REDIS_URL: {e}"))
 }
 
 /// Verify-only mode: the issuer's keys, fetched at start (retried for 10 s).

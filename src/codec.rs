@@ -1,6 +1,7 @@
 //! Encoding and verifying session tokens (documented on [`Codec`]).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -41,8 +42,9 @@ pub struct Verified<T> {
 /// 1. length cap, before any parsing → `session_too_large`;
 /// 2. three base64url parts, a JSON-object header without duplicate names and without
 ///    `crit` or `b64` → `session_malformed`;
-/// 3. `kid` present and known → `session_unknown_key` (`jku`, `jwk`, `x5u`, `x5c` are never
-///    used to find a key);
+/// 3. `kid` present and known — in the keyring, else among the public keys other
+///    instances shared ([`knows`](Codec::knows)) → `session_unknown_key` (`jku`, `jwk`,
+///    `x5u`, `x5c` are never used to find a key);
 /// 4. `alg` equal to the algorithm pinned to that key (so `none` and algorithm confusion
 ///    fail) → `session_wrong_algorithm`;
 /// 5. the signature → `session_bad_signature`;
@@ -52,6 +54,13 @@ pub struct Verified<T> {
 /// injected clock.
 pub struct Codec {
     keys: ArcSwap<Keyring>,
+    /// Verify-only keys other instances shared (through a `RedisKeyShare`), consulted only
+    /// for a `kid` the keyring does not hold. Kept apart from the keyring, so a reload of
+    /// the key directory or a refreshed key set never drops them.
+    shared: ArcSwap<HashMap<String, Key>>,
+    /// Bumped with every keyring change (not with shared keys): wakes a key share's
+    /// publisher.
+    keyring_changes: tokio::sync::watch::Sender<u64>,
     generation: AtomicU64,
     issuer: String,
     audience: String,
@@ -63,6 +72,7 @@ impl std::fmt::Debug for Codec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Codec")
             .field("keys", &*self.keys.load())
+            .field("shared_keys", &self.shared.load().len())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("typ", &self.typ)
@@ -110,6 +120,8 @@ impl Codec {
         }
         Ok(Self {
             keys: ArcSwap::from_pointee(keyring),
+            shared: ArcSwap::from_pointee(HashMap::new()),
+            keyring_changes: tokio::sync::watch::Sender::new(0),
             generation: AtomicU64::new(0),
             issuer: issuer.into(),
             audience: audience.into(),
@@ -140,8 +152,30 @@ impl Codec {
         }
         tracing::info!(signer = next.signer().kid(), kids = ?next.kids(), "keyring rotated");
         self.keys.store(Arc::new(next));
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.keyring_changes.send_replace(generation);
         Ok(())
+    }
+
+    /// Whether a token naming `kid` finds a key here: in the keyring, or among the keys
+    /// other instances shared (see `RedisKeyShare`, feature `redis`).
+    pub fn knows(&self, kid: &str) -> bool {
+        self.keys.load().get(kid).is_some() || self.shared.load().contains_key(kid)
+    }
+
+    /// Replace the verify-only keys other instances shared, atomically for every request
+    /// (the verified-token cache starts over). A `kid` the keyring holds is always
+    /// verified with the keyring's key.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn set_shared_keys(&self, keys: HashMap<String, Key>) {
+        self.shared.store(Arc::new(keys));
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Notified of every keyring change (a rotation, a reload, a refreshed key set).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn keyring_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.keyring_changes.subscribe()
     }
 
     /// Replace the whole keyring (a refreshed key set, a reloaded key directory),
@@ -242,7 +276,14 @@ impl Codec {
         }
         let keys = self.keys.load();
         let kid = header.kid.as_deref().ok_or(Refusal::UnknownKey)?;
-        let key = keys.get(kid).ok_or(Refusal::UnknownKey)?;
+        let shared;
+        let key = match keys.get(kid) {
+            Some(key) => key,
+            None => {
+                shared = self.shared.load();
+                shared.get(kid).ok_or(Refusal::UnknownKey)?
+            }
+        };
         if header.alg != key.algorithm().as_str() {
             return Err(Refusal::WrongAlgorithm);
         }

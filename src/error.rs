@@ -183,6 +183,10 @@ pub enum KeyError {
         #[source]
         source: std::io::Error,
     },
+    /// Keys cannot be shared through Redis with these settings (an unparsable URL,
+    /// impossible options, no Tokio runtime): an error of `RedisKeyShare::connect`.
+    #[error("sharing keys through Redis: {0}")]
+    Share(String),
     /// The crypto backend failed to sign or verify during the start-up round trip.
     #[error("key `{kid}` failed its sign/verify round trip: {detail}")]
     RoundTrip {

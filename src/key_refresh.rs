@@ -83,7 +83,7 @@ impl KeyRefreshLayer {
             .flatten()
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
         let token = bearer.or_else(|| self.config.cookie().find(headers))?;
-        peek_kid(token).filter(|kid| self.config.codec().keyring().get(kid).is_none())
+        peek_kid(token).filter(|kid| !self.config.codec().knows(kid))
     }
 }
 

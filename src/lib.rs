@@ -48,7 +48,7 @@
 //! | `test-util` | no | `ManualClock` and the `testing` kit (`testing::TestKit`, `testing::TestClient`) |
 //! | `env` | no | settings from environment variables: `SessionConfigBuilder::from_env` and the `env` module |
 //! | `jwks` | no | verify-only services that fetch the issuer's JWK Set by URL ([`KeySetSource::Url`]) |
-//! | `redis` | no | `RedisDenylist` and `RedisRegistry`: revocation and the session registry shared by many instances through Redis (`RedisConnection`, `RedisStatus`, …) |
+//! | `redis` | no | `RedisDenylist` and `RedisRegistry`: revocation and the session registry shared by many instances through Redis (`RedisConnection`, `RedisStatus`, …); `RedisKeyShare`: their public keys shared, no private key copied |
 //! | `metrics` | no | counters and gauges through the `metrics` facade ([Observability](#observability)) |
 //! | `cli` | no | the operator's `jwt-session` binary (`keygen`, `jwks`, `inspect`, `revoke`, `status`, `sessions`, `rotate`, …) |
 //!
@@ -109,6 +109,8 @@ mod form;
 mod handle;
 mod headers;
 mod key_refresh;
+#[cfg(feature = "redis")]
+mod key_share;
 mod keys;
 mod layer;
 mod obs;
@@ -162,6 +164,10 @@ pub use crate::headers::{
     TOKEN_HEADER,
 };
 pub use crate::key_refresh::{KeyRefresh, KeyRefreshFuture, KeyRefreshLayer};
+#[cfg(feature = "redis")]
+pub use crate::key_share::{
+    DEFAULT_KEY_SHARE_REFRESH, RedisKeyShare, RedisKeyShareOptions, RedisKeyShareStatus,
+};
 pub use crate::keys::{
     Algorithm, CheckReport, DEFAULT_JWKS_REFRESH, DEFAULT_WATCH_INTERVAL, GeneratedKey, Key,
     KeyDir, KeyDirLock, KeyEntry, KeyRefresher, KeySetSource, KeyWatcher, Keyring,

@@ -25,11 +25,12 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::error::RevocationError;
 
 /// How a Redis backend reaches Redis, beyond its URL: TLS trust, an ACL user and password,
-/// timeouts and reconnect backoff. One value serves both the
-/// [`RedisDenylist`](crate::RedisDenylist) and the
-/// [`RedisRegistry`](crate::RedisRegistry)
+/// timeouts and reconnect backoff. One value serves the
+/// [`RedisDenylist`](crate::RedisDenylist), the
+/// [`RedisRegistry`](crate::RedisRegistry) and the [`RedisKeyShare`](crate::RedisKeyShare)
 /// ([`RedisDenylistOptions::connection`](crate::RedisDenylistOptions::connection),
-/// [`RedisRegistryOptions::connection`](crate::RedisRegistryOptions::connection)).
+/// [`RedisRegistryOptions::connection`](crate::RedisRegistryOptions::connection),
+/// [`RedisKeyShareOptions::connection`](crate::RedisKeyShareOptions::connection)).
 ///
 /// Available with the `redis` feature.
 ///
@@ -723,6 +724,13 @@ impl ConnectionLike for Conn {
             Self::Cluster(c) => c.get_db(),
         }
     }
+}
+
+/// Does `name` hold a Redis Cluster hash tag (a non-empty `{…}`, the first `{` counting)?
+pub(crate) fn has_hash_tag(name: &str) -> bool {
+    name.split_once('{')
+        .and_then(|(_, rest)| rest.find('}'))
+        .is_some_and(|end| end > 0)
 }
 
 /// Does `pem` hold at least one `CERTIFICATE` block?

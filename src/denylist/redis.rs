@@ -25,7 +25,7 @@ use super::{RevocationStore, TokenFacts};
 use crate::claims::Policy;
 use crate::clock::Clock;
 use crate::error::RevocationError;
-use crate::redis_conn::{Conn, RedisFailure};
+use crate::redis_conn::{Conn, RedisFailure, has_hash_tag};
 
 /// What [`RedisDenylist::status`] reports, for readiness and health endpoints.
 ///
@@ -281,13 +281,6 @@ impl Names {
             Record::Watermark { .. } => None,
         }
     }
-}
-
-/// Does `name` hold a Redis Cluster hash tag (a non-empty `{…}`, the first `{` counting)?
-fn has_hash_tag(name: &str) -> bool {
-    name.split_once('{')
-        .and_then(|(_, rest)| rest.find('}'))
-        .is_some_and(|end| end > 0)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -176,7 +176,7 @@ impl KeyRefresher {
     /// for a refresh another one started finds the key without fetching again.
     pub async fn refresh_for(&self, codec: &crate::Codec, kid: Option<&str>) -> bool {
         let mut last = self.last.lock().await;
-        if kid.is_some_and(|kid| codec.keyring().get(kid).is_some()) {
+        if kid.is_some_and(|kid| codec.knows(kid)) {
             return true;
         }
         let now = Instant::now();
