@@ -22,7 +22,9 @@
 //! | `JWT_SESSION_DENYLIST_CAPACITY` | `1000000` | live revocations the memory denylist holds |
 //! | `JWT_SESSION_JWKS_URL` | unset | verify-only instance: the issuer's JWK Set (no private key; `POST /login` answers 404) |
 //! | `JWT_SESSION_JWKS_REFRESH` | `30s` | least interval between two refreshes of that key set |
+//! | `JWT_SESSION_JWKS_CA` | unset | a PEM CA bundle for an `https://` key set whose certificate a private CA signed |
 //! | `JWT_SESSION_ROTATE_EVERY` | unset | rotate the signer on this schedule (the key directory is watched in every mode) |
+//! | `JWT_SESSION_ROTATE_LEAD` | `5m` | publish the next signer (verify-only, in the JWK Set) this long before it signs |
 //!
 //! The first line on stdout is `listening on http://ADDR`, with the real port.
 //!
@@ -131,6 +133,8 @@ struct Settings {
     /// `kid` at most once per `jwks_refresh`.
     jwks_url: Option<String>,
     jwks_refresh: Duration,
+    /// A private CA for an `https://` key set (`JWT_SESSION_JWKS_CA`, a PEM file).
+    jwks_ca: Option<PathBuf>,
     /// Live revocations the memory denylist holds (`JWT_SESSION_DENYLIST_CAPACITY`).
     denylist_capacity: usize,
 }
@@ -161,6 +165,13 @@ fn settings() -> Result<Settings, String> {
     if redis_ca.is_some() && redis_url.is_none() {
         return Err("JWT_SESSION_REDIS_CA is set but JWT_SESSION_REDIS_URL is not".into());
     }
+    let jwks_url = env::var("JWT_SESSION_JWKS_URL").map_err(|e| e.to_string())?;
+    let jwks_ca = std::env::var_os("JWT_SESSION_JWKS_CA")
+        .filter(|ca| !ca.is_empty())
+        .map(PathBuf::from);
+    if jwks_ca.is_some() && jwks_url.is_none() {
+        return Err("JWT_SESSION_JWKS_CA is set but JWT_SESSION_JWKS_URL is not".into());
+    }
     Ok(Settings {
         addr,
         redis_ca,
@@ -172,9 +183,10 @@ fn settings() -> Result<Settings, String> {
         fresh: env::duration("JWT_SESSION_FRESH", Duration::from_secs(5 * 60))
             .map_err(|e| e.to_string())?,
         redis_url,
-        jwks_url: env::var("JWT_SESSION_JWKS_URL").map_err(|e| e.to_string())?,
+        jwks_url,
         jwks_refresh: env::duration("JWT_SESSION_JWKS_REFRESH", DEFAULT_JWKS_REFRESH)
             .map_err(|e| e.to_string())?,
+        jwks_ca,
         denylist_capacity: match env::var("JWT_SESSION_DENYLIST_CAPACITY")
             .map_err(|e| e.to_string())?
         {
@@ -207,12 +219,16 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let s = settings()?;
-    let refresher = s.jwks_url.as_ref().map(|url| {
-        Arc::new(KeyRefresher::new(
-            KeySetSource::Url(url.clone()),
-            s.jwks_refresh,
-        ))
-    });
+    let source = match (&s.jwks_url, &s.jwks_ca) {
+        (None, _) => None,
+        (Some(url), None) => Some(KeySetSource::Url(url.clone())),
+        (Some(url), Some(ca)) => {
+            let pem = std::fs::read(ca)
+                .map_err(|e| format!("JWT_SESSION_JWKS_CA={}: {e}", ca.display()))?;
+            Some(KeySetSource::url_with_ca(url.clone(), pem))
+        }
+    };
+    let refresher = source.map(|source| Arc::new(KeyRefresher::new(source, s.jwks_refresh)));
     let keyring = match &refresher {
         Some(refresher) => verify_only_keys(refresher).await?,
         None => Keyring::load_dir(&s.keys).map_err(|e| e.to_string())?,
@@ -239,26 +255,28 @@ async fn run() -> Result<(), String> {
     }
     let builder = builder.from_env(PREFIX).map_err(|e| e.to_string())?;
     let config = builder.build().map_err(|e| e.to_string())?;
-    // Keys without a restart: the key directory is watched (new, promoted and retired
-    // keys); JWT_SESSION_ROTATE_EVERY (humantime; unset = off) also rotates the signer on
-    // that schedule. A verify-only instance follows its JWK Set instead.
+    // Keys without a restart: the key directory is watched in every mode (new, promoted
+    // and retired keys; on a verify-only instance its public keys verify on top of the JWK
+    // Set's). JWT_SESSION_ROTATE_EVERY (humantime; unset = off) also rotates the signer on
+    // that schedule, publishing the next one JWT_SESSION_ROTATE_LEAD ahead.
     let rotate_every = match env::var("JWT_SESSION_ROTATE_EVERY").map_err(|e| e.to_string())? {
         None => None,
         Some(_) => Some(
             env::duration("JWT_SESSION_ROTATE_EVERY", Duration::ZERO).map_err(|e| e.to_string())?,
         ),
     };
-    if config.codec().keyring().can_sign() {
-        let mut watcher = jwt_session::KeyWatcher::new(&config, &s.keys);
-        if let Some(every) = rotate_every.filter(|d| !d.is_zero()) {
-            watcher = watcher.rotate_every(every);
-        }
-        watcher.spawn();
-    } else if rotate_every.is_some() {
+    let rotate_lead = env::duration("JWT_SESSION_ROTATE_LEAD", jwt_session::DEFAULT_PUBLISH_LEAD)
+        .map_err(|e| e.to_string())?;
+    if !config.codec().keyring().can_sign() && rotate_every.is_some() {
         return Err(
             "JWT_SESSION_ROTATE_EVERY needs a signing instance (unset JWT_SESSION_JWKS_URL)".into(),
         );
     }
+    let mut watcher = jwt_session::KeyWatcher::new(&config, &s.keys);
+    if let Some(every) = rotate_every.filter(|d| !d.is_zero()) {
+        watcher = watcher.rotate_every(every).publish_lead(rotate_lead);
+    }
+    watcher.spawn();
     // With Redis, a signing instance publishes its public keys there and trusts those of
     // the others: instances with key directories of their own accept each other's
     // sessions. Kept for as long as the server runs.
@@ -271,7 +289,8 @@ async fn run() -> Result<(), String> {
     {
         tracing::warn!(
             status = ?share.status(),
-            "public keys not shared through Redis yet: this instance's sessions verify here,              the other instances' once Redis is reachable"
+            "public keys not shared through Redis yet: this instance's sessions verify here, \
+             the other instances' once Redis is reachable"
         );
     }
 
@@ -429,7 +448,14 @@ async fn verify_only_keys(refresher: &KeyRefresher) -> Result<Keyring, String> {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    Err(format!("JWT_SESSION_JWKS_URL: no usable key set: {last}"))
+    let hint = if last.contains("not trusted") {
+        " — for a private CA, set JWT_SESSION_JWKS_CA to its PEM file"
+    } else {
+        ""
+    };
+    Err(format!(
+        "JWT_SESSION_JWKS_URL: no usable key set: {last}{hint}"
+    ))
 }
 
 fn router(

@@ -61,6 +61,10 @@ pub struct Codec {
     /// Bumped with every keyring change (not with shared keys): wakes a key share's
     /// publisher.
     keyring_changes: tokio::sync::watch::Sender<u64>,
+    /// Held by [`rotate`](Codec::rotate) from reading the keyring to storing the next one,
+    /// so two changes (a key-set refresh and a key-directory reload) never lose one
+    /// another. Readers never take it.
+    writer: std::sync::Mutex<()>,
     generation: AtomicU64,
     issuer: String,
     audience: String,
@@ -122,6 +126,7 @@ impl Codec {
             keys: ArcSwap::from_pointee(keyring),
             shared: ArcSwap::from_pointee(HashMap::new()),
             keyring_changes: tokio::sync::watch::Sender::new(0),
+            writer: std::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             issuer: issuer.into(),
             audience: audience.into(),
@@ -136,7 +141,8 @@ impl Codec {
     }
 
     /// Change the keyring in place (add, promote, retire), atomically for every request.
-    /// The new signer must pass the same sign/verify round trip as at start.
+    /// The new signer must pass the same sign/verify round trip as at start. Changes are
+    /// serialized: each starts from the keyring the previous one stored.
     ///
     /// # Errors
     ///
@@ -145,6 +151,10 @@ impl Codec {
         &self,
         change: impl FnOnce(&mut Keyring) -> Result<(), KeyError>,
     ) -> Result<(), KeyError> {
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut next = Keyring::clone(&self.keys.load());
         change(&mut next)?;
         if next.can_sign() {

@@ -49,6 +49,9 @@ macro_rules! define_refusals {
 
             /// Whether the session itself is dead (the layer clears the cookie), as opposed
             /// to a refusal of one request (CSRF, origin, an unavailable check, no session).
+            /// One exception: a verify-only service refuses `session_unknown_key` without
+            /// clearing the cookie (the issuer's cookie; the key may just not have reached
+            /// it yet).
             pub const fn ends_session(self) -> bool {
                 match self { $( Refusal::$variant => $ends, )+ }
             }

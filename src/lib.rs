@@ -124,6 +124,8 @@ mod routes;
 mod session;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+#[cfg(any(feature = "redis", feature = "jwks"))]
+mod tls;
 pub mod unverified;
 
 // The public surface: every public item at the crate root, under one path. The modules
@@ -169,10 +171,10 @@ pub use crate::key_share::{
     DEFAULT_KEY_SHARE_REFRESH, RedisKeyShare, RedisKeyShareOptions, RedisKeyShareStatus,
 };
 pub use crate::keys::{
-    Algorithm, CheckReport, DEFAULT_JWKS_REFRESH, DEFAULT_WATCH_INTERVAL, GeneratedKey, Key,
-    KeyDir, KeyDirLock, KeyEntry, KeyRefresher, KeySetSource, KeyWatcher, Keyring,
-    LOCK_FILE as KEY_DIR_LOCK_FILE, MAX_JWKS_BYTES, MAX_JWKS_KEYS, MIN_HMAC_SECRET, Rotation,
-    generate as generate_key,
+    Algorithm, CheckReport, DEFAULT_JWKS_REFRESH, DEFAULT_PUBLISH_LEAD, DEFAULT_WATCH_INTERVAL,
+    GeneratedKey, Key, KeyDir, KeyDirLock, KeyEntry, KeyRefresher, KeySetSource, KeyWatcher,
+    Keyring, LOCK_FILE as KEY_DIR_LOCK_FILE, MAX_JWKS_BYTES, MAX_JWKS_KEYS, MIN_HMAC_SECRET,
+    Rotation, generate as generate_key,
 };
 pub use crate::layer::{ResponseFuture, SessionBody, SessionLayer, SessionService};
 pub use crate::obs::sid_tag;
@@ -195,6 +197,8 @@ pub use crate::session::{
     Login, Logout, LogoutAll, ReauthRequired, Reauthenticated, Refresh, Session, SessionData,
     Update,
 };
+#[cfg(any(feature = "redis", feature = "jwks"))]
+pub use crate::tls::install_crypto_provider;
 pub use ::cookie::SameSite;
 
 // The README's examples compile and run as doc tests.

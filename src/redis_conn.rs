@@ -285,7 +285,7 @@ impl RedisConnection {
             );
         }
         let certs = if tls {
-            install_crypto_provider();
+            crate::tls::install_crypto_provider();
             Some(self.certificates()?)
         } else {
             None
@@ -471,7 +471,7 @@ impl RedisConnection {
             }
             return Client::open(info).map_err(invalid);
         }
-        install_crypto_provider();
+        crate::tls::install_crypto_provider();
         Client::build_with_tls(info, self.certificates()?)
             .map_err(|e| RevocationError::Backend(format!("redis TLS settings: {e}")))
     }
@@ -736,20 +736,6 @@ pub(crate) fn has_hash_tag(name: &str) -> bool {
 /// Does `pem` hold at least one `CERTIFICATE` block?
 fn contains_certificate(pem: &[u8]) -> bool {
     pem::parse_many(pem).is_ok_and(|blocks| blocks.iter().any(|b| b.tag() == "CERTIFICATE"))
-}
-
-/// rustls needs a process-wide crypto provider; install the crate backend's unless the
-/// application has installed one (or rustls has, from its features) already.
-fn install_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_some() {
-        return;
-    }
-    #[cfg(feature = "aws-lc")]
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc")))]
-    let provider = rustls::crypto::ring::default_provider();
-    // Losing a race with another installer is fine: there is a provider either way.
-    let _ = provider.install_default();
 }
 
 /// The kind of the last failure a Redis backend met (in its status), for alerts and for

@@ -189,6 +189,27 @@ fn keys_lists_roles_and_ages() {
     let r = run(&["keys", s(dir)]);
     ok(&r);
     assert!(r.stdout.contains("public key only"), "{}", r.stdout);
+
+    // The next signer automatic rotation published (`<kid>.next`).
+    let next = generate_key(Algorithm::EdDSA, "next-").unwrap();
+    next.write_to(dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{}.next", next.key.kid())),
+        format!("{T}\n"),
+    )
+    .unwrap();
+    let r = run(&["keys", s(dir), "--now", &now]);
+    ok(&r);
+    let listed = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(next.key.kid()))
+        .unwrap_or_else(|| panic!("{} listed: {}", next.key.kid(), r.stdout));
+    assert!(
+        listed.contains(" verify-only ")
+            && listed.contains("next signer, published 2027-01-15T08:00:00Z (1h ago)"),
+        "{listed}"
+    );
 }
 
 #[test]

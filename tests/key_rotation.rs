@@ -28,6 +28,8 @@ use support::logs::Capture;
 
 const HOUR: u64 = 3600;
 const DAY: u64 = 24 * HOUR;
+/// How long automatic rotation publishes the next signer before it signs, in these tests.
+const LEAD: u64 = 600;
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -407,15 +409,30 @@ async fn the_old_key_is_retired_exactly_when_its_last_token_has_expired() {
     let rotator = |config: &SessionConfig| {
         KeyWatcher::new(config, dir)
             .rotate_every(secs(DAY))
+            .publish_lead(secs(LEAD))
             .propagation_margin(Duration::ZERO)
     };
     let watcher = rotator(&site.config);
 
     // The first check records since when the signer signs; nothing is due.
-    assert_eq!(watcher.check_once().unwrap().rotated, None);
+    assert_eq!(watcher.check_once().unwrap(), Default::default());
     assert_eq!(read_time(dir, &format!("{old}.promoted")), t0);
-    clock.advance(secs(DAY - 1));
-    assert_eq!(watcher.check_once().unwrap().rotated, None);
+    clock.advance(secs(DAY - LEAD - 1));
+    assert_eq!(watcher.check_once().unwrap(), Default::default());
+
+    // LEAD before D: the next signer is published, verify-only, in the JWK Set.
+    clock.advance(secs(1));
+    let report = watcher.check_once().unwrap();
+    let published = report.published.clone().expect("published LEAD before D");
+    assert_eq!(report.rotated, None);
+    assert!(report.reloaded);
+    assert_eq!(read_time(dir, &format!("{published}.next")), clock.now());
+    let ring = site.config.codec().keyring();
+    assert_eq!(ring.signer().kid(), old, "the old key still signs");
+    assert!(ring.get(&published).is_some());
+    assert!(ring.jwks().to_string().contains(&published), "published");
+    clock.advance(secs(LEAD - 1));
+    assert_eq!(watcher.check_once().unwrap(), Default::default());
 
     // D: the last tokens the old key signs, one remembered (alive 2 h), one not (1 h).
     clock.advance(secs(1));
@@ -427,6 +444,8 @@ async fn the_old_key_is_retired_exactly_when_its_last_token_has_expired() {
     let report = watcher.check_once().unwrap();
     let new = report.rotated.clone().expect("rotated at D");
     assert!(report.reloaded);
+    assert_eq!(new, published, "the published key is promoted");
+    assert!(!dir.join(format!("{new}.next")).exists());
     assert_ne!(new, old);
     assert_eq!(site.config.codec().keyring().signer().kid(), new);
     assert_eq!(read_time(dir, &format!("{old}.demoted")), d);
@@ -492,13 +511,82 @@ async fn the_old_key_is_retired_exactly_when_its_last_token_has_expired() {
     let fresh = login(&site.app, "dave", false).await;
     assert_eq!(me(&site.app, &fresh).await.status, StatusCode::OK);
 
-    // The new signer's turn comes one day after D.
+    // The new signer's turn comes one day after D, its successor published LEAD before.
+    clock.set(d + (DAY - LEAD) as i64);
+    let published = watcher.check_once().unwrap().published.unwrap();
+    assert_eq!(site.config.codec().keyring().kids().len(), 2);
     clock.set(d + DAY as i64 - 1);
     assert_eq!(watcher.check_once().unwrap().rotated, None);
     clock.set(d + DAY as i64);
     let next = watcher.check_once().unwrap().rotated.unwrap();
+    assert_eq!(next, published);
     assert_eq!(site.config.codec().keyring().signer().kid(), next);
     assert_eq!(site.config.codec().keyring().kids().len(), 2);
+}
+
+#[tokio::test]
+async fn a_next_key_published_late_is_promoted_only_after_the_lead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let old = add_key(dir);
+    let clock = ManualClock::default();
+    let site = instance(dir, &clock, rotation_settings);
+    let other = instance(dir, &clock, rotation_settings);
+    // The directory has no SIGNER: publishing names the signer first, so that the
+    // directory still loads with two private keys.
+    assert!(!dir.join("SIGNER").exists());
+    let watcher = KeyWatcher::new(&site.config, dir)
+        .rotate_every(secs(HOUR))
+        .publish_lead(secs(2 * HOUR));
+    let follower = KeyWatcher::new(&other.config, dir);
+
+    // The lead is longer than the schedule: the next key is published at once…
+    let t0 = clock.now();
+    let report = watcher.check_once().unwrap();
+    let next = report.published.expect("published at the first check");
+    assert_eq!(report.rotated, None);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("SIGNER")).unwrap().trim(),
+        old
+    );
+    // …and every instance of the directory verifies it (and publishes it) from its next
+    // poll, while the old key signs.
+    assert!(follower.check_once().unwrap().reloaded);
+    for ring in [
+        site.config.codec().keyring(),
+        other.config.codec().keyring(),
+    ] {
+        assert_eq!(ring.signer().kid(), old);
+        assert!(ring.jwks().to_string().contains(&next));
+    }
+    let token = login(&other.app, "alice", false).await;
+    assert_eq!(kid(&token), old);
+
+    // Due by the schedule, but not published long enough: not yet.
+    clock.set(t0 + HOUR as i64);
+    assert_eq!(watcher.check_once().unwrap(), Default::default());
+    clock.set(t0 + 2 * HOUR as i64 - 1);
+    assert_eq!(watcher.check_once().unwrap(), Default::default());
+    let token = login(&other.app, "bob", false).await;
+    assert_eq!(kid(&token), old);
+    clock.set(t0 + 2 * HOUR as i64);
+    let report = watcher.check_once().unwrap();
+    assert_eq!(report.rotated.as_deref(), Some(next.as_str()));
+    assert_eq!(report.published, None, "no second key at once");
+    assert!(follower.check_once().unwrap().reloaded);
+    assert_eq!(other.config.codec().keyring().signer().kid(), next);
+    assert_eq!(me(&site.app, &token).await.status, StatusCode::OK);
+
+    // Retiring the published key by hand drops its record too; the next check publishes
+    // another one (and does not promote it: it was just published).
+    clock.set(t0 + 3 * HOUR as i64);
+    let third = watcher.check_once().unwrap().published.unwrap();
+    let lock = KeyDir::new(dir).lock().unwrap();
+    KeyDir::new(dir).retire(&lock, &third).unwrap();
+    drop(lock);
+    assert!(!dir.join(format!("{third}.next")).exists());
+    let fourth = watcher.check_once().unwrap().published.unwrap();
+    assert_ne!(fourth, third);
 }
 
 #[tokio::test]
@@ -511,7 +599,12 @@ async fn instances_sharing_a_directory_rotate_once() {
         instance(dir, &clock, rotation_settings),
         instance(dir, &clock, rotation_settings),
     );
-    let rotator = |config: &SessionConfig| KeyWatcher::new(config, dir).rotate_every(secs(HOUR));
+    // Published and promoted in one step (lead 0): this test is about the lock.
+    let rotator = |config: &SessionConfig| {
+        KeyWatcher::new(config, dir)
+            .rotate_every(secs(HOUR))
+            .publish_lead(Duration::ZERO)
+    };
     let (wa, wb) = (rotator(&a.config), rotator(&b.config));
     wa.check_once().unwrap();
     wb.check_once().unwrap();

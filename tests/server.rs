@@ -137,6 +137,8 @@ impl Drop for Server {
 
 /// A client that handles cookies by hand (the test sets `Cookie` itself).
 fn client() -> Client {
+    // reqwest's rustls has no provider of its own with `rust-crypto` (feature `jwks`).
+    jwt_session::install_crypto_provider();
     Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
@@ -146,6 +148,7 @@ fn client() -> Client {
 
 /// A browser-like client with a cookie jar.
 fn browser() -> Client {
+    jwt_session::install_crypto_provider();
     Client::builder()
         .no_proxy()
         .cookie_store(true)
@@ -1625,7 +1628,7 @@ async fn bad_settings_exit_nonzero_with_a_clear_message() {
     let root = tempfile::tempdir().unwrap();
     let missing_keys = root.path().join("no-such-keys");
     let missing_keys = missing_keys.to_str().unwrap();
-    let cases: [(&str, &str, &[&str]); 4] = [
+    let cases: [(&str, &str, &[&str]); 6] = [
         (
             "JWT_SESSION_IDLE",
             "banana",
@@ -1642,6 +1645,16 @@ async fn bad_settings_exit_nonzero_with_a_clear_message() {
             &["JWT_SESSION_ADDR", "not-an-address"],
         ),
         ("JWT_SESSION_KEYS", missing_keys, &["no-such-keys"]),
+        (
+            "JWT_SESSION_JWKS_CA",
+            "ca.pem",
+            &["JWT_SESSION_JWKS_CA", "JWT_SESSION_JWKS_URL"],
+        ),
+        (
+            "JWT_SESSION_ROTATE_LEAD",
+            "soon",
+            &["JWT_SESSION_ROTATE_LEAD", "soon"],
+        ),
     ];
     for (name, value, expected) in cases {
         let mut child = server_command(&root.path().join("data"), &[(name, value)])
@@ -1710,13 +1723,7 @@ async fn a_verify_only_instance_trusts_the_issuer_through_its_key_set_and_shared
     let Some(redis) = support::redis::RedisServer::start() else {
         return;
     };
-    let keys = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/keys")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, keys.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
+    let keys = dev_keys_copy();
     let keys_dir = keys.path().to_str().unwrap().to_owned();
     let url = redis.url();
     let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -1808,11 +1815,174 @@ async fn a_verify_only_instance_trusts_the_issuer_through_its_key_set_and_shared
             token: format!("{header}.e30.AAAA"),
             csrf: String::new(),
         };
-        expect_session_refused(
+        // Refused, the cookie left alone: a verifier cannot tell a forged kid from one
+        // it has not fetched yet, and the cookie is the issuer's.
+        let headers = expect_error(
             get_with(&http, &verifier, "/api/me", &forged).await,
+            401,
             "session_unknown_key",
         )
         .await;
+        assert_no_session_cookie(&headers, "verify-only session_unknown_key");
     }
     assert_eq!(refreshes(), before + 1, "still one refresh");
+}
+
+/// A temporary copy of the repo's development key directory (for a server that changes it).
+fn dev_keys_copy() -> TempDir {
+    let keys = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/keys")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, keys.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    keys
+}
+
+/// The `kid`s of a server's JWK Set.
+async fn jwks_kids(http: &Client, server: &Server) -> Vec<String> {
+    let res = http
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, jwks) = body_json(res).await;
+    assert_eq!(status, StatusCode::OK, "{jwks}");
+    jwks["keys"]
+        .as_array()
+        .expect("a JWK Set")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn automatic_rotation_over_a_real_socket() {
+    let keys = dev_keys_copy();
+    let keys_dir = keys.path().to_str().unwrap().to_owned();
+    let data = tempfile::tempdir().unwrap();
+    // Rotate every 2 s, the next signer published 1 s ahead (the watcher polls every 2 s).
+    let server = Server::start(
+        data.path(),
+        &[
+            ("JWT_SESSION_KEYS", &keys_dir),
+            ("JWT_SESSION_ROTATE_EVERY", "2s"),
+            ("JWT_SESSION_ROTATE_LEAD", "1s"),
+        ],
+    );
+    let http = client();
+    let old = login(&http, &server, "alice", "wonderland").await;
+    let old_kid = old.header()["kid"].as_str().unwrap().to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let new = loop {
+        let sess = login(&http, &server, "bob", "builder").await;
+        if sess.header()["kid"] != old_kid.as_str() {
+            break sess;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new signer within 20 s; stderr:\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let new_kid = new.header()["kid"].as_str().unwrap().to_owned();
+    let log = server.stderr();
+    let published = log
+        .find(&format!("next={new_kid}"))
+        .unwrap_or_else(|| panic!("{new_kid} published first; stderr:\n{log}"));
+    let promoted = log
+        .find(&format!("signer={new_kid}"))
+        .unwrap_or_else(|| panic!("{new_kid} promoted; stderr:\n{log}"));
+    assert!(published < promoted, "published before it signs:\n{log}");
+
+    // The old cookie still works; both keys are in the JWK Set; the directory records it.
+    expect_me(&http, &server, &old, "alice").await;
+    expect_me(&http, &server, &new, "bob").await;
+    let kids = jwks_kids(&http, &server).await;
+    assert!(
+        kids.contains(&old_kid) && kids.contains(&new_kid),
+        "{kids:?}"
+    );
+    assert!(keys.path().join(format!("{old_kid}.demoted")).exists());
+    assert!(keys.path().join(format!("{new_kid}.promoted")).exists());
+}
+
+#[tokio::test]
+async fn a_verify_only_instance_watches_its_key_directory() {
+    let (data_a, data_b, data_v) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    // The issuer whose key set the verifier follows, and another signer with its own key.
+    let issuer = Server::start(data_a.path(), &[]);
+    let other_keys = tempfile::tempdir().unwrap();
+    let other_key = jwt_session::generate_key(jwt_session::Algorithm::EdDSA, "other-").unwrap();
+    other_key.write_to(other_keys.path()).unwrap();
+    let other = Server::start(
+        data_b.path(),
+        &[("JWT_SESSION_KEYS", other_keys.path().to_str().unwrap())],
+    );
+    let verifier_keys = tempfile::tempdir().unwrap();
+    let verifier = Server::start(
+        data_v.path(),
+        &[
+            (
+                "JWT_SESSION_JWKS_URL",
+                &issuer.url("/.well-known/jwks.json"),
+            ),
+            ("JWT_SESSION_JWKS_REFRESH", "1h"),
+            ("JWT_SESSION_KEYS", verifier_keys.path().to_str().unwrap()),
+        ],
+    );
+    let http = client();
+    expect_me(
+        &http,
+        &verifier,
+        &login(&http, &issuer, "alice", "wonderland").await,
+        "alice",
+    )
+    .await;
+
+    // A session of the other signer: an unknown key to the verifier, which refuses it and
+    // leaves the cookie alone (it is the issuer's to clear).
+    let sess = login(&http, &other, "bob", "builder").await;
+    assert_eq!(sess.header()["kid"], other_key.key.kid());
+    let res = get_with(&http, &verifier, "/api/me", &sess).await;
+    let headers = expect_error(res, 401, "session_unknown_key").await;
+    assert_no_session_cookie(&headers, "verify-only session_unknown_key");
+
+    // Its public key is put into the verifier's key directory: accepted after a poll.
+    std::fs::write(
+        verifier_keys
+            .path()
+            .join(format!("{}.pub.pem", other_key.key.kid())),
+        other_key.public_file.as_deref().unwrap(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let res = get_with(&http, &verifier, "/api/me", &sess).await;
+        if res.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the verifier never took the key from its directory; stderr:\n{}",
+            verifier.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    expect_me(&http, &verifier, &sess, "bob").await;
+    // Still verify-only: no login.
+    let res = http
+        .post(verifier.url("/login"))
+        .json(&json!({ "username": "bob", "password": "builder" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }

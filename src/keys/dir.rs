@@ -22,37 +22,7 @@ impl Keyring {
     pub fn load_dir(dir: impl AsRef<Path>) -> Result<Self, KeyError> {
         let dir = dir.as_ref();
         let shown = dir.display().to_string();
-        let io = |path: &Path| {
-            let path = path.display().to_string();
-            move |source| KeyError::Io { path, source }
-        };
-        let mut private: Vec<Key> = Vec::new();
-        let mut public: Vec<Key> = Vec::new();
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(io(dir))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(io(dir))?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            let read = || std::fs::read(&path).map_err(io(&path));
-            if let Some(kid) = name.strip_suffix(".pub.pem") {
-                public.push(Key::from_pem(kid, &read()?)?);
-            } else if let Some(kid) = name.strip_suffix(".pem") {
-                private.push(Key::from_pem(kid, &read()?)?);
-            } else if let Some(kid) = name.strip_suffix(".hs256") {
-                let text = String::from_utf8(read()?).map_err(|_| invalid(kid, "base64 HMAC"))?;
-                let text = text.trim();
-                let secret = URL_SAFE_NO_PAD
-                    .decode(text.trim_end_matches('='))
-                    .or_else(|_| STANDARD.decode(text))
-                    .map_err(|_| invalid(kid, "base64 HMAC"))?;
-                private.push(Key::hs256(kid, &secret)?);
-            }
-        }
+        let (mut private, public) = read_key_files(dir)?;
         let problem = |p: String| KeyError::Directory {
             dir: shown.clone(),
             problem: p,
@@ -104,6 +74,82 @@ impl Keyring {
             }
         }
         Ok(ring)
+    }
+}
+
+/// Every key file of `dir`, by name: the private keys (`<kid>.pem`, `<kid>.hs256`) and
+/// the public ones (`<kid>.pub.pem`).
+fn read_key_files(dir: &Path) -> Result<(Vec<Key>, Vec<Key>), KeyError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| KeyError::Io { path, source }
+    };
+    let mut private: Vec<Key> = Vec::new();
+    let mut public: Vec<Key> = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io(dir))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let read = || std::fs::read(&path).map_err(io(&path));
+        if let Some(kid) = name.strip_suffix(".pub.pem") {
+            public.push(Key::from_pem(kid, &read()?)?);
+        } else if let Some(kid) = name.strip_suffix(".pem") {
+            private.push(Key::from_pem(kid, &read()?)?);
+        } else if let Some(kid) = name.strip_suffix(".hs256") {
+            let text = String::from_utf8(read()?).map_err(|_| invalid(kid, "base64 HMAC"))?;
+            let text = text.trim();
+            let secret = URL_SAFE_NO_PAD
+                .decode(text.trim_end_matches('='))
+                .or_else(|_| STANDARD.decode(text))
+                .map_err(|_| invalid(kid, "base64 HMAC"))?;
+            private.push(Key::hs256(kid, &secret)?);
+        }
+    }
+    Ok((private, public))
+}
+
+impl Keyring {
+    /// The public keys of a key directory, for a verify-only service that follows one:
+    /// each `<kid>.pub.pem`, and the public half of each `<kid>.pem` (which must match its
+    /// `<kid>.pub.pem` if both are there). `SIGNER` is not read; HMAC secrets are skipped
+    /// and logged (a shared secret is never verify-only). An empty directory has none.
+    ///
+    /// # Errors
+    ///
+    /// As [`load_dir`](Self::load_dir) for unreadable or unparsable files, and
+    /// [`KeyError::Directory`] for a `<kid>.pub.pem` that does not match its `<kid>.pem`.
+    pub(crate) fn public_keys_in(dir: &Path) -> Result<Vec<Key>, KeyError> {
+        let (private, public) = read_key_files(dir)?;
+        let mut keys: Vec<Key> = Vec::new();
+        for key in private {
+            match key.to_verify_only() {
+                Ok(key) => keys.push(key),
+                Err(_) => tracing::warn!(
+                    dir = %dir.display(),
+                    kid = %key.kid,
+                    "an HMAC secret in the key directory of a verify-only service: skipped"
+                ),
+            }
+        }
+        for key in public {
+            match keys.iter().find(|k| k.kid == key.kid) {
+                Some(existing) if existing.same_public_key(&key) => {}
+                Some(_) => {
+                    return Err(KeyError::Directory {
+                        dir: dir.display().to_string(),
+                        problem: format!("{}.pub.pem does not match {}.pem", key.kid, key.kid),
+                    });
+                }
+                None => keys.push(key),
+            }
+        }
+        Ok(keys)
     }
 }
 

@@ -69,19 +69,41 @@ impl Keyring {
 pub enum KeySetSource {
     /// A JWK Set file.
     File(std::path::PathBuf),
-    /// A JWK Set URL (e.g. `https://auth.example/.well-known/jwks.json`).
+    /// A JWK Set URL (e.g. `https://auth.example/.well-known/jwks.json`). `https://` is
+    /// checked against the system's root certificates.
     ///
     /// Available with the `jwks` feature (without it, [`load`](Self::load) refuses it).
     Url(String),
+    /// A JWK Set `https://` URL whose server certificate a private CA signed (feature
+    /// `jwks`): only the CA certificates in `ca_pem` (PEM, one or more) are trusted for
+    /// it, not the system's roots. See [`KeySetSource::url_with_ca`].
+    UrlWithCa {
+        /// The key set's URL.
+        url: String,
+        /// The trusted CA certificates, PEM.
+        ca_pem: Vec<u8>,
+    },
 }
 
 impl KeySetSource {
+    /// A key set at `url` served with a certificate of a private CA: trust only the CA
+    /// certificates in `ca_pem` (PEM, one or more) for it.
+    pub fn url_with_ca(url: impl Into<String>, ca_pem: impl Into<Vec<u8>>) -> Self {
+        KeySetSource::UrlWithCa {
+            url: url.into(),
+            ca_pem: ca_pem.into(),
+        }
+    }
+
     /// Fetch and parse the key set.
     ///
     /// # Errors
     ///
-    /// [`KeyError::Io`] when it cannot be read or fetched (or a URL without the `jwks`
-    /// feature), and the errors of [`Keyring::from_jwks`].
+    /// [`KeyError::Io`] when it cannot be read or fetched (an unreachable server, an HTTP
+    /// error status, a certificate that is not trusted — the message says why — or a URL
+    /// without the `jwks` feature), [`KeyError::Directory`] for a body over
+    /// [`MAX_JWKS_BYTES`] or a CA bundle without a certificate, and the errors of
+    /// [`Keyring::from_jwks`].
     pub async fn load(&self) -> Result<Keyring, KeyError> {
         let bytes = match self {
             // A small local file: read directly.
@@ -89,42 +111,88 @@ impl KeySetSource {
                 path: path.display().to_string(),
                 source,
             })?,
-            KeySetSource::Url(url) => fetch(url).await?,
+            KeySetSource::Url(url) => fetch(url, None).await?,
+            KeySetSource::UrlWithCa { url, ca_pem } => fetch(url, Some(ca_pem)).await?,
         };
         Keyring::from_jwks(&bytes)
     }
 }
 
+/// An error and its sources, `a: b: c` (reqwest's own message only says "error sending
+/// request"; the cause, such as an untrusted certificate, is in its sources).
 #[cfg(feature = "jwks")]
-async fn fetch(url: &str) -> Result<Vec<u8>, KeyError> {
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(feature = "jwks")]
+async fn fetch(url: &str, ca_pem: Option<&[u8]>) -> Result<Vec<u8>, KeyError> {
     let io = |e: String| KeyError::Io {
         path: url.to_owned(),
         source: std::io::Error::other(e),
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| io(e.to_string()))?;
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| io(e.to_string()))?;
+    // `https://`: rustls with the crate backend's provider (reqwest is built without one).
+    crate::tls::install_crypto_provider();
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
+    if let Some(pem) = ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| set_error(format!("the key set's CA bundle: {}", with_causes(&e))))?;
+        if certs.is_empty() {
+            return Err(set_error(
+                "the key set's CA bundle holds no PEM CERTIFICATE",
+            ));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    let client = builder.build().map_err(|e| io(with_causes(&e)))?;
+    let mut response = client.get(url).send().await.map_err(|e| {
+        let text = with_causes(&e);
+        if text.contains("certificate") {
+            io(format!(
+                "{text} (the server's certificate is not trusted: a private CA needs \
+                 KeySetSource::UrlWithCa)"
+            ))
+        } else {
+            io(text)
+        }
+    })?;
     if !response.status().is_success() {
         return Err(io(format!("HTTP {}", response.status())));
     }
+    let too_large = || {
+        set_error(format!(
+            "the key set is over the {MAX_JWKS_BYTES}-byte limit"
+        ))
+    };
     if response
         .content_length()
         .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
     {
-        return Err(set_error("the key set is over the size limit"));
+        return Err(too_large());
     }
-    let bytes = response.bytes().await.map_err(|e| io(e.to_string()))?;
-    Ok(bytes.to_vec())
+    // Chunk by chunk: a body without `Content-Length` stops at the limit too.
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| io(with_causes(&e)))? {
+        if bytes.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 #[cfg(not(feature = "jwks"))]
-async fn fetch(url: &str) -> Result<Vec<u8>, KeyError> {
+async fn fetch(url: &str, _ca_pem: Option<&[u8]>) -> Result<Vec<u8>, KeyError> {
     Err(KeyError::Io {
         path: url.to_owned(),
         source: std::io::Error::other("fetching a key set by URL needs the `jwks` feature"),
@@ -134,7 +202,8 @@ async fn fetch(url: &str) -> Result<Vec<u8>, KeyError> {
 /// Keeps a verify-only codec's keys in step with a [`KeySetSource`]: a refresh when a
 /// token names an unknown `kid`, at most once per interval however many such tokens
 /// arrive (a flood of random `kid`s is not a fetch amplifier). When the source cannot be
-/// reached the keys it has stay in use.
+/// reached the keys it has stay in use. Public keys the service follows in its own key
+/// directory ([`KeyWatcher`](crate::KeyWatcher)) are kept across refreshes.
 #[derive(Debug)]
 pub struct KeyRefresher {
     source: KeySetSource,
@@ -187,7 +256,11 @@ impl KeyRefresher {
         self.refreshes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.source.load().await {
-            Ok(keyring) => match codec.replace(keyring) {
+            // The service's own keys (a watched key directory) stay on top of the set.
+            Ok(keyring) => match codec.rotate(|current| {
+                *current = keyring.with_local(current.local().to_vec());
+                Ok(())
+            }) {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::error!(error = %e, "refreshed key set refused; keeping the current keys");

@@ -274,6 +274,7 @@ impl Key {
             .and_then(|j| serde_json::to_value(j).ok())
     }
 
+    /// Whether both hold the same public key (HMAC keys: never).
     pub(super) fn same_public_key(&self, other: &Key) -> bool {
         match (&self.public_jwk, &other.public_jwk) {
             (Some(a), Some(b)) => a.algorithm == b.algorithm,

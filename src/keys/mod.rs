@@ -19,4 +19,4 @@ pub use jwks::{DEFAULT_JWKS_REFRESH, KeyRefresher, KeySetSource, MAX_JWKS_BYTES,
 pub use key::{Algorithm, Key, MIN_HMAC_SECRET};
 pub use ring::Keyring;
 pub use rotate::{KeyDir, KeyDirLock, KeyEntry, LOCK_FILE, Rotation};
-pub use watch::{CheckReport, DEFAULT_WATCH_INTERVAL, KeyWatcher};
+pub use watch::{CheckReport, DEFAULT_PUBLISH_LEAD, DEFAULT_WATCH_INTERVAL, KeyWatcher};

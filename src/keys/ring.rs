@@ -25,6 +25,7 @@ use crate::error::KeyError;
 /// | `SIGNER` | the `kid` of the signing key; optional when exactly one key can sign |
 /// | `<kid>.promoted` | when the key became the signer (UNIX seconds; written by rotation) |
 /// | `<kid>.demoted` | when the key stopped signing (UNIX seconds): retired once its last token has expired |
+/// | `<kid>.next` | when automatic rotation published the key as the next signer (UNIX seconds) |
 /// | `.rotate.lock` | the rotators' lock ([`KEY_DIR_LOCK_FILE`](crate::KEY_DIR_LOCK_FILE)) |
 ///
 /// Other files (e.g. `README.md`, dot files) are not loaded.
@@ -37,15 +38,21 @@ pub struct Keyring {
     signer: Arc<Key>,
     keys: HashMap<String, Arc<Key>>,
     verify_only: bool,
+    /// A verify-only service's own public keys (its key directory, followed by a
+    /// [`KeyWatcher`](crate::KeyWatcher)) on top of the key set's; kept when the key set
+    /// is refreshed. Empty otherwise.
+    local: Vec<Arc<Key>>,
 }
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut kids: Vec<_> = self.keys.keys().collect();
         kids.sort();
+        let local: Vec<_> = self.local.iter().map(|k| &k.kid).collect();
         f.debug_struct("Keyring")
             .field("signer", &(!self.verify_only).then_some(&self.signer.kid))
             .field("kids", &kids)
+            .field("local", &local)
             .finish()
     }
 }
@@ -65,6 +72,7 @@ impl Keyring {
             signer: signer.clone(),
             keys: HashMap::from([(signer.kid.clone(), signer)]),
             verify_only: false,
+            local: Vec::new(),
         })
     }
 
@@ -95,6 +103,7 @@ impl Keyring {
             signer,
             keys: map,
             verify_only: true,
+            local: Vec::new(),
         })
     }
 
@@ -185,6 +194,53 @@ impl Keyring {
         let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
         kids.sort_unstable();
         kids
+    }
+
+    /// This verify-only keyring with `local` as the service's own keys instead of those it
+    /// had: each is added unless the key set holds its `kid` already (the same key: kept
+    /// once; another key under that `kid`: skipped and logged, the set wins). A signing
+    /// keyring is returned unchanged.
+    pub(crate) fn with_local(&self, local: Vec<Arc<Key>>) -> Keyring {
+        let mut next = self.clone();
+        if !self.verify_only {
+            return next;
+        }
+        // The previous local keys, where they were added (not where the set had them).
+        for old in &self.local {
+            if next.keys.get(&old.kid).is_some_and(|k| Arc::ptr_eq(k, old)) {
+                next.keys.remove(&old.kid);
+            }
+        }
+        for key in &local {
+            match next.keys.get(&key.kid) {
+                None => {
+                    next.keys.insert(key.kid.clone(), key.clone());
+                }
+                Some(set) if set.same_public_key(key) => {}
+                Some(_) => tracing::warn!(
+                    kid = %key.kid,
+                    "a local key has the kid of another key in the key set: the set's is used"
+                ),
+            }
+        }
+        if !next.keys.contains_key(&next.signer.kid) {
+            // A verify-only keyring's `signer` is one of its keys (it never signs).
+            let first = next
+                .kids()
+                .first()
+                .and_then(|kid| next.keys.get(*kid))
+                .cloned();
+            if let Some(first) = first {
+                next.signer = first;
+            }
+        }
+        next.local = local;
+        next
+    }
+
+    /// The service's own keys of a verify-only keyring (see [`with_local`](Self::with_local)).
+    pub(crate) fn local(&self) -> &[Arc<Key>] {
+        &self.local
     }
 
     /// The public JWK Set (`{"keys":[…]}`), sorted by `kid`. HMAC keys are never included.

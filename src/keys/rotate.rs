@@ -1,6 +1,6 @@
 //! Changing a key directory on disk, atomically: rotate (generate and promote a new
-//! signer), retire a key, the schedule files (`<kid>.promoted`, `<kid>.demoted`) and the
-//! lock that lets only one rotator work at a time.
+//! signer), retire a key, the schedule files (`<kid>.promoted`, `<kid>.demoted`,
+//! `<kid>.next`) and the lock that lets only one rotator work at a time.
 //!
 //! Every file is written to a temporary name in the same directory, synced, then renamed
 //! into place, so a reader (another instance's [`KeyWatcher`](super::KeyWatcher), a
@@ -24,6 +24,9 @@ pub const LOCK_FILE: &str = ".rotate.lock";
 pub(super) const PROMOTED: &str = ".promoted";
 /// Suffix of the file that records when a key stopped signing (UNIX seconds).
 pub(super) const DEMOTED: &str = ".demoted";
+/// Suffix of the file that records when automatic rotation published a key as the next
+/// signer (UNIX seconds); removed when it is promoted.
+pub(super) const NEXT: &str = ".next";
 
 /// A key directory on disk (see [`Keyring`](crate::Keyring) for its layout) and the changes
 /// an operator or an automatic rotator makes to it, each atomic on disk.
@@ -84,6 +87,9 @@ pub struct KeyEntry {
     /// When it stopped signing (`<kid>.demoted`), if recorded: it is retired once every
     /// token it signed has expired.
     pub demoted_at: Option<i64>,
+    /// When automatic rotation published it as the next signer (`<kid>.next`), if it is
+    /// that key: verify-only until it is promoted.
+    pub published_at: Option<i64>,
     /// When its key file was last written (file system time).
     pub written: Option<SystemTime>,
 }
@@ -203,9 +209,34 @@ impl KeyDir {
         now: i64,
         prefix: Option<&str>,
     ) -> Result<Rotation, KeyError> {
+        let kid = self.generate_next(lock, prefix)?;
+        self.promote(lock, &kid, now)
+    }
+
+    /// Publish the next signer: generate a key with the signer's algorithm, write its
+    /// files (verify-only: `SIGNER` still names the current signer) and record
+    /// `<kid>.next` = `now`. Returns its `kid`.
+    pub(super) fn publish_next(
+        &self,
+        lock: &KeyDirLock,
+        now: i64,
+        prefix: Option<&str>,
+    ) -> Result<String, KeyError> {
+        let kid = self.generate_next(lock, prefix)?;
+        self.mark(lock, &kid, NEXT, now)?;
+        tracing::info!(
+            dir = %self.path.display(),
+            next = %kid,
+            "key directory: next signer published (verify-only until it is promoted)"
+        );
+        Ok(kid)
+    }
+
+    /// Generate a key with the signer's algorithm and write its files; its `kid`.
+    fn generate_next(&self, lock: &KeyDirLock, prefix: Option<&str>) -> Result<String, KeyError> {
         self.check_lock(lock)?;
         let ring = self.load()?;
-        let previous = ring.signer().kid().to_owned();
+        let previous = ring.signer().kid();
         let alg = ring.signer().algorithm();
         let default_prefix = match alg {
             Algorithm::EdDSA => "ed25519-",
@@ -218,23 +249,56 @@ impl KeyDir {
             }
         };
         let generated = generate(alg, prefix.unwrap_or(default_prefix))?;
+        // A directory whose only private key signs without `SIGNER` would have two and no
+        // signer once the new one is written: name the signer first.
+        if !self.path.join("SIGNER").exists() {
+            write_file(
+                &self.path,
+                "SIGNER",
+                format!("{previous}\n").as_bytes(),
+                false,
+                true,
+            )?;
+        }
         generated.write_to(&self.path)?;
-        let signer = generated.key.kid().to_owned();
-        self.mark(lock, &signer, PROMOTED, now)?;
+        Ok(generated.key.kid().to_owned())
+    }
+
+    /// Make `kid` (a key of the directory that can sign) the signer: record
+    /// `<kid>.promoted` = `now`, write `SIGNER`, drop its `<kid>.next`.
+    pub(super) fn promote(
+        &self,
+        lock: &KeyDirLock,
+        kid: &str,
+        now: i64,
+    ) -> Result<Rotation, KeyError> {
+        self.check_lock(lock)?;
+        let ring = self.load()?;
+        let previous = ring.signer().kid().to_owned();
+        match ring.get(kid) {
+            None => return Err(KeyError::NoSuchKey(kid.to_owned())),
+            Some(key) if !key.can_sign() => return Err(KeyError::CannotSign(kid.to_owned())),
+            Some(_) => {}
+        }
+        self.mark(lock, kid, PROMOTED, now)?;
         write_file(
             &self.path,
             "SIGNER",
-            format!("{signer}\n").as_bytes(),
+            format!("{kid}\n").as_bytes(),
             false,
             true,
         )?;
+        self.unmark(kid, NEXT)?;
         tracing::info!(
             dir = %self.path.display(),
-            signer = %signer,
+            signer = %kid,
             previous = %previous,
             "key directory rotated: new signer written"
         );
-        Ok(Rotation { signer, previous })
+        Ok(Rotation {
+            signer: kid.to_owned(),
+            previous,
+        })
     }
 
     /// Retire `kid`: remove its files (private, public, then its schedule files). Tokens
@@ -261,7 +325,7 @@ impl KeyDir {
 
     pub(super) fn remove_key_files(&self, kid: &str) -> Result<(), KeyError> {
         // The schedule file last: an interrupted retirement is retried.
-        let suffixes = [".pem", ".hs256", ".pub.pem", PROMOTED, DEMOTED];
+        let suffixes = [".pem", ".hs256", ".pub.pem", PROMOTED, NEXT, DEMOTED];
         for suffix in suffixes {
             let path = self.path.join(format!("{kid}{suffix}"));
             match std::fs::remove_file(&path) {
@@ -298,6 +362,7 @@ impl KeyDir {
                     private: key.can_sign(),
                     promoted_at: self.read_time(kid, PROMOTED).ok().flatten(),
                     demoted_at: self.read_time(kid, DEMOTED).ok().flatten(),
+                    published_at: self.read_time(kid, NEXT).ok().flatten(),
                     written,
                 })
             })
@@ -343,15 +408,15 @@ impl KeyDir {
         }
     }
 
-    /// The `kid`s of the schedule files (`<kid>.promoted`, `<kid>.demoted`) in the
-    /// directory, with their suffix.
+    /// The `kid`s of the schedule files (`<kid>.promoted`, `<kid>.demoted`,
+    /// `<kid>.next`) in the directory, with their suffix.
     pub(super) fn schedule_files(&self) -> Result<Vec<(String, &'static str)>, KeyError> {
         let mut found = Vec::new();
         for entry in std::fs::read_dir(&self.path).map_err(io(&self.path))? {
             let entry = entry.map_err(io(&self.path))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            for suffix in [PROMOTED, DEMOTED] {
+            for suffix in [PROMOTED, DEMOTED, NEXT] {
                 if let Some(kid) = name.strip_suffix(suffix) {
                     found.push((kid.to_owned(), suffix));
                 }

@@ -8,24 +8,35 @@
 //! signer, an unreadable directory) leaves the keyring in place, is logged at `warn`
 //! once per distinct problem, and is retried at every poll.
 //!
-//! With [`rotate_every`](KeyWatcher::rotate_every), the watcher also rotates: when the
-//! signer has signed for that long it generates a new key with the same algorithm,
-//! writes it into the directory and makes it the signer; the previous key stays
-//! verify-only until every token it signed has expired, then its files are removed.
-//! See [`KeyWatcher::rotate_every`] for the schedule and the failure behaviour.
+//! With [`rotate_every`](KeyWatcher::rotate_every), the watcher also rotates: a
+//! [lead](KeyWatcher::publish_lead) before the signer has signed for that long it
+//! generates a new key with the same algorithm and writes it into the directory
+//! (verify-only: published in every instance's JWK Set), then makes it the signer; the
+//! previous key stays verify-only until every token it signed has expired, then its files
+//! are removed. See [`KeyWatcher::rotate_every`] for the schedule and the failure
+//! behaviour.
+//!
+//! On a verify-only configuration (keys from a JWK Set) the watcher adds the directory's
+//! public keys to the set's instead, and never rotates.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
+use super::key::Key;
 use super::ring::Keyring;
-use super::rotate::{DEMOTED, KeyDir, KeyDirLock, PROMOTED};
+use super::rotate::{DEMOTED, KeyDir, KeyDirLock, NEXT, PROMOTED};
 use crate::config::{Inner, SessionConfig};
 use crate::error::KeyError;
 
 /// Default interval between two looks at the key directory: 2 seconds.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Default time automatic rotation publishes the next signer before it signs
+/// ([`KeyWatcher::publish_lead`]): 5 minutes, ten times verifiers' default key-set refresh
+/// interval.
+pub const DEFAULT_PUBLISH_LEAD: Duration = Duration::from_secs(5 * 60);
 
 /// Watches a key directory for new, promoted and retired keys and applies them to a
 /// [`SessionConfig`]'s keyring without a restart; optionally rotates the signer on a
@@ -35,6 +46,14 @@ pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 ///
 /// The directory is the source of truth: a reload replaces the whole keyring with the
 /// directory's keys. A key's material is expected never to change under the same `kid`.
+///
+/// On a verify-only configuration ([`Keyring::verify_only`], e.g. from
+/// [`Keyring::from_jwks`]) the directory's public keys — each `<kid>.pub.pem`, and the
+/// public half of each `<kid>.pem`; HMAC secrets are skipped and logged — verify on top
+/// of the key set's: a refresh of the set keeps them, a key removed from the directory
+/// stops verifying (unless the set has it), and a key of the set wins over a different
+/// one under the same `kid`. Nothing signs, and [`rotate_every`](Self::rotate_every)
+/// is refused (logged at `error`).
 ///
 /// ```
 /// # use std::time::Duration;
@@ -68,6 +87,7 @@ struct Schedule {
     every: u64,
     prefix: Option<String>,
     margin: Option<u64>,
+    lead: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +106,9 @@ struct State {
 pub struct CheckReport {
     /// The keyring was replaced with the directory's keys.
     pub reloaded: bool,
+    /// This check published the next signer (verify-only until it is promoted): its
+    /// `kid`.
+    pub published: Option<String>,
     /// This check rotated: the new signer's `kid`.
     pub rotated: Option<String>,
     /// The keys this check retired (their files removed), sorted.
@@ -185,12 +208,15 @@ impl KeyWatcher {
     }
 
     /// Turn on automatic rotation: once the signer has signed for `every` (whole seconds,
-    /// rounded up; at least 1 s), generate a new key with its algorithm (EdDSA or HS256;
-    /// an ES256 signer is never rotated automatically: logged at `error`), write it into
-    /// the directory and promote it. Default: off.
+    /// rounded up; at least 1 s), promote a new key with its algorithm (EdDSA or HS256;
+    /// an ES256 signer is never rotated automatically: logged at `error`), generated and
+    /// written into the directory [`publish_lead`](Self::publish_lead) earlier. Default:
+    /// off.
     ///
     /// # The schedule, on disk
     ///
+    /// * `<kid>.next` records when the next signer was published (UNIX seconds); it is
+    ///   removed when that key is promoted. Until then the key is verify-only.
     /// * `<kid>.promoted` records when the signer started signing (UNIX seconds; written
     ///   at the first check for a signer that lacks one), so a restart keeps the
     ///   schedule.
@@ -223,6 +249,7 @@ impl KeyWatcher {
             every: 1,
             prefix: None,
             margin: None,
+            lead: None,
         });
         schedule.every = whole_secs_up(every).max(1);
         self
@@ -246,6 +273,30 @@ impl KeyWatcher {
     pub fn propagation_margin(mut self, margin: Duration) -> Self {
         if let Some(schedule) = &mut self.rotation {
             schedule.margin = Some(whole_secs_up(margin));
+        }
+        self
+    }
+
+    /// How long before it signs the next signer is published: generated and written into
+    /// the directory verify-only (`<kid>.next` records when), so every instance sharing
+    /// the directory has it in its keyring and serves it in its JWK Set (whole seconds,
+    /// rounded up). Default [`DEFAULT_PUBLISH_LEAD`] (5 min).
+    ///
+    /// Verify-only services fetch the key set on an unknown `kid` at most once per their
+    /// refresh interval; with the key published for longer than that interval, the first
+    /// token of the new signer never finds that refresh used up (by a forged `kid`, say):
+    /// either the last refresh already brought the new key, or it is old enough to be
+    /// made again. Set it to more than the verifiers' refresh interval
+    /// ([`DEFAULT_JWKS_REFRESH`](super::DEFAULT_JWKS_REFRESH), 30 s) plus this watcher's
+    /// poll interval, and more than any cache in front of the JWK Set.
+    ///
+    /// The signer is replaced at the schedule (`every` after it started signing), or
+    /// `lead` after the next key was published if that is later (a lead longer than
+    /// `every` stretches the schedule to it). `0` publishes and promotes in one step.
+    #[must_use]
+    pub fn publish_lead(mut self, lead: Duration) -> Self {
+        if let Some(schedule) = &mut self.rotation {
+            schedule.lead = Some(whole_secs_up(lead));
         }
         self
     }
@@ -277,7 +328,12 @@ impl KeyWatcher {
         let mut demoted = None;
         // Held until the new signer is in use here and the old one's demotion recorded.
         let mut held = None;
-        if let Some(schedule) = &self.rotation {
+        if self.rotation.is_some() && !config.codec().keyring().can_sign() {
+            rotate_error = Some(KeyError::Directory {
+                dir: self.dir.path().display().to_string(),
+                problem: "this instance only verifies (no signing key): it does not rotate".into(),
+            });
+        } else if let Some(schedule) = &self.rotation {
             match self.maintain(schedule, &config, &mut report) {
                 Ok((lock, previous)) => {
                     // Only a check that held the lock says whether rotation works.
@@ -344,7 +400,9 @@ impl KeyWatcher {
             }
         }
 
-        // The signer: since when it signs.
+        // The signer: since when it signs (a published key promoted by hand is no longer
+        // the next one).
+        self.dir.unmark(&signer, NEXT)?;
         let since = match (
             self.dir.read_time(&signer, DEMOTED),
             self.dir.read_time(&signer, PROMOTED),
@@ -394,16 +452,60 @@ impl KeyWatcher {
             }
         }
 
-        // The rotation itself.
+        // The rotation itself: the next key is published (verify-only, so it is in every
+        // instance's JWK Set) `lead` before it is due, and promoted once it is due and was
+        // published for at least `lead`.
         let every = i64::try_from(schedule.every).unwrap_or(i64::MAX);
-        if now >= since.saturating_add(every) {
-            let rotation = self
+        let lead = i64::try_from(schedule.lead.unwrap_or(DEFAULT_PUBLISH_LEAD.as_secs()))
+            .unwrap_or(i64::MAX);
+        let due = since.saturating_add(every);
+        let mut next = self.pending(&lock, &ring, &signer, now)?;
+        if next.is_none() && now >= due.saturating_sub(lead) {
+            let kid = self
                 .dir
-                .promote_new(&lock, now, schedule.prefix.as_deref())?;
+                .publish_next(&lock, now, schedule.prefix.as_deref())?;
+            report.published = Some(kid.clone());
+            next = Some((kid, now));
+        }
+        if let Some((kid, published)) = next
+            && now >= due
+            && now >= published.saturating_add(lead)
+        {
+            let rotation = self.dir.promote(&lock, &kid, now)?;
             report.rotated = Some(rotation.signer);
             return Ok((Some(lock), Some(rotation.previous)));
         }
         Ok((Some(lock), None))
+    }
+
+    /// The published next signer (`<kid>.next`) and when it was published; the earliest
+    /// if there are several. An unreadable record counts from now.
+    fn pending(
+        &self,
+        lock: &KeyDirLock,
+        ring: &Keyring,
+        signer: &str,
+        now: i64,
+    ) -> Result<Option<(String, i64)>, KeyError> {
+        let mut found: Option<(String, i64)> = None;
+        for kid in ring.kids() {
+            if kid == signer || !ring.get(kid).is_some_and(Key::can_sign) {
+                continue;
+            }
+            let at = match self.dir.read_time(kid, NEXT) {
+                Ok(Some(at)) => at,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, kid, "unreadable publication record: counting from now");
+                    self.dir.mark(lock, kid, NEXT, now)?;
+                    now
+                }
+            };
+            if found.as_ref().is_none_or(|(_, t)| at < *t) {
+                found = Some((kid.to_owned(), at));
+            }
+        }
+        Ok(found)
     }
 
     /// Reload the keyring if the directory changed; `Ok(true)` when it was replaced.
@@ -442,17 +544,14 @@ impl KeyWatcher {
         if state.loaded.as_ref() == Some(&fingerprint) {
             return Ok(false);
         }
-        let ring = self.dir.load()?;
         let codec = config.codec();
-        let first = state.loaded.is_none();
-        if !codec.keyring().signer().can_sign() {
-            return Err(KeyError::Directory {
-                dir: self.dir.path().display().to_string(),
-                problem: "this instance only verifies (no signing key): a key directory is \
-                          not applied to it"
-                    .into(),
-            });
+        if !codec.keyring().can_sign() {
+            let changed = self.reload_verify_only(config)?;
+            state.loaded = Some(fingerprint);
+            return Ok(changed);
         }
+        let ring = self.dir.load()?;
+        let first = state.loaded.is_none();
         let changed = !(first && same_keys(&codec.keyring(), &ring));
         if changed {
             codec.rotate(move |current| {
@@ -463,6 +562,40 @@ impl KeyWatcher {
         }
         state.loaded = Some(fingerprint);
         Ok(changed)
+    }
+
+    /// A verify-only instance: the directory's public keys verify too, on top of the key
+    /// set (they stay across its refreshes); a key removed from the directory stops
+    /// verifying unless the set has it. Nothing signs.
+    fn reload_verify_only(&self, config: &SessionConfig) -> Result<bool, KeyError> {
+        let keys: Vec<Arc<Key>> = Keyring::public_keys_in(self.dir.path())?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let codec = config.codec();
+        let same = {
+            let current = codec.keyring();
+            let had = current.local();
+            had.len() == keys.len()
+                && had
+                    .iter()
+                    .zip(&keys)
+                    .all(|(a, b)| a.kid() == b.kid() && a.public_jwk() == b.public_jwk())
+        };
+        if same {
+            return Ok(false);
+        }
+        let kids: Vec<String> = keys.iter().map(|k| k.kid().to_owned()).collect();
+        codec.rotate(move |current| {
+            *current = current.with_local(keys);
+            Ok(())
+        })?;
+        tracing::info!(
+            dir = %self.dir.path().display(),
+            local = ?kids,
+            "key directory reloaded: its public keys verify too (verify-only instance)"
+        );
+        Ok(true)
     }
 
     /// Poll the directory every [`every`](Self::every) interval (the first poll at once)
@@ -501,7 +634,9 @@ impl KeyWatcher {
 impl SessionConfig {
     /// Watch the key directory `dir` (its keys, `SIGNER` and removals) and apply it to
     /// this configuration's keyring, polling every `every` (e.g.
-    /// [`DEFAULT_WATCH_INTERVAL`]): a [`KeyWatcher`] without rotation, spawned.
+    /// [`DEFAULT_WATCH_INTERVAL`]): a [`KeyWatcher`] without rotation, spawned. On a
+    /// verify-only configuration the directory's public keys verify on top of the key
+    /// set's (see [`KeyWatcher`]).
     ///
     /// # Panics
     ///

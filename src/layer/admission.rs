@@ -159,11 +159,20 @@ impl<T> Admission<T> {
     }
 
     /// A refused cookie whose session is dead is cleared on the response, so the browser
-    /// stops sending it.
+    /// stops sending it (see [`clears`]).
     pub(crate) fn clears_cookie(&self) -> bool {
         self.source == Some(Source::Cookie)
-            && matches!(self.verdict, Verdict::Refused(r) if r.ends_session())
+            && matches!(self.verdict, Verdict::Refused(r) if clears(&self.state.config, r))
     }
+}
+
+/// Whether refusing a cookie for `reason` clears it: when the session itself is dead
+/// ([`Refusal::ends_session`]) — except `session_unknown_key` on a verify-only service. It
+/// cannot tell a forged `kid` from a key its issuer has not published to it yet (its
+/// one refresh per interval may be used up), and the cookie is the issuer's: clearing it
+/// would log the user out of the whole site for a key this service merely lacks.
+pub(crate) fn clears(config: &crate::config::SessionConfig, reason: Refusal) -> bool {
+    reason.ends_session() && (reason != Refusal::UnknownKey || config.codec().can_sign())
 }
 
 /// Let the request through, or answer it now.
@@ -217,7 +226,7 @@ pub(crate) fn admit<T: SessionData, B>(
             }
         }
         Verdict::Refused(reason) if state.require => {
-            let clear = source == Some(Source::Cookie) && reason.ends_session();
+            let clear = source == Some(Source::Cookie) && clears(config, *reason);
             return refuse(*reason, clear);
         }
         Verdict::Refused(reason) => obs::refused(*reason, req.uri().path()),

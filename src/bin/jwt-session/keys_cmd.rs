@@ -129,6 +129,9 @@ pub(crate) fn keys(args: &KeysArgs) -> Result<ExitCode, CliError> {
             let t = i64::try_from(written.as_secs()).unwrap_or(i64::MAX);
             details.push(format!("written {}", human_time(t, now)));
         }
+        if let (false, Some(at)) = (entry.signer, entry.published_at) {
+            details.push(format!("next signer, published {}", human_time(at, now)));
+        }
         if let Some(at) = entry.promoted_at {
             details.push(format!("promoted {}", human_time(at, now)));
         }
