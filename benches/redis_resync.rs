@@ -15,7 +15,8 @@
 //! Not criterion: each figure is one long operation, repeated `RUNS` times (median and
 //! min printed).
 //!
-//! `cargo bench --features redis --bench redis_resync`
+//! `cargo bench --features redis --bench redis_resync`; `RESYNC_PHASES=cold` runs only the
+//! cold starts (the reconnect phase alone takes minutes).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -216,6 +217,9 @@ fn main() {
         let kit = TestKit::new();
         for n in [100_000, 1_000_000] {
             cold_start(&kit, &redis.url(), n).await;
+        }
+        if std::env::var("RESYNC_PHASES").is_ok_and(|p| p == "cold") {
+            return;
         }
         // 1M live revocations in Redis (the last cold start's), plus what A adds.
         reconnect(&kit, &redis, "change log (incremental)", options(&kit)).await;
