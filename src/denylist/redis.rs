@@ -332,7 +332,7 @@ impl Shared {
     /// Apply a revocation read from Redis. `first`: during the first resync, when this
     /// instance has not answered any request yet.
     fn learn(&self, bytes: &[u8], first: bool) -> bool {
-        let record = match serde_json::from_slice::<Record>(bytes) {
+        let record = match super::wire::parse(bytes) {
             Ok(record) => record,
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring an unreadable revocation from Redis");
