@@ -156,7 +156,11 @@ mod tests {
     fn agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
         if let Some(record) = fast(bytes) {
             let serde = serde_json::from_slice::<Record>(bytes);
-            prop_assert!(serde.is_ok(), "serde refuses {:?}", String::from_utf8_lossy(bytes));
+            prop_assert!(
+                serde.is_ok(),
+                "serde refuses {:?}",
+                String::from_utf8_lossy(bytes)
+            );
             prop_assert_eq!(serde.unwrap(), record);
         }
         Ok(())
