@@ -2,20 +2,24 @@
 //! become ready, and to catch up after a partition.
 //!
 //! * `cold start` — an instance starts with N live revocations in Redis (100,000 and
-//!   1,000,000, written beforehand by a pipelined bulk writer): time from
-//!   [`RedisDenylist::connect`] until [`RedisDenylist::wait_ready`] returns (the 503
-//!   window of a fail-closed start), and the mirror then holds all N;
+//!   1,000,000, written beforehand by a pipelined bulk writer, expiries spread over an
+//!   hour): time from [`RedisDenylist::connect`] until [`RedisDenylist::wait_ready`]
+//!   returns (the 503 window of a fail-closed start), and the mirror then holds all N.
+//!   Once with the revocations in per-revocation keys (the layout before buckets: what an
+//!   upgraded instance reads), once in per-minute buckets (the layout written now);
+//!   `RESYNC_LAYOUTS=legacy` or `=buckets` runs one of them;
 //! * `reconnect` — with 1,000,000 live revocations in Redis, an instance behind a TCP
 //!   proxy is cut off while another one revokes 10,000 sessions; time from the proxy's
 //!   restore until the instance reports `connected` again (its resync done), first with
 //!   the change log (incremental read), then without it (`change_log_len(0)`: the full
-//!   read every earlier version does).
+//!   read: `SCAN`, then every bucket).
 //!
 //! Starts its own `redis-server` on a free loopback port. Prints one line per figure.
 //! Not criterion: each figure is one long operation, repeated `RUNS` times (median and
-//! min printed).
+//! min printed; `RESYNC_RUNS=n` repeats each cold start `n` times instead).
 //!
-//! `cargo bench --features redis --bench redis_resync`
+//! `cargo bench --features redis --bench redis_resync`; `RESYNC_PHASES=cold` runs only the
+//! cold starts (the reconnect phase alone takes minutes).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -37,30 +41,85 @@ const MISSED: usize = 10_000;
 mod redis_server;
 use redis_server::RedisServer;
 
-/// Write `n` live session revocations (as the denylist writes them) with pipelines of
-/// 10,000 `SET … PX`, replacing whatever the namespace held.
-fn bulk_load(url: &str, n: usize, now: i64) {
+/// How the bench writes revocations to Redis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// As the denylist writes them: hashes per minute of expiry (`HSET` + `PEXPIRE`).
+    Buckets,
+    /// One string key each (`SET … PX`), as versions before buckets wrote them (and as
+    /// `write_legacy_keys` still does): what an upgraded instance reads first.
+    Legacy,
+}
+
+/// A session id as the crate mints them (16 bytes, base64url), distinct for each `i`.
+fn sid(i: usize) -> String {
+    use base64::Engine as _;
+    let i = i as u64;
+    let mut raw = [0_u8; 16];
+    raw[..8].copy_from_slice(&i.to_be_bytes());
+    raw[8..].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// Write `n` live session revocations (as the denylist writes them in `layout`), their
+/// expiries spread over the next hour (as logouts spread over an idle timeout would be),
+/// with pipelines of 10,000 writes, replacing whatever the namespace held.
+fn bulk_load(url: &str, n: usize, now: i64, layout: Layout) {
     let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
     redis::cmd("FLUSHALL").exec(&mut con).unwrap();
     let started = Instant::now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
         let mut pipe = redis::pipe();
-        for i in chunk {
-            let sid = format!("bulk{i:018}");
-            let payload = format!(
-                r#"{{"t":"s","sid":"{sid}","exp":{},"at":{now}}}"#,
-                now + 3600
-            );
-            pipe.cmd("SET")
-                .arg(format!("jwt-session:revoked:sid:{sid}"))
-                .arg(payload)
-                .arg("PX")
-                .arg(3_600_000)
+        let mut minutes = Vec::new();
+        for &i in chunk {
+            let sid = sid(i);
+            let exp = now + 60 + (i % 3600) as i64;
+            let payload = format!(r#"{{"t":"s","sid":"{sid}","exp":{exp},"at":{now}}}"#);
+            let minute = exp.div_euclid(60) + 1;
+            let ttl_ms = (minute * 60 - now) * 1000;
+            match layout {
+                Layout::Buckets => {
+                    pipe.cmd("HSET")
+                        .arg(format!("jwt-session:revoked:b:{minute}"))
+                        .arg(format!("sid:{sid}"))
+                        .arg(payload)
+                        .ignore();
+                    if !minutes.contains(&(minute, ttl_ms)) {
+                        minutes.push((minute, ttl_ms));
+                    }
+                }
+                Layout::Legacy => {
+                    pipe.cmd("SET")
+                        .arg(format!("jwt-session:revoked:sid:{sid}"))
+                        .arg(payload)
+                        .arg("PX")
+                        .arg((exp - now) * 1000)
+                        .ignore();
+                }
+            }
+        }
+        for (minute, ttl_ms) in minutes {
+            pipe.cmd("PEXPIRE")
+                .arg(format!("jwt-session:revoked:b:{minute}"))
+                .arg(ttl_ms)
                 .ignore();
         }
         pipe.exec(&mut con).unwrap();
     }
-    eprintln!("  (loaded {n} keys in {:?})", started.elapsed());
+    let keys: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    let memory: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
+    let used = memory
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
+    eprintln!(
+        "  (loaded {n} revocations, {layout:?}, in {:?}: {keys} keys, Redis used_memory \
+         {:.1} MB, {:.0} B per revocation)",
+        started.elapsed(),
+        used / 1e6,
+        used / n as f64
+    );
 }
 
 fn options(kit: &TestKit) -> RedisDenylistOptions {
@@ -82,10 +141,14 @@ fn summary(label: &str, mut times: Vec<Duration>) {
     );
 }
 
-async fn cold_start(kit: &TestKit, url: &str, n: usize) {
-    bulk_load(url, n, kit.now());
+async fn cold_start(kit: &TestKit, url: &str, n: usize, layout: Layout) {
+    bulk_load(url, n, kit.now(), layout);
     let mut times = Vec::new();
-    for _ in 0..RUNS {
+    let runs = std::env::var("RESYNC_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(RUNS);
+    for _ in 0..runs {
         let started = Instant::now();
         let store = RedisDenylist::connect(url, options(kit)).unwrap();
         assert!(store.wait_ready(Duration::from_secs(120)).await);
@@ -94,7 +157,11 @@ async fn cold_start(kit: &TestKit, url: &str, n: usize) {
         drop(store);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    summary(&format!("cold start, {n} live revocations"), times);
+    let label = match layout {
+        Layout::Buckets => "",
+        Layout::Legacy => " (layout before buckets)",
+    };
+    summary(&format!("cold start, {n} live revocations{label}"), times);
 }
 
 /// Forwards a loopback port to Redis; `cut` drops every connection and refuses new ones
@@ -214,8 +281,17 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let kit = TestKit::new();
-        for n in [100_000, 1_000_000] {
-            cold_start(&kit, &redis.url(), n).await;
+        let layouts = std::env::var("RESYNC_LAYOUTS").unwrap_or_default();
+        for layout in [Layout::Legacy, Layout::Buckets] {
+            let name = format!("{layout:?}").to_lowercase();
+            if layouts.is_empty() || layouts.split(',').any(|l| l == name) {
+                for n in [100_000, 1_000_000] {
+                    cold_start(&kit, &redis.url(), n, layout).await;
+                }
+            }
+        }
+        if std::env::var("RESYNC_PHASES").is_ok_and(|p| p == "cold") {
+            return;
         }
         // 1M live revocations in Redis (the last cold start's), plus what A adds.
         reconnect(&kit, &redis, "change log (incremental)", options(&kit)).await;

@@ -173,6 +173,30 @@ async fn settled(instances: &[&Instance]) {
     .await;
 }
 
+/// The bucket (hash) holding the revocations that expire at `exp` in the default
+/// namespace: the one of the minute that ends after it.
+fn bucket(exp: i64) -> String {
+    format!("jwt-session:revoked:b:{}", exp.div_euclid(60) + 1)
+}
+
+/// `field`, a revocation that lasts until `exp`, is in the bucket of `exp`, which expires
+/// at the end of its minute (1 to 60 s after `exp`): its TTL is that end seen from `now`
+/// (the test clock's, when the revocation was written).
+fn held_until(raw: &mut redis::Connection, now: i64, exp: i64, field: &str) {
+    let key = bucket(exp);
+    let stored: Option<String> = redis::cmd("HGET").arg(&key).arg(field).query(raw).unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&stored.expect(field)).unwrap();
+    assert_eq!(stored["exp"], exp, "{stored}");
+    let end = (exp.div_euclid(60) + 1) * 60;
+    assert!((1..=60).contains(&(end - exp)));
+    let ttl: i64 = redis::cmd("TTL").arg(&key).query(raw).unwrap();
+    let want = end - now;
+    assert!(
+        (want - 1..=want).contains(&ttl),
+        "{key}: TTL {ttl}, want {want}"
+    );
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -565,12 +589,16 @@ async fn a_session_reissued_while_cut_off_is_not_resurrected() {
     // C learned it 20 min late, so it re-dated and re-shared it: the record in Redis now
     // lasts a whole lifetime (30 min + leeway 5 s + margin 5 s) from now, not from the
     // logout.
-    let key = format!("jwt-session:revoked:sid:{}", alice.sid);
+    let exp = kit.now() + 30 * 60 + 10;
     let mut raw = redis.raw();
-    let stored: String = redis::cmd("GET").arg(&key).query(&mut raw).unwrap();
+    let stored: String = redis::cmd("HGET")
+        .arg(bucket(exp))
+        .arg(format!("sid:{}", alice.sid))
+        .query(&mut raw)
+        .unwrap();
     let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
     assert_eq!(stored["at"], kit.now(), "not re-dated: {stored}");
-    assert_eq!(stored["exp"], kit.now() + 30 * 60 + 10, "{stored}");
+    assert_eq!(stored["exp"], exp, "{stored}");
 
     // Past the original revocation's lifetime (logout + 30 min + leeway + margin), before
     // the reissued token's expiry (50 min): both instances still refuse it, even after
@@ -608,36 +636,40 @@ async fn keys_expire_in_redis_by_themselves() {
     let clock = kit.config().clock();
     let mut raw = redis.raw();
 
-    // A session revoked now lives idle (30 min) + margin in Redis.
+    // A session revoked now lives idle (30 min) + margin in Redis: in the bucket of the
+    // minute that ends 1 to 60 s after that, which expires then.
     let s = login(&kit, "alice");
     a.store
         .revoke_session(&s.sid, s.auth_time, &policy, clock)
         .unwrap();
     settled(&[&a]).await;
-    let key = format!("jwt-session:revoked:sid:{}", s.sid);
-    let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut raw).unwrap();
-    let want = i64::try_from(policy.idle_timeout()).unwrap() + margin;
-    assert!((want - 1..=want).contains(&ttl), "TTL {ttl}, want {want}");
+    let exp = kit.now() + i64::try_from(policy.idle_timeout()).unwrap() + margin;
+    held_until(&mut raw, kit.now(), exp, &format!("sid:{}", s.sid));
 
     // A subject revocation lives absolute (8 h) + margin.
     let before = a.store.revoke_subject("bob", &policy, clock).unwrap();
     settled(&[&a]).await;
-    let key = format!("jwt-session:revoked:sub:{before}:bob");
-    let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut raw).unwrap();
-    let want = i64::try_from(policy.absolute_timeout()).unwrap() + margin;
-    assert!((want - 1..=want).contains(&ttl), "TTL {ttl}, want {want}");
+    let exp = before + i64::try_from(policy.absolute_timeout()).unwrap() + margin;
+    held_until(&mut raw, kit.now(), exp, &format!("sub:{before}:bob"));
 
-    // A session 2 s from its absolute end: its key (2 s + 1 s margin) disappears by
-    // itself — no sweeper, no client involved.
+    // A session 2 s from its absolute end, logged in at a time that makes its revocation
+    // end (2 s + 1 s margin from then) 1 s before a minute does: its bucket disappears
+    // 4 s after the revocation by itself — no sweeper, no client involved.
+    let absolute = i64::try_from(policy.absolute_timeout()).unwrap();
+    let skip = (59 - (kit.now() + absolute + margin)).rem_euclid(60);
+    kit.advance(Duration::from_secs(skip.unsigned_abs()));
     let old = login(&kit, "carol");
     kit.advance(Duration::from_secs(policy.absolute_timeout() - 2));
     a.store
         .revoke_session(&old.sid, old.auth_time, &policy, clock)
         .unwrap();
     settled(&[&a]).await;
-    let key = format!("jwt-session:revoked:sid:{}", old.sid);
+    let exp = old.auth_time + absolute + margin;
+    assert_eq!(exp.rem_euclid(60), 59);
+    let key = bucket(exp);
+    held_until(&mut raw, kit.now(), exp, &format!("sid:{}", old.sid));
     let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut raw).unwrap();
-    assert!((1..=3000).contains(&ttl), "PTTL {ttl}");
+    assert!((1..=4000).contains(&ttl), "PTTL {ttl}");
     let started = Instant::now();
     loop {
         let exists: bool = redis::cmd("EXISTS").arg(&key).query(&mut raw).unwrap();
@@ -645,12 +677,12 @@ async fn keys_expire_in_redis_by_themselves() {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            started.elapsed() < Duration::from_secs(6),
             "key never expired"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!("key expired by itself after {:?}", started.elapsed());
+    eprintln!("bucket expired by itself after {:?}", started.elapsed());
 }
 
 /// `Update::retire_older` on A is shared through Redis like a logout: B (same Redis, same

@@ -174,12 +174,16 @@ async fn revocations_flow_through_a_cluster_and_survive_a_failover() {
     let master = master_of(ports[0], slot).expect("a master for the namespace's slot");
     let logged: usize = query(master, redis::cmd("XLEN").arg(format!("{{{NS}}}changes"))).unwrap();
     assert_eq!(logged, 10);
-    let keys: Vec<String> = query(
+    let buckets: Vec<String> = query(
         master,
-        redis::cmd("KEYS").arg(format!("{{{NS}}}revoked:sid:*")),
+        redis::cmd("KEYS").arg(format!("{{{NS}}}revoked:b:*")),
     )
     .unwrap();
-    assert_eq!(keys.len(), 10, "{keys:?}");
+    let held: usize = buckets
+        .iter()
+        .map(|b| query::<usize>(master, redis::cmd("HLEN").arg(b)).unwrap())
+        .sum();
+    assert_eq!(held, 10, "{buckets:?}");
     let (_, listeners): (String, usize) = query(
         master,
         redis::cmd("PUBSUB")

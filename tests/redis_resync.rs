@@ -1,7 +1,9 @@
-//! Incremental resync of the Redis revocation backend (issue 15): every revocation goes
-//! to a change log (a Redis stream) in the same transaction as its key and its message;
-//! a reconnecting instance reads only the log entries it missed, and falls back to the
-//! full read (`SCAN` + `MGET`) whenever the log cannot prove it still holds all of them.
+//! Resync of the Redis revocation backend (issue 15): every revocation goes to a change
+//! log (a Redis stream) in the same transaction as its bucket entry and its message; a
+//! reconnecting instance reads only the log entries it missed, and falls back to the full
+//! read (`SCAN`, then every bucket and every key of the layout before buckets) whenever
+//! the log cannot prove it still holds all of them. The full read (also the cold start)
+//! reads both layouts, and buckets too large for one reply in steps.
 //! Each test proves I1 — after the partition, the trim, the deleted log or the Redis
 //! crash, no revoked session is accepted on any instance — and which kind of read the
 //! instance did ([`RedisStatus`](jwt_session::RedisStatus) `full_syncs` /
@@ -594,4 +596,159 @@ async fn redis_killed_mid_stream_and_restarted_loses_nothing() {
     }
     let late = instance(&kit, &redis.url(), options(&kit, &ns)).await;
     late.refuses_exactly(&all, &[&live]).await;
+}
+
+/// An upgrade: revocations written by a version before buckets — one string key each —
+/// are still learned on a cold start, next to bucketed ones (I1); and with
+/// `write_legacy_keys` an instance also writes that layout, which such a version reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cold_start_learns_revocations_in_the_layout_before_buckets() {
+    let Some(port) = shared_port() else { return };
+    let kit = TestKit::new();
+    let ns = namespace();
+    let now = kit.now();
+    let (old, retired, old_user, live) = (
+        login(&kit, "old-alice"),
+        login(&kit, "old-dave"),
+        login(&kit, "old-bob"),
+        login(&kit, "live"),
+    );
+    // As an older version wrote them: `SET <ns>revoked:<what> <record> PX <ttl>`.
+    let mut r = raw(port);
+    for (key, record) in [
+        (
+            format!("{ns}revoked:sid:{}", old.sid),
+            format!(
+                r#"{{"t":"s","sid":"{}","exp":{},"at":{now}}}"#,
+                old.sid,
+                now + 1810
+            ),
+        ),
+        (
+            format!("{ns}revoked:gen:3:{}", retired.sid),
+            format!(
+                r#"{{"t":"s","sid":"{}","exp":{},"at":{now},"floor":3}}"#,
+                retired.sid,
+                now + 1810
+            ),
+        ),
+        (
+            format!("{ns}revoked:sub:{now}:old-bob"),
+            format!(
+                r#"{{"t":"u","sub":"old-bob","before":{now},"exp":{},"at":{now}}}"#,
+                now + 8 * 3600 + 10
+            ),
+        ),
+    ] {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(record)
+            .arg("PX")
+            .arg(1_810_000)
+            .query(&mut r)
+            .unwrap();
+    }
+
+    // An instance of this version, writing both layouts.
+    let a = instance(&kit, &url(port), options(&kit, &ns).write_legacy_keys(true)).await;
+    let new = login(&kit, "new-carol");
+    a.logout(&kit, &new);
+    settled(&[&a]).await;
+    let legacy: Option<String> = redis::cmd("GET")
+        .arg(format!("{ns}revoked:sid:{}", new.sid))
+        .query(&mut r)
+        .unwrap();
+    let legacy = legacy.expect("a legacy key");
+    let record: serde_json::Value = serde_json::from_str(&legacy).unwrap();
+    assert_eq!(record["sid"], new.sid.as_str());
+    let exp = record["exp"].as_i64().unwrap();
+    let bucketed: Option<String> = redis::cmd("HGET")
+        .arg(format!("{ns}revoked:b:{}", exp.div_euclid(60) + 1))
+        .arg(format!("sid:{}", new.sid))
+        .query(&mut r)
+        .unwrap();
+    assert_eq!(bucketed, Some(legacy), "the same record in both layouts");
+
+    // A cold start learns all four, once each.
+    let b = instance(&kit, &url(port), options(&kit, &ns)).await;
+    assert_eq!(b.store.status().full_syncs, 1);
+    b.refuses_exactly(&[&old, &old_user, &new], &[&live]).await;
+    let generation = |generation| {
+        b.store
+            .is_revoked(TokenFacts {
+                sid: &retired.sid,
+                sub: &retired.sub,
+                auth_time: retired.auth_time,
+                lat: retired.auth_time,
+                generation,
+            })
+            .unwrap()
+    };
+    assert!(generation(2) && !generation(3), "the retired generations");
+    assert_eq!(b.store.len(), 4);
+}
+
+/// A bucket of more than 100,000 revocations is read in `HSCAN` steps rather than one
+/// reply, and nothing in it is missed; a key among the buckets that is not a hash (nothing
+/// this crate writes) is skipped, not a reason to stay unready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_huge_bucket_is_read_in_steps_and_a_foreign_key_is_skipped() {
+    let Some(port) = shared_port() else { return };
+    let kit = TestKit::new();
+    let ns = namespace();
+    let now = kit.now();
+    let exp = now + 1800;
+    let bucket = format!("{ns}revoked:b:{}", exp.div_euclid(60) + 1);
+    let n = 100_123;
+    let mut r = raw(port);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            let sid = format!("bulk-{i}");
+            pipe.cmd("HSET")
+                .arg(&bucket)
+                .arg(format!("sid:{sid}"))
+                .arg(format!(
+                    r#"{{"t":"s","sid":"{sid}","exp":{exp},"at":{now}}}"#
+                ))
+                .ignore();
+        }
+        pipe.query::<()>(&mut r).unwrap();
+    }
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&bucket)
+        .arg(1_900_000)
+        .query(&mut r)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{ns}revoked:b:not-a-hash"))
+        .arg("x")
+        .query(&mut r)
+        .unwrap();
+    let started = Instant::now();
+    let store = RedisDenylist::connect(&url(port), options(&kit, &ns)).unwrap();
+    assert!(
+        store.wait_ready(Duration::from_secs(120)).await,
+        "not ready: {:?}",
+        store.status()
+    );
+    eprintln!(
+        "read {n} revocations from one bucket in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(store.len(), n);
+    assert!(store.status().failure.is_none(), "{:?}", store.status());
+    let revoked = |sid: &str| {
+        store
+            .is_revoked(TokenFacts {
+                sid,
+                sub: "",
+                auth_time: now,
+                lat: now,
+                generation: 0,
+            })
+            .unwrap()
+    };
+    assert!(revoked("bulk-0") && revoked(&format!("bulk-{}", n - 1)));
+    let _: () = redis::cmd("DEL").arg(&bucket).query(&mut r).unwrap();
 }

@@ -48,7 +48,7 @@ const REFUSED: Duration = Duration::from_secs(2);
 const ACL: &str = "user jwt on >jwt-secret resetkeys ~jwt-test-* resetchannels &jwt-test-* \
     -@all +hello +auth +ping +select +role +subscribe +publish +multi +exec \
     +discard +set +get +mget +scan +xadd +xinfo +xrange +eval +evalsha +hmget +hget +hset +hsetnx +del +exists \
-    +pexpire +pttl +zadd +zcard +zcount +zpopmin +zrange +zrem +zremrangebyscore";
+    +hlen +hvals +hscan +pexpire +pttl +zadd +zcard +zcount +zpopmin +zrange +zrem +zremrangebyscore";
 
 // ---------------------------------------------------------------------------------------
 // One TLS redis-server for the whole test binary

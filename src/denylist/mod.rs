@@ -4,6 +4,8 @@ mod journal;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod wire;
 
 #[cfg(feature = "redis")]
 pub use self::redis::{

@@ -51,8 +51,8 @@ pub struct RedisStatus {
     /// wrong user or password; `NoPermission`: the ACL user may not touch our keys) from
     /// an outage (`Unreachable`, `Timeout`).
     pub failure: Option<RedisFailure>,
-    /// Resyncs that read every live key (`SCAN` + `MGET`): the cold start, and every
-    /// reconnect whose missed revocations the change log no longer held.
+    /// Resyncs that read every live revocation (`SCAN`, then every bucket): the cold
+    /// start, and every reconnect whose missed revocations the change log no longer held.
     pub full_syncs: u64,
     /// Resyncs after a reconnect that read only the change-log entries missed.
     pub incremental_syncs: u64,
@@ -83,19 +83,30 @@ impl RedisStatus {
 /// lookups, no network. Redis only carries revocations between instances:
 ///
 /// * **Revoke** (logout, logout-all): the revocation applies to the mirror at once, before
-///   the call returns; then a background *publisher* writes it to Redis as a key whose TTL
-///   is its I2 lifetime plus the propagation margin, and `PUBLISH`es it, in one
-///   `MULTI`/`EXEC`. The wire format is the journal's JSON record, e.g.
+///   the call returns; then a background *publisher* writes it to Redis and `PUBLISH`es
+///   it, in one `MULTI`/`EXEC`. The wire format is the journal's JSON record, e.g.
 ///   `{"t":"s","sid":"…","exp":1767227405,"at":1767225600}`.
+/// * **Buckets**: in Redis, revocations are grouped by the minute they expire in: the hash
+///   `jwt-session:revoked:b:<minute>` holds every revocation whose lifetime (I2, plus the
+///   propagation margin) ends in the minute before `<minute>` × 60, one field each (`sid:<sid>`,
+///   `gen:<floor>:<sid>` for retired generations, `sub:<before>:<sub>`; the value is the
+///   record), and expires at the minute's end. A revocation therefore stays in Redis 1 to
+///   60 s longer than it must (I2 bounds what the mirrors hold; they drop each entry at
+///   its own expiry), in exchange for a few hundred keys instead of one per revocation:
+///   a cold start reads a million revocations with a few hundred `HVALS` instead of a
+///   million-key `SCAN` and `MGET`.
 /// * **Subscribe**: a background *link* task subscribes to the channel and applies what
 ///   other instances revoke.
 /// * **Change log**: the same transaction appends the record to a Redis stream
 ///   (`XADD jwt-session:changes MAXLEN ~ 100000 * r <record>`), so a revocation is in
-///   its key, in the log and on the channel, or in none of them.
+///   its bucket, in the log and on the channel, or in none of them.
 /// * **Resync**: on start and after every reconnect the link first subscribes, then
 ///   reads what it may have missed. On start (and whenever the log cannot prove it holds
-///   everything missed) that is a *full read*: `SCAN` the namespace's keys and `MGET`
-///   them into the mirror. After a reconnect it is usually an *incremental read*: only
+///   everything missed) that is a *full read*: `SCAN` the namespace's keys, read every
+///   bucket (`HVALS`, or `HSCAN` for one of more than 100,000 entries) and every
+///   per-revocation key of the layout before buckets (`MGET`, see
+///   [`write_legacy_keys`](RedisDenylistOptions::write_legacy_keys)) into the mirror.
+///   After a reconnect it is usually an *incremental read*: only
 ///   the log's entries after the last one this instance holds (`XRANGE`), checked
 ///   against the stream's `entries-added` count so that a trimmed, deleted or recreated
 ///   log falls back to the full read
@@ -103,23 +114,32 @@ impl RedisStatus {
 ///   and [`RedisStatus::incremental_syncs`] count both).
 ///   Either way nothing published while it was away is missed (I1).
 ///
-/// Keys and channel (with the default namespace `jwt-session:`):
-/// `jwt-session:revoked:sid:<sid>`, `jwt-session:revoked:sub:<before>:<sub>`,
-/// `jwt-session:revoked:gen:<floor>:<sid>` (older tokens retired by an update), the channel
-/// `jwt-session:revocations` and the stream `jwt-session:changes`. Keys expire in Redis by
-/// themselves.
+/// Keys and channel (with the default namespace `jwt-session:`): the buckets
+/// `jwt-session:revoked:b:<minute>` (`<minute>` = ⌊expiry / 60⌋ + 1 for revocations that
+/// expire at that UNIX second; the bucket expires at `<minute>` × 60), the channel
+/// `jwt-session:revocations` and the stream `jwt-session:changes`; with
+/// [`write_legacy_keys`](RedisDenylistOptions::write_legacy_keys), also
+/// `jwt-session:revoked:sid:<sid>`, `jwt-session:revoked:gen:<floor>:<sid>` and
+/// `jwt-session:revoked:sub:<before>:<sub>`. Keys expire in Redis by themselves. A
+/// bucket's TTL (`PEXPIRE`) is its end seen from the writer's clock, like every TTL here;
+/// all writers agree on it, but one whose clock runs ahead by *s* seconds shortens the
+/// bucket by *s* for everyone. The revocations at a bucket's end have 1 s of slack plus
+/// the propagation margin (which only covers the time a revocation takes to travel), so
+/// keep clocks within that of each other.
 ///
 /// **Redis Cluster** (`redis+cluster://host:port[,…]`): every name starts with the
-/// namespace as a hash tag — `{jwt-session:}revoked:sid:<sid>`, `{jwt-session:}changes`, the
-/// channel `{jwt-session:}revocations` — unless the namespace holds a `{…}` tag of its own.
-/// They share one slot, so each revocation's `SET`, `XADD` and `SPUBLISH` (sharded pub/sub)
-/// remain one `MULTI`/`EXEC` on one node, every instance `SSUBSCRIBE`s on that node, and
-/// the full read `SCAN`s it. The denylist therefore lives on one shard (and its replicas):
-/// about 150 bytes of Redis memory per live revocation, 150 MB at a million. When the
-/// slot's master fails over, moves (`sunsubscribe`) or any node's connection drops, the
-/// instance reconnects and resyncs, and re-writes its own live revocations on the new
-/// master, exactly as after a Sentinel failover. The connection uses RESP3 (Redis 6 or later; the change log needs 7.0),
-/// whatever the URL says, so that one connection carries commands and the subscription.
+/// namespace as a hash tag — `{jwt-session:}revoked:b:<minute>`, `{jwt-session:}changes`,
+/// the channel `{jwt-session:}revocations` — unless the namespace holds a `{…}` tag of its
+/// own. They share one slot, so each revocation's `HSET`, `XADD` and `SPUBLISH` (sharded
+/// pub/sub) remain one `MULTI`/`EXEC` on one node, every instance `SSUBSCRIBE`s on that
+/// node, and the full read `SCAN`s it. The denylist therefore lives on one shard (and its
+/// replicas): about 170 bytes of Redis memory per live revocation (plus the change log),
+/// 170 MB at a million. When the slot's master fails over, moves (`sunsubscribe`) or any
+/// node's connection drops, the instance reconnects and resyncs, and re-writes its own live
+/// revocations on the new master, exactly as after a Sentinel failover.
+///
+/// The connection uses RESP3 (Redis 6 or later; the change log needs 7.0), whatever the
+/// URL says, so that one connection carries commands and the subscription.
 ///
 /// # Failure behaviour
 ///
@@ -234,16 +254,30 @@ struct Link {
 /// Key, pattern and channel names of one namespace.
 struct Names {
     prefix: String,
+    /// `<prefix>b:`: the per-minute buckets (hashes).
+    buckets: String,
     pattern: String,
     channel: String,
     /// The change log (a stream).
     stream: String,
 }
 
+/// The bucket (minute of expiry) a revocation expiring at `exp` (UNIX seconds) goes to:
+/// minute `m` holds the revocations with `exp` in `[60 (m - 1), 60 m)` and expires at
+/// `60 m`, so a revocation stays in Redis 1 to 60 s past its own lifetime.
+fn minute_of(exp: i64) -> i64 {
+    exp.div_euclid(60).saturating_add(1)
+}
+
+/// When bucket `minute` expires (UNIX seconds).
+fn bucket_end(minute: i64) -> i64 {
+    minute.saturating_mul(60)
+}
+
 impl Names {
     /// In a cluster every name starts with the namespace as a hash tag (`{jwt-session:}…`,
-    /// unless the namespace has a tag of its own), so that a revocation's key, its change-log
-    /// entry and its publish share one slot: one transaction on one node.
+    /// unless the namespace has a tag of its own), so that a revocation's bucket, its
+    /// change-log entry and its publish share one slot: one transaction on one node.
     fn new(namespace: &str, cluster: bool) -> Self {
         let namespace = if cluster && !has_hash_tag(namespace) {
             format!("{{{namespace}}}")
@@ -260,6 +294,7 @@ impl Names {
         }
         pattern.push('*');
         Self {
+            buckets: format!("{prefix}b:"),
             prefix,
             pattern,
             channel: format!("{namespace}revocations"),
@@ -267,19 +302,35 @@ impl Names {
         }
     }
 
-    fn key(&self, record: &Record) -> Option<String> {
+    /// A revocation's name within its bucket (its field), which is also the suffix of its
+    /// key in the layout before buckets (`<prefix><field>`): `sid:<sid>`,
+    /// `gen:<floor>:<sid>` or `sub:<before>:<sub>`. One name per thing revoked, so that
+    /// writing it again (a re-dated copy, a re-write after a reconnect) replaces it.
+    fn field(record: &Record) -> Option<String> {
         match record {
-            // A retired generation gets a key of its own, so it never overwrites a
+            // A retired generation gets a name of its own, so it never overwrites a
             // revocation of the whole session (or a higher floor) in Redis.
-            Record::Session { sid, floor, .. } if *floor == FULL => {
-                Some(format!("{}sid:{sid}", self.prefix))
-            }
-            Record::Session { sid, floor, .. } => Some(format!("{}gen:{floor}:{sid}", self.prefix)),
-            Record::Subject { sub, before, .. } => {
-                Some(format!("{}sub:{before}:{sub}", self.prefix))
-            }
+            Record::Session { sid, floor, .. } if *floor == FULL => Some(format!("sid:{sid}")),
+            Record::Session { sid, floor, .. } => Some(format!("gen:{floor}:{sid}")),
+            Record::Subject { sub, before, .. } => Some(format!("sub:{before}:{sub}")),
             Record::Watermark { .. } => None,
         }
+    }
+
+    /// The bucket of `minute` (see [`minute_of`]).
+    fn bucket(&self, minute: i64) -> String {
+        format!("{}{minute}", self.buckets)
+    }
+
+    /// The key of one revocation in the layout before buckets (one string key each).
+    fn legacy_key(&self, field: &str) -> String {
+        format!("{}{field}", self.prefix)
+    }
+
+    /// Is this key (from a `SCAN` of the namespace) a bucket, rather than a key of the
+    /// layout before buckets?
+    fn is_bucket(&self, key: &[u8]) -> bool {
+        key.starts_with(self.buckets.as_bytes())
     }
 }
 
@@ -292,19 +343,21 @@ impl Shared {
         self.ready_flag.load(Ordering::Acquire)
     }
 
-    /// Queue `record` (as it must look on the wire) for Redis; it lives there until `exp`.
+    /// Queue `record` (as it must look on the wire) for Redis; it lives there until `exp`
+    /// (rounded up to the end of its bucket's minute).
     fn share(&self, record: &Record, exp: i64, now: i64) {
-        let remaining = exp.saturating_sub(now);
-        if remaining <= 0 {
+        if exp <= now {
             return; // every token it refuses has expired: nothing to tell anyone
         }
-        let (Some(key), Ok(payload)) = (self.names.key(record), serde_json::to_string(record))
+        let (Some(field), Ok(payload)) = (Names::field(record), serde_json::to_string(record))
         else {
             return;
         };
+        let minute = minute_of(exp);
+        let remaining = bucket_end(minute).saturating_sub(now);
         let ttl = Duration::from_secs(u64::try_from(remaining).unwrap_or(u64::MAX))
             .min(Duration::from_secs(100 * 365 * 86_400));
-        let item = Outgoing::new(key, payload, Instant::now() + ttl);
+        let item = Outgoing::new(field, minute, payload, Instant::now() + ttl);
         let pending = {
             let mut outbox = lock(&self.outbox);
             outbox.push(item);
@@ -336,7 +389,7 @@ impl Shared {
     /// Apply a revocation read from Redis. `first`: during the first resync, when this
     /// instance has not answered any request yet.
     fn learn(&self, bytes: &[u8], first: bool) -> bool {
-        let record = match serde_json::from_slice::<Record>(bytes) {
+        let record = match super::wire::parse(bytes) {
             Ok(record) => record,
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring an unreadable revocation from Redis");

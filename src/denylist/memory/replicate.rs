@@ -51,7 +51,7 @@ impl MemoryDenylist {
             at,
             floor: FULL,
         };
-        let result = self.settle(order, &held, &record);
+        let result = self.settle(order, &held, || record.clone());
         (record, result)
     }
 
@@ -79,7 +79,7 @@ impl MemoryDenylist {
             at,
             floor,
         };
-        let result = self.settle(order, &held, &record);
+        let result = self.settle(order, &held, || record.clone());
         (record, result)
     }
 
@@ -119,23 +119,29 @@ impl MemoryDenylist {
             exp,
             at,
         };
-        let result = self.settle(order, &Victim::Subject(sub.into()), &record);
+        let result = self.settle(order, &Victim::Subject(sub.into()), || record.clone());
         (record, result)
     }
 
     /// After a revocation was recorded: enforce the capacity (I4), then journal the
-    /// revocation and any watermark the eviction raised.
+    /// revocation (`record` is only called when there is a journal) and any watermark
+    /// the eviction raised.
     fn settle(
         &self,
         mut order: MutexGuard<'_, Evictor>,
         recorded: &Victim,
-        record: &Record,
+        record: impl FnOnce() -> Record,
     ) -> Result<(), RevocationError> {
         let mut raised = Vec::new();
         self.evict(&mut order, Some(recorded), &mut raised);
-        let mut records = vec![record.clone()];
-        records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
         self.report_fill();
+        if self.journal.is_none() {
+            // Nothing to write (a mirror replaying a million revocations at a cold start
+            // spends no allocation here).
+            return Ok(());
+        }
+        let mut records = vec![record()];
+        records.extend(raised.into_iter().map(|at| Record::Watermark { at }));
         // Queued in the store's order; fsynced with the lock released, so revocations
         // made meanwhile share the fsync (group commit).
         let queued = self.journal_append(&records);
@@ -177,12 +183,7 @@ impl MemoryDenylist {
                 merged.map(|entry| {
                     let held = self.sessions.insert(sid, entry);
                     order.noted(entry.at, &held);
-                    let merged = Record::Session {
-                        sid: sid.clone(),
-                        exp: entry.exp,
-                        at: entry.at,
-                        floor: entry.floor,
-                    };
+                    let merged = Merged::Session(sid, entry);
                     (held, merged)
                 })
             }
@@ -209,13 +210,7 @@ impl MemoryDenylist {
                     self.subjects.insert(sub, entry);
                     let held = Victim::Subject(sub.as_str().into());
                     order.noted(entry.at, &held);
-                    let merged = Record::Subject {
-                        sub: sub.clone(),
-                        before: entry.before,
-                        exp: entry.exp,
-                        at: entry.at,
-                    };
-                    (held, merged)
+                    (held, Merged::Subject(sub, entry))
                 })
             }
             Record::Watermark { .. } => None,
@@ -223,6 +218,32 @@ impl MemoryDenylist {
         let Some((held, merged)) = applied else {
             return Ok(());
         };
-        self.settle(order, &held, &merged)
+        self.settle(order, &held, || merged.record())
+    }
+}
+
+/// The entry [`MemoryDenylist::apply`] holds after a merge, made a record only for the
+/// journal.
+enum Merged<'a> {
+    Session(&'a str, SessionEntry),
+    Subject(&'a str, SubjectEntry),
+}
+
+impl Merged<'_> {
+    fn record(&self) -> Record {
+        match *self {
+            Merged::Session(sid, e) => Record::Session {
+                sid: sid.to_owned(),
+                exp: e.exp,
+                at: e.at,
+                floor: e.floor,
+            },
+            Merged::Subject(sub, e) => Record::Subject {
+                sub: sub.to_owned(),
+                before: e.before,
+                exp: e.exp,
+                at: e.at,
+            },
+        }
     }
 }

@@ -39,6 +39,7 @@ pub struct RedisDenylistOptions {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) change_log_len: usize,
     pub(super) serve_while_syncing: bool,
+    pub(super) write_legacy_keys: bool,
 }
 
 impl Default for RedisDenylistOptions {
@@ -52,6 +53,7 @@ impl Default for RedisDenylistOptions {
             clock: Arc::new(SystemClock),
             change_log_len: DEFAULT_CHANGE_LOG_LEN,
             serve_while_syncing: false,
+            write_legacy_keys: false,
         }
     }
 }
@@ -129,11 +131,12 @@ impl RedisDenylistOptions {
     /// [`DEFAULT_CHANGE_LOG_LEN`] (100,000).
     ///
     /// Every revocation written to Redis is also appended to the change log, in the same
-    /// `MULTI` as its key and its `PUBLISH`. An instance that reconnects reads only the
-    /// entries it missed (incremental resync) when the log still holds all of them, and
-    /// falls back to the full read (`SCAN` + `MGET` of every live key) otherwise: after an
-    /// outage during which more than about `len` revocations were made, or when the
-    /// stream was deleted, trimmed past its position or recreated. Trimming therefore
+    /// `MULTI` as its bucket entry and its `PUBLISH`. An instance that reconnects reads
+    /// only the entries it missed (incremental resync) when the log still holds all of
+    /// them, and falls back to the full read (`SCAN`, then every bucket of live
+    /// revocations) otherwise: after an outage during which more than about `len`
+    /// revocations were made, or when the stream was deleted, trimmed past its position
+    /// or recreated. Trimming therefore
     /// costs speed, never a revocation (I1).
     ///
     /// Why a length and not an age (`MINID`): an id older than the revocations' TTL is
@@ -174,6 +177,22 @@ impl RedisDenylistOptions {
     /// every Redis blip into an outage of the whole fleet.
     pub fn serve_while_syncing(mut self, serve: bool) -> Self {
         self.serve_while_syncing = serve;
+        self
+    }
+
+    /// Also write each revocation as a key of its own (`<namespace>revoked:sid:<sid>`, …,
+    /// a string that expires with the revocation's bucket), the layout of versions before
+    /// per-minute buckets. Default `false`.
+    ///
+    /// Turn it on for a **rolling upgrade** from such a version, until no instance of it
+    /// runs (or could be rolled back to): those instances read only per-revocation keys
+    /// when they start or fall back to a full read, so without them they would not learn
+    /// what upgraded instances revoked (I1). They still hear every revocation published
+    /// while they run. This version reads both layouts whatever the setting, so keys
+    /// written by older instances are never missed. It costs one more `SET` per
+    /// revocation and about 240 bytes of Redis memory per live revocation.
+    pub fn write_legacy_keys(mut self, write: bool) -> Self {
+        self.write_legacy_keys = write;
         self
     }
 

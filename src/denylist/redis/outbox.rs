@@ -17,16 +17,20 @@ const BATCH: usize = 256;
 
 /// One revocation on its way to Redis.
 pub(super) struct Outgoing {
-    key: Arc<str>,
+    /// Its name in its bucket.
+    field: Arc<str>,
+    /// Its bucket (minute of expiry).
+    minute: i64,
     payload: Arc<str>,
-    /// When its Redis key would expire: past this it is useless and dropped.
+    /// When its bucket would expire: past this it is useless and dropped.
     expires: Instant,
 }
 
 impl Outgoing {
-    pub(super) fn new(key: String, payload: String, expires: Instant) -> Self {
+    pub(super) fn new(field: String, minute: i64, payload: String, expires: Instant) -> Self {
         Self {
-            key: key.into(),
+            field: field.into(),
+            minute,
             payload: payload.into(),
             expires,
         }
@@ -42,10 +46,19 @@ pub(super) struct Outbox {
     sent: VecDeque<Outgoing>,
 }
 
-/// The front of the queue, ready to send: `(key, payload, ttl in ms)`; `examined` queue
-/// entries are covered (expired ones included, and skipped).
+/// One revocation of a [`Batch`].
+struct Item {
+    field: Arc<str>,
+    minute: i64,
+    payload: Arc<str>,
+    /// Until its bucket's end.
+    ttl_ms: u64,
+}
+
+/// The front of the queue, ready to send; `examined` queue entries are covered (expired
+/// ones included, and skipped).
 struct Batch {
-    items: Vec<(Arc<str>, Arc<str>, u64)>,
+    items: Vec<Item>,
     examined: usize,
 }
 
@@ -71,7 +84,12 @@ impl Outbox {
                 continue;
             }
             let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-            items.push((item.key.clone(), item.payload.clone(), ms));
+            items.push(Item {
+                field: item.field.clone(),
+                minute: item.minute,
+                payload: item.payload.clone(),
+                ttl_ms: ms,
+            });
         }
         Batch { items, examined }
     }
@@ -106,8 +124,8 @@ impl Outbox {
 }
 
 /// The publisher task: wait for a connection and something to send, send a batch in one
-/// transaction (`SET key payload PX ttl` + `XADD changes MAXLEN ~ len * r payload` +
-/// `PUBLISH channel payload` each), repeat.
+/// transaction (`HSET bucket field payload` + `XADD changes MAXLEN ~ len * r payload` +
+/// `PUBLISH channel payload` each, one `PEXPIRE bucket ttl` per bucket), repeat.
 pub(super) async fn run(shared: Arc<Shared>, mut link: watch::Receiver<Option<Link>>) {
     let opts = &shared.opts;
     let mut backoff = opts.conn.retry_min;
@@ -144,16 +162,32 @@ pub(super) async fn run(shared: Arc<Shared>, mut link: watch::Receiver<Option<Li
         let publish = current.con.publish_command();
         let mut pipe = ::redis::pipe();
         pipe.atomic();
-        for (key, payload, ttl_ms) in &batch.items {
-            pipe.cmd("SET")
-                .arg(&**key)
-                .arg(&**payload)
-                .arg("PX")
-                .arg(*ttl_ms)
+        // Each bucket's expiry, once per batch: its end, seen from now (the largest of its
+        // items' TTLs, which differ only by when each was queued).
+        let mut expiries: Vec<(i64, u64)> = Vec::new();
+        for item in &batch.items {
+            let bucket = shared.names.bucket(item.minute);
+            pipe.cmd("HSET")
+                .arg(&bucket)
+                .arg(&*item.field)
+                .arg(&*item.payload)
                 .ignore();
+            match expiries.iter_mut().find(|(m, _)| *m == item.minute) {
+                Some((_, ttl)) => *ttl = (*ttl).max(item.ttl_ms),
+                None => expiries.push((item.minute, item.ttl_ms)),
+            }
+            if opts.write_legacy_keys {
+                // For instances of a version before buckets, which read only these.
+                pipe.cmd("SET")
+                    .arg(shared.names.legacy_key(&item.field))
+                    .arg(&*item.payload)
+                    .arg("PX")
+                    .arg(item.ttl_ms)
+                    .ignore();
+            }
             if opts.change_log_len > 0 {
                 // The change log, in the same transaction: no revocation is in the log
-                // but not in a key, or the reverse.
+                // but not in its bucket, or the reverse.
                 pipe.cmd("XADD")
                     .arg(&shared.names.stream)
                     .arg("MAXLEN")
@@ -161,12 +195,18 @@ pub(super) async fn run(shared: Arc<Shared>, mut link: watch::Receiver<Option<Li
                     .arg(opts.change_log_len)
                     .arg("*")
                     .arg("r")
-                    .arg(&**payload)
+                    .arg(&*item.payload)
                     .ignore();
             }
             pipe.cmd(publish)
                 .arg(&shared.names.channel)
-                .arg(&**payload)
+                .arg(&*item.payload)
+                .ignore();
+        }
+        for (minute, ttl_ms) in expiries {
+            pipe.cmd("PEXPIRE")
+                .arg(shared.names.bucket(minute))
+                .arg(ttl_ms)
                 .ignore();
         }
         let result = if batch.items.is_empty() {

@@ -2,11 +2,12 @@
 //! it keeps while it serves.
 //!
 //! Every revocation written to Redis is also appended to the change log (the stream
-//! `<namespace>changes`), in the same `MULTI` as its key and its `PUBLISH` (see the
-//! publisher). Each instance keeps a [`Cursor`]: a stream id up to which it holds every
-//! entry. A reconnecting instance reads only the entries after its cursor when the log
-//! provably still holds all of them, and falls back to the full read (`SCAN` + `MGET` of
-//! every live key) otherwise.
+//! `<namespace>changes`), in the same `MULTI` as its bucket entry and its `PUBLISH` (see
+//! the publisher). Each instance keeps a [`Cursor`]: a stream id up to which it holds
+//! every entry. A reconnecting instance reads only the entries after its cursor when the
+//! log provably still holds all of them, and falls back to the full read otherwise:
+//! `SCAN` of the namespace, then every bucket it finds (`HVALS`, or `HSCAN` for a large
+//! one) and every key of the layout before buckets (`MGET`).
 //!
 //! # Why the cursor is right (I1)
 //!
@@ -17,10 +18,15 @@
 //! link's own, subscribed connection:
 //!
 //! * After a **full read**: the snapshot is taken after subscribing and before the `SCAN`.
-//!   Every entry up to it was written in one `MULTI` with its key, so that key existed
-//!   before the `SCAN` began and the `SCAN` returns it (unless it expired: nothing left to
-//!   refuse). Every later entry is also a message on a channel this connection already
-//!   listens to.
+//!   Every entry up to it was written in one `MULTI` with its bucket entry (`HSET`), so
+//!   that bucket held it before the `SCAN` began; the `SCAN` returns every key present
+//!   from its start to its end, and the bucket's `HVALS` (atomic) or `HSCAN` (which
+//!   returns every field present from its start to its end) returns the entry — unless
+//!   the bucket expired, which happens only after every revocation in it has (nothing
+//!   left to refuse). A field is only ever replaced by a record of the same revocation.
+//!   Every later entry is also a message on a channel this connection already listens
+//!   to. Keys of the layout before buckets (older instances) are read as before: each
+//!   was written with its own entry and is returned by the same `SCAN`.
 //! * After an **incremental read**: every entry after the old cursor up to the snapshot
 //!   was read and applied, and there were exactly `entries-added` (now) − `entries-added`
 //!   (then) of them — so none was trimmed, deleted, or lost with a recreated stream (a
@@ -45,6 +51,11 @@ use crate::redis_conn::{Conn, RedisFailure};
 
 /// Keys asked per `SCAN` step (and values per `MGET`).
 const SCAN_COUNT: usize = 1_000;
+/// The largest bucket read in one `HVALS` (about 7 MB of reply); larger ones are read
+/// with `HSCAN`.
+const WHOLE_BUCKET: usize = 100_000;
+/// Entries asked per `HSCAN` step of a large bucket.
+const BUCKET_SCAN_COUNT: usize = 10_000;
 /// Change-log entries asked per `XRANGE`.
 const RANGE_COUNT: usize = 10_000;
 
@@ -104,7 +115,7 @@ impl Head {
 /// How a resync went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Kind {
-    /// Every live key read (`SCAN` + `MGET`).
+    /// Every live revocation read (`SCAN`, then the buckets and older keys it found).
     Full,
     /// Only the change-log entries missed since the cursor.
     Incremental,
@@ -246,16 +257,19 @@ async fn incremental(
     Ok((read == expected).then_some(learned))
 }
 
-/// Read every live revocation of the namespace into the mirror: one `SCAN` step, then
-/// its `MGET`, until the scan ends. Returns how many.
+/// Read every live revocation of the namespace into the mirror: `SCAN` it, reading the
+/// keys of the layout before buckets as each step finds them (`MGET`), then read every
+/// bucket the scan found. Returns how many.
 ///
-/// Sequential on purpose: overlapping the next step's `MGET` and `SCAN` with this step's
-/// parsing (in a task of its own), and bigger steps (`COUNT 10000`), were measured
-/// *slower* on a 2-core machine where Redis and this process share the cores
-/// (`benches/redis_resync.rs`, bench/results/redis-resync-2026-11-30.md).
+/// The legacy steps are sequential on purpose: overlapping the next step's `MGET` and
+/// `SCAN` with this step's parsing was measured *slower* on a 2-core machine where Redis
+/// and this process share the cores (bench/results/redis-resync-2026-11-30.md). Buckets
+/// are cheap for Redis and costly to parse, so there one bucket's read overlaps the
+/// previous one's parsing (see [`read_buckets`]).
 async fn full(shared: &Shared, con: &mut Conn, first: bool) -> Result<usize, RedisError> {
     let mut cursor = 0_u64;
     let mut learned = 0;
+    let mut buckets = Vec::new();
     loop {
         let mut scan = ::redis::cmd("SCAN");
         scan.arg(cursor)
@@ -265,19 +279,132 @@ async fn full(shared: &Shared, con: &mut Conn, first: bool) -> Result<usize, Red
             .arg(SCAN_COUNT);
         // In a cluster: on the node that holds the namespace's slot.
         let (next, keys): (u64, Vec<Vec<u8>>) = con.query_at(&shared.names.stream, scan).await?;
-        if !keys.is_empty() {
-            // A key that expired since the SCAN reads as nil: nothing left to refuse.
-            let values: Vec<Option<Vec<u8>>> =
-                ::redis::cmd("MGET").arg(&keys).query_async(con).await?;
-            for value in values.iter().flatten() {
-                learned += usize::from(shared.learn(value, first));
-            }
+        let (found, singles): (Vec<_>, Vec<_>) =
+            keys.into_iter().partition(|k| shared.names.is_bucket(k));
+        buckets.extend(found);
+        if !singles.is_empty() {
+            // A key that expired since the SCAN reads as nil: nothing left to refuse; so
+            // does a key that is not a string.
+            let values: Value = ::redis::cmd("MGET").arg(&singles).query_async(con).await?;
+            learned += learn_all(shared, &values, first);
         }
         if next == 0 {
-            return Ok(learned);
+            break;
         }
         cursor = next;
     }
+    // A `SCAN` may return a key twice.
+    buckets.sort_unstable();
+    buckets.dedup();
+    Ok(learned + read_buckets(shared, con, buckets, first).await?)
+}
+
+/// Apply every string of an array reply (`MGET`, `HVALS`); nils and others are skipped.
+fn learn_all(shared: &Shared, values: &Value, first: bool) -> usize {
+    let Value::Array(values) = values else {
+        return 0;
+    };
+    values
+        .iter()
+        .filter_map(text)
+        .map(|value| usize::from(shared.learn(value, first)))
+        .sum()
+}
+
+/// Aborts a spawned task when dropped (a resync cut short).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `HVALS bucket`, in a task of its own: the connection's reader parses the reply while
+/// the caller applies the previous bucket.
+fn fetch(con: &Conn, bucket: Vec<u8>) -> AbortOnDrop<Result<Value, RedisError>> {
+    let mut con = con.clone();
+    AbortOnDrop(tokio::spawn(async move {
+        ::redis::cmd("HVALS")
+            .arg(bucket)
+            .query_async(&mut con)
+            .await
+    }))
+}
+
+async fn fetched(task: &mut AbortOnDrop<Result<Value, RedisError>>) -> Result<Value, RedisError> {
+    (&mut task.0).await.map_err(|e| {
+        RedisError::from((
+            ::redis::ErrorKind::Io,
+            "reading a revocation bucket failed",
+            e.to_string(),
+        ))
+    })?
+}
+
+/// Read the buckets into the mirror: their sizes (`HLEN`, one pipeline), then each one
+/// whole (`HVALS`) up to [`WHOLE_BUCKET`] entries — the next one's read in flight while
+/// this one is applied — and larger ones with `HSCAN` steps, so that neither Redis nor
+/// this process handles one huge reply. A bucket that expired since the `SCAN` reads as
+/// empty; a key that is not a hash is skipped with a warning (nothing this crate writes).
+async fn read_buckets(
+    shared: &Shared,
+    con: &mut Conn,
+    buckets: Vec<Vec<u8>>,
+    first: bool,
+) -> Result<usize, RedisError> {
+    if buckets.is_empty() {
+        return Ok(0);
+    }
+    let mut pipe = ::redis::pipe();
+    pipe.ignore_errors();
+    for bucket in &buckets {
+        pipe.cmd("HLEN").arg(bucket);
+    }
+    let lens: Vec<Result<usize, RedisError>> = pipe.query_async(con).await?;
+    let (mut whole, mut large) = (Vec::new(), Vec::new());
+    for (bucket, len) in buckets.into_iter().zip(lens) {
+        match len {
+            Ok(len) if len <= WHOLE_BUCKET => whole.push(bucket),
+            Ok(_) => large.push(bucket),
+            Err(e) if is_link_error(&e) => return Err(e),
+            Err(e) => tracing::warn!(
+                key = %String::from_utf8_lossy(&bucket),
+                error = %e,
+                "ignoring an unreadable revocation bucket in Redis"
+            ),
+        }
+    }
+    let mut learned = 0;
+    let mut whole = whole.into_iter();
+    let mut next = whole.next().map(|bucket| fetch(con, bucket));
+    while let Some(mut current) = next.take() {
+        let values = fetched(&mut current).await?;
+        next = whole.next().map(|bucket| fetch(con, bucket));
+        learned += learn_all(shared, &values, first);
+    }
+    for bucket in large {
+        let mut cursor = 0_u64;
+        loop {
+            let (step, fields): (u64, Value) = ::redis::cmd("HSCAN")
+                .arg(&bucket)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(BUCKET_SCAN_COUNT)
+                .query_async(con)
+                .await?;
+            for (_, value) in pairs(&fields) {
+                if let Some(value) = text(value) {
+                    learned += usize::from(shared.learn(value, first));
+                }
+            }
+            if step == 0 {
+                break;
+            }
+            cursor = step;
+        }
+    }
+    Ok(learned)
 }
 
 /// At a health check: snapshot the change log's head, apply every message queued before
