@@ -182,7 +182,7 @@ fn bucket(exp: i64) -> String {
 /// `field`, a revocation that lasts until `exp`, is in the bucket of `exp`, which expires
 /// at the end of its minute (1 to 60 s after `exp`): its TTL is that end seen from `now`
 /// (the test clock's, when the revocation was written).
-fn held_until(raw: &mut redis::Connection, now: i64, exp: i64, field: &str) {
+fn held_until(raw: &mut redis::Connection, now: i64, exp: i64, field: &str) -> serde_json::Value {
     let key = bucket(exp);
     let stored: Option<String> = redis::cmd("HGET").arg(&key).arg(field).query(raw).unwrap();
     let stored: serde_json::Value = serde_json::from_str(&stored.expect(field)).unwrap();
@@ -195,6 +195,7 @@ fn held_until(raw: &mut redis::Connection, now: i64, exp: i64, field: &str) {
         (want - 1..=want).contains(&ttl),
         "{key}: TTL {ttl}, want {want}"
     );
+    stored
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -716,16 +717,13 @@ async fn a_retiring_update_on_one_instance_is_refused_on_the_others() {
     assert_eq!(b.me(&bob.cookie).await, Ok(()), "other sessions untouched");
     settled(&[&a, &b]).await;
 
-    // In Redis: a key of its own, with the session revocation's I2 lifetime + margin.
-    let key = format!("jwt-session:revoked:gen:1:{}", alice.sid);
+    // In Redis: an entry of its own (`gen:1:<sid>`, never overwriting a logout of the
+    // session), with the session revocation's I2 lifetime + margin.
     let mut raw = redis.raw();
-    let stored: String = redis::cmd("GET").arg(&key).query(&mut raw).unwrap();
-    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    let exp = kit.now() + 30 * 60 + 5 + 5;
+    let stored = held_until(&mut raw, kit.now(), exp, &format!("gen:1:{}", alice.sid));
     assert_eq!(stored["floor"], 1, "{stored}");
     assert_eq!(stored["at"], kit.now(), "{stored}");
-    assert_eq!(stored["exp"], kit.now() + 30 * 60 + 5 + 5, "{stored}");
-    let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut raw).unwrap();
-    assert!((1809..=1810).contains(&ttl), "TTL {ttl}");
 
     // Started afterwards: it learns the retirement from its full read, before ready.
     let late = instance(&kit, &redis.url()).await;
@@ -801,13 +799,11 @@ async fn an_older_token_reissued_while_cut_off_stays_retired() {
     assert_eq!(c.me(&updated).await, Ok(()), "the new generation lives");
     // C learned it 20 min late, so it re-dated and re-shared it: the retirement in Redis
     // now lasts a whole lifetime (30 min + leeway 5 s + margin 5 s) from now.
-    let key = format!("jwt-session:revoked:gen:1:{}", alice.sid);
     let mut raw = redis.raw();
-    let stored: String = redis::cmd("GET").arg(&key).query(&mut raw).unwrap();
-    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    let exp = kit.now() + 30 * 60 + 10;
+    let stored = held_until(&mut raw, kit.now(), exp, &format!("gen:1:{}", alice.sid));
     assert_eq!(stored["floor"], 1, "{stored}");
     assert_eq!(stored["at"], kit.now(), "not re-dated: {stored}");
-    assert_eq!(stored["exp"], kit.now() + 30 * 60 + 10, "{stored}");
 
     // Past the original retirement's lifetime (update + 30 min + leeway + margin), before
     // the reissued token's expiry (50 min): both instances still refuse it, even after
