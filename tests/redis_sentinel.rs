@@ -68,6 +68,10 @@ fn start() -> Topology {
             String::new(),
             "--appendonly".to_owned(),
             "no".to_owned(),
+            // A replica stores the master's snapshot as it syncs: here, not in the
+            // working directory (the repository's, under `cargo test`).
+            "--dir".to_owned(),
+            dir.path().display().to_string(),
         ]
     };
     let master = SharedServer::spawn(
