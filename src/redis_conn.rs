@@ -733,6 +733,31 @@ pub(crate) fn has_hash_tag(name: &str) -> bool {
         .is_some_and(|end| end > 0)
 }
 
+/// The prefix of a backend's names: `namespace` as given, or — in a cluster, unless it
+/// holds a tag of its own — as a hash tag (`{jwt-session:}`), so that every name of the
+/// backend shares one slot and a write and its publish stay one transaction on one node.
+pub(crate) fn names_prefix(namespace: &str, cluster: bool) -> String {
+    if cluster && !has_hash_tag(namespace) {
+        format!("{{{namespace}}}")
+    } else {
+        namespace.to_owned()
+    }
+}
+
+/// A `SCAN MATCH` pattern for every key starting with `prefix` (its glob characters
+/// escaped).
+pub(crate) fn scan_pattern(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 8);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('*');
+    pattern
+}
+
 /// Does `pem` hold at least one `CERTIFICATE` block?
 fn contains_certificate(pem: &[u8]) -> bool {
     pem::parse_many(pem).is_ok_and(|blocks| blocks.iter().any(|b| b.tag() == "CERTIFICATE"))

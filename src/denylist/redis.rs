@@ -25,7 +25,7 @@ use super::{RevocationStore, TokenFacts};
 use crate::claims::Policy;
 use crate::clock::Clock;
 use crate::error::RevocationError;
-use crate::redis_conn::{Conn, RedisFailure, has_hash_tag};
+use crate::redis_conn::{Conn, RedisFailure, names_prefix, scan_pattern};
 
 /// What [`RedisDenylist::status`] reports, for readiness and health endpoints.
 ///
@@ -279,20 +279,9 @@ impl Names {
     /// unless the namespace has a tag of its own), so that a revocation's bucket, its
     /// change-log entry and its publish share one slot: one transaction on one node.
     fn new(namespace: &str, cluster: bool) -> Self {
-        let namespace = if cluster && !has_hash_tag(namespace) {
-            format!("{{{namespace}}}")
-        } else {
-            namespace.to_owned()
-        };
+        let namespace = names_prefix(namespace, cluster);
         let prefix = format!("{namespace}revoked:");
-        let mut pattern = String::with_capacity(prefix.len() + 8);
-        for c in prefix.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push('*');
+        let pattern = scan_pattern(&prefix);
         Self {
             buckets: format!("{prefix}b:"),
             prefix,
@@ -703,7 +692,8 @@ impl RevocationStore for RedisDenylist {
 
 #[cfg(test)]
 mod tests {
-    use super::{Names, has_hash_tag};
+    use super::Names;
+    use crate::redis_conn::has_hash_tag;
 
     #[test]
     fn a_cluster_namespace_is_one_hash_tag() {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::keys::Key;
-use crate::redis_conn::has_hash_tag;
+use crate::redis_conn::{names_prefix, scan_pattern};
 
 /// Largest entry read from Redis, in bytes (a public JWK and its envelope take ~250).
 pub(super) const MAX_ENTRY_BYTES: usize = 4096;
@@ -26,20 +26,9 @@ impl Names {
     /// unless it has a tag of its own), as the denylist's: one slot, so a key's `SET` and
     /// its `SPUBLISH` stay one transaction on one node, and one node holds every key.
     pub(super) fn new(namespace: &str, cluster: bool) -> Self {
-        let namespace = if cluster && !has_hash_tag(namespace) {
-            format!("{{{namespace}}}")
-        } else {
-            namespace.to_owned()
-        };
+        let namespace = names_prefix(namespace, cluster);
         let prefix = format!("{namespace}key:");
-        let mut pattern = String::with_capacity(prefix.len() + 8);
-        for c in prefix.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push('*');
+        let pattern = scan_pattern(&prefix);
         Self {
             prefix,
             pattern,

@@ -194,15 +194,7 @@ impl Names {
     /// A `SCAN MATCH` pattern for every key of `kind` (glob characters of the namespace
     /// escaped).
     fn pattern(&self, kind: &str) -> String {
-        let mut pattern = String::with_capacity(self.base.len() + kind.len() + 8);
-        for c in self.prefix(kind).chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push('*');
-        pattern
+        crate::redis_conn::scan_pattern(&self.prefix(kind))
     }
 }
 
